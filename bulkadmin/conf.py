@@ -1,0 +1,62 @@
+"""The ``BULKADMIN`` settings dict, read at call time so ``override_settings`` works."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+#: Every key a project may set in ``settings.BULKADMIN``, with its default.
+DEFAULTS: dict[str, Any] = {
+    # Dotted paths of the importers offered; the first is the default.
+    "IMPORTERS": ["bulkadmin.importers.users.UserImporter"],
+    # Dotted path of a callable run once per worker process, after the importer's setup().
+    "SETUP_HOOK": None,
+    # Worker processes; None means one per core.
+    "WORKERS": None,
+    # Threads per worker process, each with its own database connection. Raise it when rows
+    # wait on I/O (email, HTTP); leave it at 1 for CPU-bound rows.
+    "THREADS": 1,
+    # Rows handed to a worker at a time; one transaction each.
+    "CHUNK_SIZE": 100,
+    # Chunks in flight per worker thread: bounds the runner's memory however large the job.
+    "MAX_IN_FLIGHT_PER_WORKER": 2,
+    # multiprocessing start method for the pool; "fork" is never the default (see STYLE.md).
+    "MP_START_METHOD": "forkserver",
+    # Seconds between heartbeats of a running job, and the age after which it counts as crashed.
+    "HEARTBEAT_SECONDS": 2.0,
+    "STALE_AFTER_SECONDS": 30.0,
+    # Limits on an uploaded file.
+    "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
+    "MAX_ROWS": 1_000_000,
+    "MAX_COLUMNS": 50,
+    "MAX_FIELD_LENGTH": 1000,
+    # XLSX is a zip: refuse one that unpacks to more than this.
+    "MAX_UNCOMPRESSED_BYTES": 200 * 1024 * 1024,
+    # Where uploads awaiting confirmation and job logs live. Never under a served directory.
+    "DATA_DIR": None,
+    # Key material for encrypting secret columns (passwords) at rest; None derives one from SECRET_KEY.
+    "SECRET_KEY": None,
+    # Base URL of the site, for links in emails sent by workers (which have no request).
+    "SITE_URL": "http://127.0.0.1:8000",
+    # How a confirmed job is started: "subprocess" (detached runbulkjob) or "celery".
+    "LAUNCHER": "subprocess",
+}
+
+
+def get(name: str) -> Any:
+    """Return one setting, the project's value when given, else the default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown BULKADMIN setting {name!r}")
+    configured: dict[str, Any] = getattr(settings, "BULKADMIN", {}) or {}
+    return configured.get(name, DEFAULTS[name])
+
+
+def data_dir() -> Path:
+    """The private directory for uploads and job logs, created on first use."""
+    configured = get("DATA_DIR")
+    path = Path(configured) if configured else Path(tempfile.gettempdir()) / "bulkadmin"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path

@@ -1,0 +1,54 @@
+"""Secret columns (passwords) are encrypted at rest until the worker has hashed them.
+
+Fernet (AES-CBC + HMAC from ``cryptography``) rather than anything home-made; the key is
+derived from ``BULKADMIN["SECRET_KEY"]`` or Django's ``SECRET_KEY``, so rotating the latter
+makes pending secret values unreadable (the rows then fail with a clear message, never leak).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+from bulkadmin import conf
+
+
+class SecretUnreadable(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet(key_material: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"bulkadmin", info=b"secret columns").derive(
+        key_material.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _current() -> Fernet:
+    return _fernet(conf.get("SECRET_KEY") or settings.SECRET_KEY)
+
+
+def seal(values: dict[str, str]) -> str:
+    """Encrypt a row's secret columns; an empty dict stays an empty string."""
+    if not any(values.values()):
+        return ""
+    return _current().encrypt(json.dumps(values).encode()).decode()
+
+
+def unseal(token: str) -> dict[str, str]:
+    if not token:
+        return {}
+    try:
+        data = json.loads(_current().decrypt(token.encode()))
+    except (InvalidToken, ValueError) as exc:
+        raise SecretUnreadable(
+            "The row's secret columns cannot be decrypted (was the secret key changed?)."
+        ) from exc
+    return {str(k): str(v) for k, v in data.items()}

@@ -1,0 +1,323 @@
+"""The runner: feeds a job's pending rows, in chunks, to an executor and sees the job through.
+
+One runner owns a job at a time (a conditional UPDATE claims it). It keeps a bounded number of
+chunks in flight, so memory does not grow with the job; it beats a heartbeat so a dead runner
+is noticed; it stops dispatching when the job is cancelled; it rebuilds a broken pool and
+retries a chunk whose database connection failed. Counters are written by the workers, in the
+same transaction as the rows they count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from bulkadmin import conf
+from bulkadmin.executors import make_executor
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.sqlite_gate import write_turn
+from bulkadmin.worker import CONNECTION_ERRORS, ChunkResult, import_chunk
+
+logger = logging.getLogger("bulkadmin")
+
+#: A chunk whose pool broke this often is split into single rows; a single row, failed.
+SPLIT_AFTER_BREAKS = 2
+FAIL_AFTER_BREAKS = 3
+#: Pools that break this many times in a row without finishing a chunk: the workers cannot start.
+MAX_BARREN_BREAKS = 3
+#: Back-off for a chunk whose database connection failed; then the job stops, resumable.
+RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15)
+CANCEL_POLL_SECONDS = 0.5
+
+ProgressCallback = Callable[[ChunkResult], None]
+
+
+class JobNotRunnable(Exception):
+    pass
+
+
+@dataclass
+class Chunk:
+    ids: list[int]
+    breaks: int = 0
+    retries: int = 0
+
+
+@dataclass
+class Settings:
+    workers: int
+    threads: int
+    chunk_size: int
+
+    @classmethod
+    def resolve(
+        cls, job: ImportJob, workers: int | None, threads: int | None, chunk_size: int | None
+    ) -> Settings:
+        return cls(
+            workers=max(1, workers or job.workers or conf.get("WORKERS") or os.cpu_count() or 1),
+            threads=max(1, threads or job.threads or int(conf.get("THREADS"))),
+            chunk_size=max(1, chunk_size or int(conf.get("CHUNK_SIZE"))),
+        )
+
+
+@dataclass
+class JobRunner:
+    job_id: int
+    workers: int | None = None
+    threads: int | None = None
+    chunk_size: int | None = None
+    on_progress: ProgressCallback | None = None
+    handle_signals: bool = False
+    _stop_reason: str = field(default="", init=False)
+    _cancelled: bool = field(default=False, init=False)
+    _heartbeat_stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def claim(self) -> ImportJob:
+        """Take the job if it may start: new, queued, crashed, or owned by a dead runner."""
+        ImportJob.objects.filter(pk=self.job_id).mark_stale_crashed()
+        now = timezone.now()
+        claimed = (
+            ImportJob.objects.filter(pk=self.job_id)
+            .filter(status__in=[JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED])
+            .update(
+                status=JobStatus.RUNNING,
+                runner_pid=os.getpid(),
+                runner_host=socket.gethostname()[:255],
+                heartbeat_at=now,
+                started_at=Coalesce("started_at", now),
+                finished_at=None,
+                error="",
+            )
+        )
+        job = ImportJob.objects.filter(pk=self.job_id).first()
+        if job is None:
+            raise JobNotRunnable(f"There is no import job {self.job_id}.")
+        if not claimed:
+            raise JobNotRunnable(
+                f"Import job {self.job_id} is {job.get_status_display().lower()}; "
+                "only a new, queued or crashed job can be run."
+            )
+        return job
+
+    def run(self) -> ImportJob:
+        job = self.claim()
+        settings = Settings.resolve(job, self.workers, self.threads, self.chunk_size)
+        ImportJob.objects.filter(pk=job.pk).update(workers=settings.workers, threads=settings.threads)
+        previous = self._install_signal_handlers()
+        heartbeat = threading.Thread(target=self._beat, name="bulkadmin-heartbeat", daemon=True)
+        heartbeat.start()
+        try:
+            self._dispatch(settings)
+        except BaseException as exc:
+            self._stop_reason = self._stop_reason or f"The runner failed: {exc!r}"
+            raise
+        finally:
+            self._heartbeat_stop.set()
+            heartbeat.join()
+            self._restore_signal_handlers(previous)
+            job = self._finish()
+        return job
+
+    def _finish(self) -> ImportJob:
+        job = ImportJob.objects.get(pk=self.job_id)
+        pending = ImportRow.objects.filter(job_id=self.job_id).pending().exists()
+        if not pending:
+            status, error = job.final_status(), ""
+        elif job.status == JobStatus.CANCELLING:
+            status, error = JobStatus.CANCELLED, ""
+        else:
+            status, error = (
+                JobStatus.CRASHED,
+                (self._stop_reason or "Rows are still pending; resume the job."),
+            )
+        ImportJob.objects.filter(pk=self.job_id, runner_pid=os.getpid()).update(
+            status=status,
+            error=error,
+            runner_pid=None,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        )
+        job.refresh_from_db()
+        return job
+
+    # ---- dispatch ------------------------------------------------------------------------
+    def _dispatch(self, settings: Settings) -> None:
+        executor = make_executor(self.job_id, workers=settings.workers, threads=settings.threads)
+        limit = settings.workers * settings.threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
+        in_flight: dict[Future[ChunkResult], Chunk] = {}
+        waiting: list[Chunk] = []  # to be (re)submitted before any new chunk
+        last_pk = 0
+        exhausted = False
+        barren_breaks = 0
+        next_cancel_check = 0.0
+        try:
+            while True:
+                if time.monotonic() >= next_cancel_check:
+                    next_cancel_check = time.monotonic() + CANCEL_POLL_SECONDS
+                    self._cancelled = self._cancelled or self._cancel_requested()
+                stopping = self._cancelled or bool(self._stop_reason)
+                while not stopping and len(in_flight) < limit:
+                    if waiting:
+                        chunk = waiting.pop(0)
+                    elif not exhausted:
+                        ids = self._next_ids(last_pk, settings.chunk_size)
+                        if not ids:
+                            exhausted = True
+                            continue
+                        last_pk = ids[-1]
+                        chunk = Chunk(ids)
+                    else:
+                        break
+                    in_flight[executor.submit(import_chunk, self.job_id, chunk.ids)] = chunk
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    chunk = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        waiting.extend(self._after_break(chunk))
+                    except CONNECTION_ERRORS as exc:
+                        waiting.append(self._after_connection_error(chunk, exc))
+                    else:
+                        barren_breaks = 0
+                        if self.on_progress:
+                            self.on_progress(result)
+                if broken:
+                    barren_breaks += 1
+                    for chunk in in_flight.values():  # every chunk of a broken pool is lost
+                        waiting.extend(self._after_break(chunk))
+                    in_flight.clear()
+                    executor.shutdown(wait=True, cancel_futures=True)
+                    if barren_breaks >= MAX_BARREN_BREAKS:
+                        self._stop_reason = (
+                            "Worker processes keep dying before finishing any chunk; see the "
+                            "job's log. Resume the job once the cause is fixed."
+                        )
+                        break
+                    logger.warning("Job %s: a worker process died; restarting the pool.", self.job_id)
+                    executor = make_executor(self.job_id, workers=settings.workers, threads=settings.threads)
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _next_ids(self, after: int, size: int) -> list[int]:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return list(
+                    ImportRow.objects.filter(job_id=self.job_id, status=RowStatus.PENDING, pk__gt=after)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)[:size]
+                )
+            except CONNECTION_ERRORS:
+                connections.close_all()
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _after_break(self, chunk: Chunk) -> list[Chunk]:
+        chunk.breaks += 1
+        if len(chunk.ids) > 1 and chunk.breaks >= SPLIT_AFTER_BREAKS:
+            return [Chunk([pk], breaks=chunk.breaks - 1) for pk in chunk.ids]
+        if len(chunk.ids) == 1 and chunk.breaks >= FAIL_AFTER_BREAKS:
+            _fail_rows(self.job_id, chunk.ids, "The worker process died while importing this row.")
+            return []
+        return [chunk]
+
+    def _after_connection_error(self, chunk: Chunk, exc: Exception) -> Chunk:
+        if chunk.retries >= len(RETRY_DELAYS):
+            self._stop_reason = f"The database kept failing ({exc}); resume the job once it is back."
+            return chunk
+        delay = RETRY_DELAYS[chunk.retries]
+        chunk.retries += 1
+        logger.warning("Job %s: database error (%s); retrying in %ss.", self.job_id, exc, delay)
+        time.sleep(delay)
+        connections.close_all()
+        return chunk
+
+    def _cancel_requested(self) -> bool:
+        try:
+            status = ImportJob.objects.filter(pk=self.job_id).values_list("status", flat=True).first()
+        except CONNECTION_ERRORS:
+            connections.close_all()
+            return False
+        return status == JobStatus.CANCELLING
+
+    # ---- heartbeat and signals -----------------------------------------------------------
+    def _beat(self) -> None:
+        interval = float(conf.get("HEARTBEAT_SECONDS"))
+        try:
+            while not self._heartbeat_stop.wait(interval):
+                try:
+                    with write_turn():
+                        ImportJob.objects.filter(pk=self.job_id, runner_pid=os.getpid()).update(
+                            heartbeat_at=timezone.now()
+                        )
+                except CONNECTION_ERRORS:
+                    connections.close_all()
+        finally:
+            connections.close_all()
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _restore_signal_handlers(self, previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        logger.warning("Job %s: %s received; finishing the chunks in flight.", self.job_id, name)
+        self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
+
+
+def _fail_rows(job_id: int, ids: list[int], message: str) -> None:
+    with write_turn(), transaction.atomic():
+        count = (
+            ImportRow.objects.select_for_update()
+            .filter(pk__in=ids, status=RowStatus.PENDING)
+            .update(status=RowStatus.FAILED, errors={"__all__": [message]}, attempts=F("attempts") + 1)
+        )
+        ImportJob.objects.filter(pk=job_id).update(
+            processed=F("processed") + count, failed=F("failed") + count
+        )
+
+
+def cancel(job: ImportJob) -> bool:
+    """Ask the runner to stop; a job not yet started is cancelled at once."""
+    with write_turn():
+        return _cancel(job)
+
+
+def _cancel(job: ImportJob) -> bool:
+    if ImportJob.objects.filter(pk=job.pk, status__in=[JobStatus.VALIDATED, JobStatus.QUEUED]).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    ):
+        return True
+    return bool(
+        ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(status=JobStatus.CANCELLING)
+    )

@@ -1,0 +1,15 @@
+"""The importer API: what a file may hold, how a row is checked, and how it becomes an object."""
+
+from __future__ import annotations
+
+from bulkadmin.importers.base import Column, ImportContext, Importer, RowInvalid
+from bulkadmin.importers.registry import get_importer_class, importer_choices
+
+__all__ = [
+    "Column",
+    "ImportContext",
+    "Importer",
+    "RowInvalid",
+    "get_importer_class",
+    "importer_choices",
+]

@@ -1,0 +1,141 @@
+"""Base class for importers.
+
+An importer is used in two places: in the web request or the command line, where
+``clean_row`` and ``check_rows`` validate a file without writing anything, and in the
+worker processes, where ``setup`` runs once, ``prepare_row`` does CPU-heavy work outside any
+transaction and ``import_row`` saves one object through the ORM inside the chunk's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+Errors = dict[str, list[str]]
+#: A row's cleaned values, as ``clean_row`` returns them.
+Cleaned = dict[str, Any]
+
+NON_FIELD = "__all__"
+
+
+class RowInvalid(Exception):
+    """A row's values are wrong; ``errors`` maps a column (or ``__all__``) to messages."""
+
+    def __init__(self, errors: Errors) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+    @classmethod
+    def single(cls, column: str, message: str) -> RowInvalid:
+        return cls({column: [message]})
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    required: bool = False
+    #: Encrypted at rest, erased once imported, never shown, logged or exported.
+    secret: bool = False
+    help_text: str = ""
+
+
+@dataclass
+class ImportContext:
+    """Who imports and how; the same in the request and in the worker."""
+
+    user: AbstractBaseUser | AnonymousUser | None = None
+    update_existing: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_trusted(self) -> bool:
+        """The command line (no user) and superusers may grant privileges."""
+        return self.user is None or bool(getattr(self.user, "is_superuser", False))
+
+
+class Importer:
+    """Subclass this, set ``model`` and ``columns``, and override the hooks you need."""
+
+    label: ClassVar[str] = ""
+    model: ClassVar[type[models.Model]]
+    columns: ClassVar[Sequence[Column]] = ()
+    #: The column that identifies an existing object (for duplicates and update mode).
+    key_column: ClassVar[str | None] = None
+
+    def __init__(self, context: ImportContext | None = None) -> None:
+        self.context = context or ImportContext()
+
+    # ---- describing the file -------------------------------------------------------------
+    @classmethod
+    def column_names(cls) -> list[str]:
+        return [c.name for c in cls.columns]
+
+    @classmethod
+    def secret_columns(cls) -> frozenset[str]:
+        return frozenset(c.name for c in cls.columns if c.secret)
+
+    @classmethod
+    def required_columns(cls) -> list[str]:
+        return [c.name for c in cls.columns if c.required]
+
+    @classmethod
+    def dotted_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @classmethod
+    def get_model(cls) -> type[models.Model]:
+        return cls.model
+
+    @classmethod
+    def verbose_name(cls) -> str:
+        return cls.label or str(cls.get_model()._meta.verbose_name_plural).capitalize()
+
+    # ---- validation: no database writes, no signals --------------------------------------
+    def clean_row(self, values: Mapping[str, str]) -> Cleaned:
+        """Turn one row's strings into typed values, or raise ``RowInvalid``. No queries."""
+        return dict(values)
+
+    def row_key(self, cleaned: Cleaned) -> str | None:
+        """The value duplicates in one file are compared by (case-insensitively)."""
+        if self.key_column is None:
+            return None
+        value = cleaned.get(self.key_column)
+        return str(value).casefold() if value not in (None, "") else None
+
+    def check_rows(self, rows: Sequence[tuple[int, Cleaned]]) -> dict[int, Errors]:
+        """Checks against the database for a batch of cleaned rows, in a few reads.
+
+        Returns errors by row number. Called with batches of about a thousand rows.
+        """
+        return {}
+
+    # ---- import: in the worker -----------------------------------------------------------
+    def setup(self) -> None:
+        """Once per worker process before its first row: load caches, warm clients."""
+
+    def prepare_row(self, cleaned: Cleaned) -> Cleaned:
+        """CPU-heavy work for one row (hashing), run outside the transaction."""
+        return cleaned
+
+    def import_row(self, cleaned: Cleaned) -> models.Model:
+        """Create (or, in update mode, update) one object through the ORM, signals and all.
+
+        Runs inside the chunk's transaction; an exception fails this row alone. Side effects
+        outside the database (email, HTTP) belong in ``transaction.on_commit`` so that a
+        chunk retried after a neighbour's failure does not repeat them.
+        """
+        obj = self.get_model()(**cleaned)
+        obj.save()
+        return obj
+
+    def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
+        """A row's failure as staff should read it; called outside any transaction."""
+        if isinstance(exc, RowInvalid):
+            return exc.errors
+        return {NON_FIELD: [f"{type(exc).__name__}: {exc}".strip()]}

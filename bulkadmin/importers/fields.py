@@ -1,0 +1,57 @@
+"""Parsers for cell strings that raise ``RowInvalid`` with the column's name."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import BaseValidator
+
+from bulkadmin.importers.base import RowInvalid
+
+TRUE_VALUES = frozenset({"1", "true", "t", "yes", "y", "on", "x"})
+FALSE_VALUES = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def parse_bool(column: str, value: str, *, default: bool) -> bool:
+    text = value.strip().casefold()
+    if text == "":
+        return default
+    if text in TRUE_VALUES:
+        return True
+    if text in FALSE_VALUES:
+        return False
+    raise RowInvalid.single(column, f"“{value[:40]}” is not a yes/no value; use true or false.")
+
+
+def parse_text(
+    column: str,
+    value: str,
+    *,
+    max_length: int | None,
+    required: bool = False,
+    validators: tuple[BaseValidator | object, ...] = (),
+) -> str:
+    text = value.strip()
+    if not text:
+        if required:
+            raise RowInvalid.single(column, "This field is required.")
+        return ""
+    if max_length is not None and len(text) > max_length:
+        raise RowInvalid.single(
+            column, f"Ensure this value has at most {max_length} characters (it has {len(text)})."
+        )
+    for validator in validators:
+        try:
+            validator(text)  # type: ignore[operator]
+        except ValidationError as exc:
+            raise RowInvalid({column: list(exc.messages)}) from exc
+    return text
+
+
+def split_list(value: str, separator: str = ";") -> list[str]:
+    """Names separated by ``;``, stripped, blanks and repeats dropped, order kept."""
+    seen: dict[str, None] = {}
+    for part in value.split(separator):
+        name = part.strip()
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)

@@ -1,0 +1,224 @@
+"""The built-in importer: users, with groups, through ``User.save()`` so every signal fires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, ClassVar
+
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import EmailValidator
+from django.db import IntegrityError, models, transaction
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from bulkadmin import conf
+from bulkadmin.importers.base import Cleaned, Column, Errors, Importer, RowInvalid
+from bulkadmin.importers.fields import parse_bool, parse_text, split_list
+
+PRIVILEGE_MESSAGE = "Only a superuser may create or change staff members and superusers."
+
+
+def _max_length(model: type[models.Model], name: str) -> int | None:
+    field = model._meta.get_field(name)
+    return getattr(field, "max_length", None)
+
+
+class UserImporter(Importer):
+    label = "Users"
+    columns: ClassVar[Sequence[Column]] = (
+        Column("username", required=True, help_text="Letters, digits and @/./+/-/_ only."),
+        Column("email"),
+        Column("first_name"),
+        Column("last_name"),
+        Column("password", secret=True, help_text="Hashed by the worker; blank: unusable."),
+        Column("is_active", help_text="true/false; default true."),
+        Column("is_staff", help_text="true/false; superusers only."),
+        Column("is_superuser", help_text="true/false; superusers only."),
+        Column("groups", help_text="Existing group names separated by ';'."),
+    )
+    key_column = "username"
+
+    _group_ids: dict[str, int] | None = None
+
+    @classmethod
+    def get_model(cls) -> type[AbstractUser]:
+        return get_user_model()
+
+    # ---- validation ----------------------------------------------------------------------
+    def clean_row(self, values: Mapping[str, str]) -> Cleaned:
+        user_model = self.get_model()
+        errors: Errors = {}
+        cleaned: Cleaned = {}
+
+        def take(column: str, parse: Callable[[str], Any]) -> None:
+            if column not in values:
+                return
+            try:
+                cleaned[column] = parse(values[column])
+            except RowInvalid as exc:
+                for key, messages in exc.errors.items():
+                    errors.setdefault(key, []).extend(messages)
+
+        take(
+            "username",
+            lambda v: parse_text(
+                "username",
+                v,
+                max_length=_max_length(user_model, "username"),
+                required=True,
+                validators=(user_model.username_validator,),
+            ),
+        )
+        if "username" not in values:
+            errors["username"] = ["This field is required."]
+        take(
+            "email",
+            lambda v: user_model.objects.normalize_email(
+                parse_text(
+                    "email",
+                    v,
+                    max_length=_max_length(user_model, "email"),
+                    validators=(EmailValidator(),),
+                )
+            ),
+        )
+        for name in ("first_name", "last_name"):
+            take(name, partial(parse_text, name, max_length=_max_length(user_model, name)))
+        take("is_active", lambda v: parse_bool("is_active", v, default=True))
+        for name in ("is_staff", "is_superuser"):
+            take(name, partial(parse_bool, name, default=False))
+            if cleaned.get(name) and not self.context.is_trusted:
+                errors.setdefault(name, []).append(PRIVILEGE_MESSAGE)
+        take("groups", split_list)
+        password = values.get("password", "")
+        if password:
+            if len(password) > 4096:
+                errors.setdefault("password", []).append("The password is too long.")
+            elif "username" in cleaned:
+                probe = user_model(
+                    **{
+                        k: cleaned[k]
+                        for k in ("username", "email", "first_name", "last_name")
+                        if k in cleaned
+                    }
+                )
+                try:
+                    password_validation.validate_password(password, probe)  # type: ignore[arg-type]
+                except ValidationError as exc:
+                    errors.setdefault("password", []).extend(exc.messages)
+            cleaned["password"] = password
+        if errors:
+            raise RowInvalid(errors)
+        return cleaned
+
+    def check_rows(self, rows: Sequence[tuple[int, Cleaned]]) -> dict[int, Errors]:
+        user_model = self.get_model()
+        errors: dict[int, Errors] = {}
+        usernames = [cleaned["username"] for _, cleaned in rows]
+        existing = {
+            username: privileged
+            for username, is_staff, is_superuser in user_model._default_manager.filter(
+                username__in=usernames
+            ).values_list("username", "is_staff", "is_superuser")
+            for privileged in [bool(is_staff or is_superuser)]
+        }
+        wanted_groups = {name for _, cleaned in rows for name in cleaned.get("groups", ())}
+        known_groups = set(Group.objects.filter(name__in=wanted_groups).values_list("name", flat=True))
+        for number, cleaned in rows:
+            row_errors: Errors = {}
+            username = cleaned["username"]
+            if username in existing:
+                if not self.context.update_existing:
+                    row_errors["username"] = ["A user with this username already exists."]
+                elif existing[username] and not self.context.is_trusted:
+                    row_errors["username"] = [PRIVILEGE_MESSAGE]
+            unknown = [name for name in cleaned.get("groups", ()) if name not in known_groups]
+            if unknown:
+                row_errors["groups"] = [f"Unknown group: {name}." for name in unknown]
+            if row_errors:
+                errors[number] = row_errors
+        return errors
+
+    # ---- import --------------------------------------------------------------------------
+    def setup(self) -> None:
+        self._group_ids = dict(Group.objects.values_list("name", "id"))
+
+    def _group_id(self, name: str) -> int:
+        if self._group_ids is None or name not in self._group_ids:
+            self.setup()  # a group created since the worker started
+        assert self._group_ids is not None
+        if name not in self._group_ids:
+            raise RowInvalid.single("groups", f"Unknown group: {name}.")
+        return self._group_ids[name]
+
+    def prepare_row(self, cleaned: Cleaned) -> Cleaned:
+        prepared = dict(cleaned)
+        password = prepared.pop("password", "")
+        if password:
+            prepared["password_hash"] = make_password(password)
+        return prepared
+
+    def import_row(self, cleaned: Cleaned) -> models.Model:
+        user_model = self.get_model()
+        fields = {
+            k: v
+            for k, v in cleaned.items()
+            if k in {"email", "first_name", "last_name", "is_active", "is_staff", "is_superuser"}
+        }
+        user = None
+        if self.context.update_existing:
+            user = user_model._default_manager.filter(username=cleaned["username"]).first()
+        created = user is None
+        if user is None:
+            user = user_model(username=cleaned["username"], **fields)
+            user.password = cleaned.get("password_hash") or make_password(None)
+        else:
+            if (user.is_staff or user.is_superuser) and not self.context.is_trusted:
+                raise RowInvalid.single("username", PRIVILEGE_MESSAGE)
+            for key, value in fields.items():
+                setattr(user, key, value)
+            if cleaned.get("password_hash"):
+                user.password = cleaned["password_hash"]
+        user.save()
+        if "groups" in cleaned:
+            group_ids = [self._group_id(name) for name in cleaned["groups"]]
+            if created:
+                if group_ids:
+                    user.groups.add(*group_ids)
+            else:
+                user.groups.set(group_ids)
+        if created and self.context.options.get("send_password_email") and user.email:
+            transaction.on_commit(lambda: send_set_password_email(user))
+        return user
+
+    def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
+        if (
+            isinstance(exc, IntegrityError)
+            and self.get_model()._default_manager.filter(username=cleaned.get("username")).exists()
+        ):
+            return {"username": ["A user with this username already exists."]}
+        return super().explain_error(cleaned, exc)
+
+
+def send_set_password_email(user: AbstractUser) -> None:
+    """A link to Django's own password reset confirm view, valid as long as its tokens are."""
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)  # type: ignore[arg-type]
+    base = str(conf.get("SITE_URL")).rstrip("/")
+    link = base + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+    send_mail(
+        subject="Your new account",
+        message=(
+            f"An account was created for you with the username {user.get_username()}.\n\n"
+            f"Choose your password here:\n{link}\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )

@@ -1,0 +1,87 @@
+"""What ``bulkimport`` and ``runbulkjob`` share: options, the tqdm bar, the summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from bulkadmin.engine import JobNotRunnable, JobRunner
+from bulkadmin.models import ImportJob, JobStatus
+
+FAILED_ROWS_SHOWN = 20
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+def add_run_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers", type=positive_int, help="Worker processes (default: one per core; 1 runs in-process)."
+    )
+    parser.add_argument("--threads", type=positive_int, help="Threads per worker, for rows that wait on I/O.")
+    parser.add_argument("--chunk-size", type=positive_int, help="Rows per chunk (one transaction each).")
+
+
+def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progress: bool) -> ImportJob:
+    """Run the job in the foreground and print its summary."""
+    job = ImportJob.objects.get(pk=job_id)
+    bar = tqdm(
+        total=job.total,
+        initial=job.processed,
+        unit="row",
+        desc=f"Job {job_id}",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    started = time.monotonic()
+    runner = JobRunner(
+        job_id,
+        workers=options.get("workers"),
+        threads=options.get("threads"),
+        chunk_size=options.get("chunk_size"),
+        on_progress=lambda result: _advance(bar, result.processed),
+        handle_signals=True,
+    )
+    try:
+        job = runner.run()
+    except JobNotRunnable as exc:
+        raise CommandError(str(exc), returncode=2) from exc
+    finally:
+        bar.close()
+    elapsed = time.monotonic() - started
+    rate = (job.processed / elapsed) if elapsed else 0.0
+    command.stdout.write(
+        f"Job {job.pk} {job.get_status_display().lower()}: {job.succeeded:,} succeeded, "
+        f"{job.failed:,} failed, {job.pending:,} pending of {job.total:,} rows "
+        f"in {elapsed:.1f}s ({rate:,.0f} rows/s)."
+    )
+    if job.failed:
+        for row in job.rows.failed().order_by("number")[:FAILED_ROWS_SHOWN]:
+            command.stderr.write(f"  Row {row.number}: {row.error_text}")
+        if job.failed > FAILED_ROWS_SHOWN:
+            command.stderr.write(f"  … and {job.failed - FAILED_ROWS_SHOWN:,} more failed rows.")
+    if job.error:
+        command.stderr.write(job.error)
+    return job
+
+
+def _advance(bar: tqdm[Any], rows: int) -> None:
+    bar.update(rows)
+
+
+def exit_code(job: ImportJob) -> int:
+    if job.status == JobStatus.SUCCEEDED:
+        return 0
+    if job.status == JobStatus.FINISHED_WITH_ERRORS:
+        return 1
+    return 3

@@ -1,0 +1,91 @@
+"""``manage.py bulkimport FILE``: validate, then import in the foreground with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from bulkadmin.importers.base import ImportContext
+from bulkadmin.importers.registry import get_importer_class
+from bulkadmin.jobs import create_job
+from bulkadmin.management.commands._running import add_run_arguments, exit_code, run_job
+from bulkadmin.validation import Report, validate_file
+
+ERRORS_SHOWN = 200
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a CSV, TSV, XLSX or JSON file. Every row is validated first; with any invalid "
+        "row nothing is imported (exit 2) unless --skip-invalid. Exits 0 when every row "
+        "succeeded, 1 when some failed."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("file", type=Path)
+        add_run_arguments(parser)
+        parser.add_argument("--importer", help="Dotted path of an importer from BULKADMIN['IMPORTERS'].")
+        parser.add_argument(
+            "--update-existing",
+            action="store_true",
+            help="Update objects that already exist instead of rejecting their rows.",
+        )
+        parser.add_argument(
+            "--skip-invalid", action="store_true", help="Import the valid rows even if some are invalid."
+        )
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"No such file: {path}", returncode=2)
+        try:
+            importer_cls = get_importer_class(options["importer"])
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        job_options = {"update_existing": options["update_existing"]}
+        importer = importer_cls(
+            ImportContext(update_existing=options["update_existing"], options=job_options)
+        )
+
+        report = validate_file(path, path.name, importer)
+        self._print_report(report)
+        if report.file_error or report.valid == 0:
+            raise CommandError("Nothing imported.", returncode=2)
+        if report.invalid and not options["skip_invalid"]:
+            raise CommandError(
+                f"{report.invalid:,} of {report.total:,} rows are invalid; nothing imported. "
+                "Fix them, or pass --skip-invalid to import the valid rows.",
+                returncode=2,
+            )
+        job, report = create_job(
+            path,
+            path.name,
+            importer_path=importer_cls.dotted_path(),
+            options=job_options,
+            workers=options["workers"],
+            threads=options["threads"],
+        )
+        if job is None:
+            raise CommandError(report.file_error or "No valid rows; nothing imported.", returncode=2)
+        self.stdout.write(f"Job {job.pk}: {job.total:,} rows to import.")
+        progress = not options["no_progress"] and options.get("verbosity", 1) > 0
+        job = run_job(self, job.pk, options, progress=progress)
+        code = exit_code(job)
+        if code:
+            sys.exit(code)
+
+    def _print_report(self, report: Report) -> None:
+        if report.file_error:
+            self.stderr.write(f"{report.file_error}")
+            return
+        for error in report.errors[:ERRORS_SHOWN]:
+            self.stderr.write(str(error))
+        if report.error_count > ERRORS_SHOWN:
+            self.stderr.write(f"… and {report.error_count - ERRORS_SHOWN:,} more errors.")
+        self.stdout.write(f"{report.total:,} rows read: {report.valid:,} valid, {report.invalid:,} invalid.")

@@ -1,0 +1,179 @@
+"""An import job and its rows: the rows are the unit of work, the job's counters the progress."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from bulkadmin import conf
+
+
+class JobStatus(models.TextChoices):
+    VALIDATED = "validated", _("Validated")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    CANCELLING = "cancelling", _("Cancelling")
+    CANCELLED = "cancelled", _("Cancelled")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FINISHED_WITH_ERRORS = "finished_with_errors", _("Finished with errors")
+    CRASHED = "crashed", _("Crashed")
+
+
+#: A runner may own the job in these states; a stale heartbeat in them means the runner died.
+LIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
+#: States a runner may (re)start from.
+STARTABLE_STATUSES = (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED)
+FINAL_STATUSES = (
+    JobStatus.CANCELLED,
+    JobStatus.SUCCEEDED,
+    JobStatus.FINISHED_WITH_ERRORS,
+)
+
+
+class RowStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+def stale_before() -> Any:
+    return timezone.now() - timedelta(seconds=float(conf.get("STALE_AFTER_SECONDS")))
+
+
+class ImportJobQuerySet(models.QuerySet["ImportJob"]):
+    def live(self) -> ImportJobQuerySet:
+        return self.filter(status__in=LIVE_STATUSES)
+
+    def stale(self) -> ImportJobQuerySet:
+        """Jobs a runner claims to own but whose heartbeat stopped: the runner died."""
+        return self.live().filter(Q(heartbeat_at__lt=stale_before()) | Q(heartbeat_at__isnull=True))
+
+    def claimable(self) -> ImportJobQuerySet:
+        return self.filter(Q(status__in=STARTABLE_STATUSES) | Q(pk__in=self.stale().values("pk")))
+
+    def mark_stale_crashed(self) -> int:
+        return self.stale().update(
+            status=JobStatus.CRASHED,
+            runner_pid=None,
+            error="The runner stopped sending heartbeats; resume the job to finish its pending rows.",
+        )
+
+
+class ImportJob(models.Model):
+    importer = models.CharField(_("importer"), max_length=200)
+    status = models.CharField(
+        _("status"), max_length=24, choices=JobStatus.choices, default=JobStatus.VALIDATED
+    )
+    source_name = models.CharField(_("source file"), max_length=255, blank=True)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("started by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("rerun of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+    )
+    total = models.PositiveIntegerField(_("rows"), default=0)
+    processed = models.PositiveIntegerField(_("processed"), default=0)
+    succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    workers = models.PositiveSmallIntegerField(_("worker processes"), null=True, blank=True)
+    threads = models.PositiveSmallIntegerField(_("threads per worker"), null=True, blank=True)
+    runner_pid = models.PositiveIntegerField(_("runner pid"), null=True, blank=True)
+    runner_host = models.CharField(_("runner host"), max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = ImportJobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="bulkadmin_job_live")]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} ({self.source_name or self.importer})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_stale(self) -> bool:
+        return self.status in LIVE_STATUSES and (
+            self.heartbeat_at is None or self.heartbeat_at < stale_before()
+        )
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.processed
+
+    def final_status(self) -> JobStatus:
+        return JobStatus.FINISHED_WITH_ERRORS if self.failed else JobStatus.SUCCEEDED
+
+
+class ImportRowQuerySet(models.QuerySet["ImportRow"]):
+    def pending(self) -> ImportRowQuerySet:
+        return self.filter(status=RowStatus.PENDING)
+
+    def failed(self) -> ImportRowQuerySet:
+        return self.filter(status=RowStatus.FAILED)
+
+    def succeeded(self) -> ImportRowQuerySet:
+        return self.filter(status=RowStatus.SUCCEEDED)
+
+    def count_attempt(self) -> None:
+        self.update(attempts=F("attempts") + 1)
+
+
+class ImportRow(models.Model):
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows")
+    number = models.PositiveIntegerField(_("row"), help_text=_("Line in the source file."))
+    values = models.JSONField(_("values"), default=dict)
+    #: Secret columns (passwords), encrypted; erased once the row is imported.
+    secret = models.TextField(_("secret columns"), blank=True, editable=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=RowStatus.choices, default=RowStatus.PENDING
+    )
+    errors = models.JSONField(_("errors"), default=dict, blank=True)
+    object_pk = models.CharField(_("object"), max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+
+    objects = ImportRowQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("import row")
+        verbose_name_plural = _("import rows")
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="bulkadmin_row_unique_number")]
+        indexes = [models.Index(fields=["job", "status", "id"], name="bulkadmin_row_by_status")]
+
+    def __str__(self) -> str:
+        return f"Row {self.number} of job {self.job_id}"
+
+    @property
+    def error_text(self) -> str:
+        return "; ".join(
+            f"{column}: {message}" if column != "__all__" else message
+            for column, messages in self.errors.items()
+            for message in messages
+        )

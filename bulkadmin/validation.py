@@ -1,0 +1,142 @@
+"""A file's rows checked against an importer: no database writes and no signals.
+
+Rows are cleaned one by one (no queries) and checked against the database in batches, so a
+file costs a few reads per thousand rows, never one per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bulkadmin.importers.base import NON_FIELD, Cleaned, Errors, Importer, RowInvalid
+from bulkadmin.parsing import ParseError, Table, open_table
+
+CHECK_BATCH = 1000
+MAX_REPORTED_ERRORS = 1000
+PREVIEW_ROWS = 10
+MASK = "••••••"
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"Row {self.row}" + (f", column “{self.column}”" if self.column != NON_FIELD else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Report:
+    """What staff read before confirming: counts, errors by row and column, a preview."""
+
+    format: str = ""
+    headers: list[str] = field(default_factory=list)
+    total: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    invalid_rows: set[int] = field(default_factory=set)
+    preview: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    file_error: str = ""
+
+    @property
+    def invalid(self) -> int:
+        return len(self.invalid_rows)
+
+    @property
+    def valid(self) -> int:
+        return self.total - self.invalid
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.file_error and not self.invalid_rows and self.total > 0
+
+    @property
+    def errors_truncated(self) -> bool:
+        return self.error_count > len(self.errors)
+
+    def add(self, number: int, errors: Errors) -> None:
+        self.invalid_rows.add(number)
+        for column, messages in errors.items():
+            for message in messages:
+                self.error_count += 1
+                if len(self.errors) < MAX_REPORTED_ERRORS:
+                    self.errors.append(RowError(number, column, message))
+
+
+#: Receives each batch of valid rows (number, raw values) once the batch is checked.
+ValidBatchSink = Callable[[list[tuple[int, dict[str, str]]]], None]
+
+
+def validate_file(
+    path: Path, name: str, importer: Importer, *, on_valid: ValidBatchSink | None = None
+) -> Report:
+    """Validate the file at ``path``; with ``on_valid``, hand each checked batch of good rows on."""
+    report = Report()
+    try:
+        table = open_table(path, name, importer.column_names())
+        _check_required_headers(table, importer)
+        report.format, report.headers = table.format, table.headers
+        _validate_rows(table.rows, importer, report, on_valid)
+    except ParseError as exc:
+        report.file_error = str(exc)
+    if not report.file_error and report.total == 0:
+        report.file_error = "The file has a header but no rows."
+    report.errors.sort(key=lambda e: e.row)
+    return report
+
+
+def _check_required_headers(table: Table, importer: Importer) -> None:
+    missing = [c for c in importer.required_columns() if c not in table.headers]
+    if missing:
+        raise ParseError(f"Required column missing from the header: {', '.join(missing)}.", row=1)
+
+
+def _validate_rows(
+    rows: Iterator[tuple[int, dict[str, str]]],
+    importer: Importer,
+    report: Report,
+    on_valid: ValidBatchSink | None,
+) -> None:
+    secret = importer.secret_columns()
+    first_seen: dict[str, int] = {}
+    batch: list[tuple[int, Cleaned, dict[str, str]]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        found = importer.check_rows([(number, cleaned) for number, cleaned, _ in batch])
+        for number, errors in found.items():
+            report.add(number, errors)
+        if on_valid is not None:
+            on_valid([(number, raw) for number, _, raw in batch if number not in found])
+        batch.clear()
+
+    for number, values in rows:
+        report.total += 1
+        if len(report.preview) < PREVIEW_ROWS:
+            report.preview.append(
+                (number, {k: (MASK if k in secret and v else v) for k, v in values.items()})
+            )
+        try:
+            cleaned = importer.clean_row(values)
+        except RowInvalid as exc:
+            report.add(number, exc.errors)
+            continue
+        key = importer.row_key(cleaned)
+        if key is not None:
+            if key in first_seen:
+                report.add(
+                    number,
+                    {importer.key_column or NON_FIELD: [f"Duplicate of row {first_seen[key]}."]},
+                )
+                continue
+            first_seen[key] = number
+        batch.append((number, cleaned, values))
+        if len(batch) >= CHECK_BATCH:
+            flush()
+    flush()

@@ -1,0 +1,242 @@
+"""What runs in a worker: one chunk of rows, each row's outcome in the same transaction as its object.
+
+Used by the local process pool (``bootstrap.initialize_worker`` prepares each worker),
+in-process for ``--workers 1``, and by Celery chunk tasks. A chunk is committed in as few
+transactions as possible: all its rows in one, and when a row fails, the rows before it are
+committed together, the failing row is recorded alone and the rest go on, so a bad row never
+undoes or blocks its neighbours.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from bulkadmin import conf, crypto
+from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
+from bulkadmin.jobs import importer_for
+from bulkadmin.models import ImportJob, ImportRow, RowStatus
+from bulkadmin.sqlite_gate import write_turn
+
+#: Errors that are the database's, not the row's: the chunk is retried later, no row fails.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    def __add__(self, other: ChunkResult) -> ChunkResult:
+        return ChunkResult(
+            self.processed + other.processed,
+            self.succeeded + other.succeeded,
+            self.failed + other.failed,
+        )
+
+
+# ---- per-process state ---------------------------------------------------------------------
+_importers: dict[int, Importer] = {}
+_importers_lock = threading.Lock()
+_gang: ThreadGang | None = None
+
+
+def configure_threads(threads: int) -> None:
+    global _gang
+    if _gang is not None and _gang.size != threads:
+        _gang.shutdown()
+        _gang = None
+    if threads > 1 and _gang is None:
+        _gang = ThreadGang(threads)
+
+
+def get_importer(job_id: int) -> Importer:
+    """The job's importer for this process, set up on first use (once per process)."""
+    with _importers_lock:
+        importer = _importers.get(job_id)
+        if importer is None:
+            job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+            importer = importer_for(job)
+            importer.setup()
+            hook = conf.get("SETUP_HOOK")
+            if hook:
+                import_string(hook)(importer)
+            _importers[job_id] = importer
+        return importer
+
+
+# ---- threads within a worker process -------------------------------------------------------
+class ThreadGang:
+    """Long-lived threads, each with its own database connection, closed when the thread ends."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"bulkadmin-{i}", daemon=True) for i in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _loop(self) -> None:
+        try:
+            while (task := self._tasks.get()) is not None:
+                fn, future = task
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn())
+                    except BaseException as exc:
+                        future.set_exception(exc)
+        finally:
+            connections.close_all()
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        futures = []
+        for item in items:
+            future: Future[Any] = Future()
+            self._tasks.put((partial(fn, item), future))
+            futures.append(future)
+        return [f.result() for f in futures]
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._tasks.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+# ---- one chunk -----------------------------------------------------------------------------
+def import_chunk(job_id: int, row_ids: Sequence[int]) -> ChunkResult:
+    """Import the still-pending rows among ``row_ids``; safe to call again for the same ids."""
+    importer = get_importer(job_id)
+    if _gang is None or len(row_ids) < 2:
+        return _import_rows(importer, job_id, row_ids)
+    slices = [list(row_ids[i :: _gang.size]) for i in range(_gang.size)]
+
+    def run(ids: list[int]) -> ChunkResult:
+        return _import_rows(importer, job_id, ids)
+
+    results = _gang.map(run, [s for s in slices if s])
+    total = ChunkResult()
+    for result in results:
+        total += result
+    return total
+
+
+Prepared = tuple[ImportRow, Cleaned]
+Failure = tuple[ImportRow, Errors]
+
+
+class _RowFailed(Exception):
+    def __init__(self, index: int, exc: Exception) -> None:
+        super().__init__(index, exc)
+        self.index = index
+        self.exc = exc
+
+
+def _import_rows(importer: Importer, job_id: int, row_ids: Sequence[int]) -> ChunkResult:
+    try:
+        rows = list(ImportRow.objects.pending().filter(job_id=job_id, pk__in=list(row_ids)).order_by("pk"))
+        ready, failures = _prepare(importer, rows)
+        return _commit_all(importer, job_id, ready, failures)
+    except CONNECTION_ERRORS:
+        connections.close_all()  # reconnect on the next chunk
+        raise
+
+
+def _prepare(importer: Importer, rows: list[ImportRow]) -> tuple[list[Prepared], list[Failure]]:
+    """Clean and prepare rows outside any transaction: CPU work holds no locks."""
+    ready: list[Prepared] = []
+    failures: list[Failure] = []
+    for row in rows:
+        try:
+            values = {**row.values, **crypto.unseal(row.secret)}
+            ready.append((row, importer.prepare_row(importer.clean_row(values))))
+        except RowInvalid as exc:
+            failures.append((row, exc.errors))
+        except crypto.SecretUnreadable as exc:
+            failures.append((row, {"__all__": [str(exc)]}))
+    return ready, failures
+
+
+def _commit_all(
+    importer: Importer, job_id: int, ready: list[Prepared], failures: list[Failure]
+) -> ChunkResult:
+    result = ChunkResult()
+    batches: deque[tuple[list[Prepared], list[Failure]]] = deque([(ready, failures)])
+    while batches:
+        ok, failed = batches.popleft()
+        try:
+            result += _commit(importer, job_id, ok, failed)
+        except _RowFailed as failure:
+            index = failure.index
+            if index > 0:  # commit the rows before the failing one, then go on from it
+                batches.appendleft((ok[index:], []))
+                batches.appendleft((ok[:index], failed))
+            else:  # it ran first in a fresh transaction: the failure is its own
+                row, cleaned = ok[0]
+                errors = importer.explain_error(cleaned, failure.exc)
+                batches.appendleft((ok[1:], [*failed, (row, errors)]))
+    return result
+
+
+def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Failure]) -> ChunkResult:
+    if not ok and not failed:
+        return ChunkResult()
+    with write_turn(), transaction.atomic():
+        ids = [row.pk for row, _ in ok] + [row.pk for row, _ in failed]
+        # Locks the rows (PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so
+        # a row another runner finished meanwhile is seen as done and skipped: exactly once.
+        pending = set(
+            ImportRow.objects.select_for_update()
+            .filter(pk__in=ids, status=RowStatus.PENDING)
+            .values_list("pk", flat=True)
+        )
+        outcomes: list[ImportRow] = []
+        succeeded = 0
+        for index, (row, cleaned) in enumerate(ok):
+            if row.pk not in pending:
+                continue
+            try:
+                obj = importer.import_row(cleaned)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as exc:
+                raise _RowFailed(index, exc) from exc
+            row.status, row.object_pk, row.secret, row.errors = (
+                RowStatus.SUCCEEDED,
+                str(obj.pk),
+                "",
+                {},
+            )
+            outcomes.append(row)
+            succeeded += 1
+        for row, errors in failed:
+            if row.pk in pending:
+                row.status, row.errors = RowStatus.FAILED, errors
+                outcomes.append(row)
+        for row in outcomes:
+            row.attempts += 1
+        if not outcomes:
+            return ChunkResult()
+        ImportRow.objects.bulk_update(outcomes, ["status", "object_pk", "secret", "errors", "attempts"])
+        result = ChunkResult(len(outcomes), succeeded, len(outcomes) - succeeded)
+        ImportJob.objects.filter(pk=job_id).update(
+            processed=F("processed") + result.processed,
+            succeeded=F("succeeded") + result.succeeded,
+            failed=F("failed") + result.failed,
+            heartbeat_at=timezone.now(),
+        )
+    return result

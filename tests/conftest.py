@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from mysite.sampledata import write_users
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _export_test_database(django_db_setup, django_db_blocker):
+    """Subprocesses (pool workers, runbulkjob) read the test database's name from here."""
+    with django_db_blocker.unblock():
+        os.environ["BULKADMIN_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    yield
+    os.environ.pop("BULKADMIN_TEST_DB_NAME", None)
+
+
+@pytest.fixture
+def knobs():
+    """Set switches the test receivers read in every process (see tests/testapp/receivers.py)."""
+    from tests.testapp.models import Knob
+
+    def setter(**values: str) -> None:
+        for key, value in values.items():
+            Knob.objects.update_or_create(name=key, defaults={"value": value})
+
+    return setter
+
+
+@pytest.fixture
+def users_csv(tmp_path):
+    def make(count: int, *, bad: int = 0, prefix: str = "user", name: str = "users.csv", **kwargs) -> Path:
+        path: Path = write_users(tmp_path / name, count, bad=bad, prefix=prefix, **kwargs)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def write_file(tmp_path):
+    def make(name: str, content: str | bytes) -> Path:
+        path = tmp_path / name
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        return Path(path)
+
+    return make
+
+
+def manage(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py`` as a user would, in a real subprocess, against the test database."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})},
+        check=False,
+    )

@@ -1,0 +1,44 @@
+"""Test settings: the demo's, on a real SQLite file or (with DATABASE_URL) PostgreSQL.
+
+Subprocesses started by tests (pool workers, ``runbulkjob``) load these settings too; the
+conftest exports the test database's name in ``BULKADMIN_TEST_DB_NAME`` so they open the
+test database rather than the development one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mysite.settings import *  # noqa: F403
+from mysite.settings import BASE_DIR, DATABASES, INSTALLED_APPS
+
+TEST_DB_DIR = Path(BASE_DIR) / "tests" / ".db"
+TEST_DB_DIR.mkdir(exist_ok=True)
+
+_default = DATABASES["default"]
+if _default["ENGINE"].endswith("sqlite3"):
+    _default["TEST"] = {"NAME": str(TEST_DB_DIR / "test.sqlite3")}
+else:
+    _default["TEST"] = {"NAME": "test_bulkadmin"}
+if os.environ.get("BULKADMIN_TEST_DB_NAME"):
+    _default["NAME"] = os.environ["BULKADMIN_TEST_DB_NAME"]
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+# Fast hashing everywhere but the one test that covers the real hasher.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SECRET_KEY = "tests-secret-key-not-for-production-0123456789abcdef"
+
+BULKADMIN = {
+    "DATA_DIR": TEST_DB_DIR / "data",
+    "IMPORTERS": [
+        "bulkadmin.importers.users.UserImporter",
+        "tests.testapp.importers.RestaurantImporter",
+    ],
+    "HEARTBEAT_SECONDS": 0.5,
+    "STALE_AFTER_SECONDS": 5.0,
+    "SITE_URL": "http://testserver",
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,215 @@
+"""The engine on real process pools, against the real test database (SQLite file or PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from bulkadmin.engine import JobNotRunnable, JobRunner, cancel
+from bulkadmin.jobs import create_job, rerun_failed
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from mysite.models import Profile
+from tests.testapp.models import Restaurant, SignalRecord, Tag
+
+User = get_user_model()
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_job(path, **kwargs) -> ImportJob:
+    job, report = create_job(path, path.name, **kwargs)
+    assert job is not None, report.file_error or report.errors
+    return job
+
+
+def test_signals_fire_once_per_user_in_several_worker_processes(users_csv, knobs):
+    knobs(record_signals="1")
+    job = make_job(users_csv(600))
+    job = JobRunner(job.pk, workers=2, chunk_size=25).run()
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.total, job.processed, job.succeeded, job.failed) == (600, 600, 600, 0)
+    assert User.objects.count() == 600
+    for signal in ("pre", "post"):
+        records = SignalRecord.objects.filter(signal=signal)
+        assert records.count() == 600
+        assert records.values("username").distinct().count() == 600
+    pids = set(SignalRecord.objects.values_list("pid", flat=True))
+    assert len(pids) == 2, "rows should run in both worker processes"
+    import os
+
+    assert os.getpid() not in pids
+    assert Profile.objects.count() == 600  # the demo site's post_save receiver ran too
+    assert not ImportRow.objects.filter(job=job).exclude(status=RowStatus.SUCCEEDED).exists()
+    assert set(ImportRow.objects.filter(job=job).values_list("secret", flat=True)) == {""}
+
+
+def test_groups_are_assigned(write_file):
+    Group.objects.create(name="Editors")
+    Group.objects.create(name="Support")
+    path = write_file("g.csv", "username,groups\nann,Editors\nbob,Editors; Support\ncyd,\n")
+    job = JobRunner(make_job(path).pk, workers=2).run()
+    assert job.status == JobStatus.SUCCEEDED
+    groups = {u.username: sorted(g.name for g in u.groups.all()) for u in User.objects.all()}
+    assert groups == {"ann": ["Editors"], "bob": ["Editors", "Support"], "cyd": []}
+
+
+def test_a_failing_row_mid_chunk_fails_alone(write_file, knobs):
+    knobs(record_signals="1")
+    lines = ["username"] + [f"u{i:03d}" for i in range(20)]
+    lines[10] = "u-boom"  # the receiver raises for this one, in the middle of the only chunk
+    job = JobRunner(make_job(write_file("f.csv", "\n".join(lines) + "\n")).pk, workers=2, chunk_size=50).run()
+
+    assert job.status == JobStatus.FINISHED_WITH_ERRORS
+    assert (job.processed, job.succeeded, job.failed) == (20, 19, 1)
+    failed = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    assert failed.number == 11
+    assert "receiver refused u-boom" in failed.error_text
+    assert User.objects.count() == 19
+    assert not User.objects.filter(username="u-boom").exists()
+    # neighbours committed once each: one post_save per user, none repeated by the retry
+    assert SignalRecord.objects.filter(signal="post").count() == 19
+
+
+def test_in_process_run_is_a_plain_loop(users_csv, knobs):
+    knobs(record_signals="1")
+    job = JobRunner(make_job(users_csv(50)).pk, workers=1).run()
+    assert job.status == JobStatus.SUCCEEDED
+    import os
+
+    assert set(SignalRecord.objects.values_list("pid", flat=True)) == {os.getpid()}
+
+
+def test_threads_per_worker_each_get_a_connection(users_csv):
+    job = JobRunner(make_job(users_csv(300)).pk, workers=2, threads=3, chunk_size=30).run()
+    assert job.status == JobStatus.SUCCEEDED
+    assert User.objects.count() == 300
+
+
+def test_resume_processes_only_pending_rows(users_csv, knobs):
+    knobs(record_signals="1")
+    job = make_job(users_csv(100))
+    # Half the rows were done by an earlier run that then died.
+    first = JobRunner(job.pk, workers=1, chunk_size=10)
+    first.claim()
+    from bulkadmin.worker import import_chunk
+
+    ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
+    import_chunk(job.pk, ids[:50])
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
+
+    job = JobRunner(job.pk, workers=2, chunk_size=10).run()
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.processed, job.succeeded) == (100, 100)
+    assert SignalRecord.objects.filter(signal="post").count() == 100  # none twice
+    assert User.objects.count() == 100
+
+
+def test_a_stale_running_job_can_be_resumed_but_a_live_one_cannot(users_csv, settings):
+    job = make_job(users_csv(10))
+    from django.utils import timezone
+
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=timezone.now(), runner_pid=1
+    )
+    with pytest.raises(JobNotRunnable, match="running"):
+        JobRunner(job.pk, workers=1).run()
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
+    assert JobRunner(job.pk, workers=1).run().status == JobStatus.SUCCEEDED
+
+
+def test_a_finished_job_is_not_run_again(users_csv):
+    job = JobRunner(make_job(users_csv(5)).pk, workers=1).run()
+    with pytest.raises(JobNotRunnable, match="succeeded"):
+        JobRunner(job.pk, workers=1).run()
+
+
+def test_cancel_stops_dispatch_and_leaves_unstarted_rows_pending(users_csv, knobs):
+    knobs(row_delay="0.02")
+    job = make_job(users_csv(400))
+    runner = JobRunner(job.pk, workers=2, chunk_size=10)
+    result: dict[str, ImportJob] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("job", runner.run()))
+    thread.start()
+    deadline = time.monotonic() + 60
+    while ImportJob.objects.get(pk=job.pk).processed < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cancel(ImportJob.objects.get(pk=job.pk))
+    thread.join(60)
+    job = result["job"]
+    assert job.status == JobStatus.CANCELLED
+    pending = ImportRow.objects.filter(job=job, status=RowStatus.PENDING).count()
+    assert 0 < pending < 360
+    assert job.processed + pending == 400
+    assert User.objects.count() == job.succeeded
+    # and resuming a cancelled job is refused; a rerun is how staff go on
+    with pytest.raises(JobNotRunnable):
+        JobRunner(job.pk, workers=1).run()
+
+
+def test_cancel_before_start_cancels_at_once(users_csv):
+    job = make_job(users_csv(5))
+    assert cancel(job)
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+
+
+def test_rerun_failed_rows_with_a_correction(write_file):
+    path = write_file("r.csv", "username,email\nok1,a@example.com\nboom1,b@example.com\nok2,\n")
+    job = JobRunner(make_job(path).pk, workers=1).run()
+    assert job.failed == 1
+    row = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    row.values = {**row.values, "username": "fixed1"}
+    row.save()
+    rerun = rerun_failed(job)
+    assert rerun.parent_id == job.pk and rerun.total == 1
+    rerun = JobRunner(rerun.pk, workers=1).run()
+    assert rerun.status == JobStatus.SUCCEEDED
+    assert User.objects.get(username="fixed1").email == "b@example.com"
+
+
+def test_update_existing(write_file):
+    User.objects.create(username="ann", email="old@example.com", first_name="Old")
+    path = write_file("u.csv", "username,email\nann,new@example.com\nbea,bea@example.com\n")
+    job, report = create_job(path, path.name, options={"update_existing": True})
+    assert job is not None and report.invalid == 0
+    job = JobRunner(job.pk, workers=1).run()
+    assert job.status == JobStatus.SUCCEEDED
+    ann = User.objects.get(username="ann")
+    assert (ann.email, ann.first_name) == ("new@example.com", "Old")
+    assert User.objects.filter(username="bea").exists()
+
+
+def test_passwords_are_hashed_in_the_worker_and_erased(write_file):
+    path = write_file("p.csv", "username,password\nann,Tr0ub4dor&3-horse\nbob,\n")
+    job = make_job(path)
+    assert "Tr0ub4dor" not in str(list(ImportRow.objects.filter(job=job).values()))
+    job = JobRunner(job.pk, workers=2).run()
+    assert User.objects.get(username="ann").check_password("Tr0ub4dor&3-horse")
+    assert not User.objects.get(username="bob").has_usable_password()
+    assert set(ImportRow.objects.filter(job=job).values_list("secret", flat=True)) == {""}
+
+
+def test_real_password_hasher_once(write_file, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    path = write_file("p.csv", "username,password\nann,Tr0ub4dor&3-horse\n")
+    JobRunner(make_job(path).pk, workers=1).run()
+    assert User.objects.get(username="ann").password.startswith("pbkdf2_sha256$")
+
+
+def test_custom_importer_with_multi_table_inheritance_and_m2m(write_file):
+    Tag.objects.create(name="cosy")
+    path = write_file(
+        "r.csv",
+        "name,city,cuisine,tags\n"
+        "Chez Ann,Paris,french,cosy;wine\nBob's,Rome,italian,cosy\nBad,Oslo,poison,\n",
+    )
+    job, report = create_job(path, path.name, importer_path="tests.testapp.importers.RestaurantImporter")
+    assert report.invalid == 1 and job is not None and job.total == 2
+    job = JobRunner(job.pk, workers=2).run()
+    assert job.status == JobStatus.SUCCEEDED
+    chez = Restaurant.objects.get(name="Chez Ann")
+    assert chez.slug == "chez-ann" and chez.city == "Paris"
+    assert sorted(chez.tags.values_list("name", flat=True)) == ["cosy", "wine"]

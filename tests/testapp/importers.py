@@ -1,0 +1,48 @@
+"""A custom importer, as the README shows: MTI child, many-to-many, and a setup hook."""
+
+from bulkadmin.importers import Column, Importer, RowInvalid
+from bulkadmin.importers.fields import parse_text, split_list
+from tests.testapp.models import Restaurant, Tag
+
+
+class RestaurantImporter(Importer):
+    label = "Restaurants"
+    model = Restaurant
+    columns = (
+        Column("name", required=True),
+        Column("city", required=True),
+        Column("cuisine"),
+        Column("tags", help_text="Tag names separated by ';' (created when missing)."),
+    )
+    key_column = "name"
+
+    def clean_row(self, values):
+        cleaned = {
+            "name": parse_text("name", values.get("name", ""), max_length=100, required=True),
+            "city": parse_text("city", values.get("city", ""), max_length=100, required=True),
+            "cuisine": parse_text("cuisine", values.get("cuisine", ""), max_length=50),
+            "tags": split_list(values.get("tags", "")),
+        }
+        if cleaned["cuisine"] == "poison":
+            raise RowInvalid.single("cuisine", "Not on this menu.")
+        return cleaned
+
+    def check_rows(self, rows):
+        names = [cleaned["name"] for _, cleaned in rows]
+        taken = set(Restaurant.objects.filter(name__in=names).values_list("name", flat=True))
+        return {n: {"name": ["Already listed."]} for n, c in rows if c["name"] in taken}
+
+    def setup(self):
+        self.tag_ids = dict(Tag.objects.values_list("name", "id"))
+
+    def import_row(self, cleaned):
+        tags = cleaned.pop("tags")
+        restaurant = Restaurant(**cleaned)
+        restaurant.save()
+        ids = []
+        for name in tags:
+            if name not in self.tag_ids:
+                self.tag_ids[name] = Tag.objects.get_or_create(name=name)[0].pk
+            ids.append(self.tag_ids[name])
+        restaurant.tags.add(*ids)
+        return restaurant

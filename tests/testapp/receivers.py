@@ -1,0 +1,34 @@
+"""Receivers the tests steer through ``Knob`` rows, which every process can read.
+
+Knob ``record_signals`` records every pre_save/post_save of a new user with its pid;
+``row_delay`` sleeps that many seconds per user (slow rows, for cancel and crash tests);
+a username containing ``boom`` raises in pre_save (a row that fails on import).
+"""
+
+import os
+import time
+
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+
+from tests.testapp.models import Knob, SignalRecord
+
+User = get_user_model()
+
+
+@receiver(pre_save, sender=User, dispatch_uid="testapp.pre_save")
+def on_pre_save(sender, instance, raw=False, **kwargs):
+    if "boom" in instance.username:
+        raise RuntimeError(f"receiver refused {instance.username}")
+    delay = float(Knob.get("row_delay") or 0)
+    if delay:
+        time.sleep(delay)
+    if instance.pk is None and Knob.get("record_signals"):
+        SignalRecord.objects.create(username=instance.username, signal="pre", pid=os.getpid())
+
+
+@receiver(post_save, sender=User, dispatch_uid="testapp.post_save")
+def on_post_save(sender, instance, created, raw=False, **kwargs):
+    if created and Knob.get("record_signals"):
+        SignalRecord.objects.create(username=instance.username, signal="post", pid=os.getpid())
