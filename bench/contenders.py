@@ -1,0 +1,172 @@
+"""One contender, run once, in a process of its own: ``python -m bench.child SPEC``.
+
+Every contender creates the same users from the same CSV file; all but ``bulk_create`` go
+through ``save()``, so the workload's ``pre_save`` receiver and the demo's ``post_save``
+receiver (a Profile per user) run for each row. The file is read before the clock starts for
+the contenders that need its rows in memory; bulkadmin reads it itself (its create phase).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+USER_FIELDS = ("username", "email", "first_name", "last_name")
+
+
+@dataclass(frozen=True)
+class BulkadminSpec:
+    workers: int
+    threads: int
+    chunk_size: int | None
+
+
+BULKADMIN_RE = re.compile(r"^bulkadmin-(?P<w>\d+)w(?:-(?P<t>\d+)t)?(?:-c(?P<c>\d+))?$")
+
+
+def parse_bulkadmin(name: str) -> BulkadminSpec | None:
+    """``bulkadmin-2w``, ``bulkadmin-2w-16t``, ``bulkadmin-2w-c500``, ``bulkadmin-2w-8t-c250``."""
+    match = BULKADMIN_RE.match(name)
+    if match is None:
+        return None
+    return BulkadminSpec(
+        workers=int(match["w"]),
+        threads=int(match["t"] or 1),
+        chunk_size=int(match["c"]) if match["c"] else None,
+    )
+
+
+def is_known(name: str) -> bool:
+    return name in SIMPLE or parse_bulkadmin(name) is not None
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            {**{k: row[k] for k in USER_FIELDS}, "is_active": row["is_active"] == "true"}
+            for row in csv.DictReader(handle)
+        ]
+
+
+# ---- the contenders --------------------------------------------------------------------------
+def create_user(row: dict[str, Any]) -> int:
+    """The unit of work of the loop and of the baseline recipe."""
+    from django.contrib.auth import get_user_model
+
+    return int(get_user_model().objects.create(**row).pk)
+
+
+def run_loop(path: Path) -> dict[str, float]:
+    rows = read_rows(path)
+    started = time.perf_counter()
+    for row in rows:
+        create_user(row)
+    return {"run": time.perf_counter() - started}
+
+
+def run_baseline(path: Path) -> dict[str, float]:
+    """The recipe people use today, as they write it: one future per row, all kept."""
+    from django.db import connections
+
+    rows = read_rows(path)
+    started = time.perf_counter()
+    connections.close_all()
+    with ProcessPoolExecutor(max_workers=4) as executor:
+        futures = [executor.submit(create_user, row) for row in rows]
+        for future in futures:
+            future.result()
+    return {"run": time.perf_counter() - started}
+
+
+def run_import_export(path: Path) -> dict[str, float]:
+    import tablib
+    from django.contrib.auth import get_user_model
+    from import_export import resources
+
+    class UserResource(resources.ModelResource):  # type: ignore[misc]
+        class Meta:
+            model = get_user_model()
+            fields = (*USER_FIELDS, "is_active")
+            import_id_fields = ("username",)
+
+    dataset = tablib.Dataset(headers=[*USER_FIELDS, "is_active"])
+    for row in read_rows(path):
+        dataset.append([row[k] for k in USER_FIELDS] + [int(row["is_active"])])
+    resource = UserResource()
+    started = time.perf_counter()
+    result = resource.import_data(dataset, dry_run=False, raise_errors=True)
+    elapsed = time.perf_counter() - started
+    if result.has_errors() or result.has_validation_errors():
+        raise RuntimeError("django-import-export reported errors")
+    return {"run": elapsed}
+
+
+def run_bulk_create(path: Path) -> dict[str, float]:
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    rows = read_rows(path)
+    started = time.perf_counter()
+    for i in range(0, len(rows), 1000):
+        user_model.objects.bulk_create([user_model(**row) for row in rows[i : i + 1000]])
+    return {"run": time.perf_counter() - started}
+
+
+def run_bulkadmin(path: Path, spec: BulkadminSpec) -> dict[str, float]:
+    """The path ``bulkimport`` takes: create_job (validation, rows saved), then the runner."""
+    from bulkadmin.engine import JobRunner
+    from bulkadmin.jobs import create_job
+
+    started = time.perf_counter()
+    job, report = create_job(path, path.name, workers=spec.workers, threads=spec.threads)
+    created = time.perf_counter()
+    if job is None:
+        raise RuntimeError(f"create_job saved no job: {report.file_error or report.errors[:3]}")
+    job = JobRunner(job.pk, workers=spec.workers, threads=spec.threads, chunk_size=spec.chunk_size).run()
+    finished = time.perf_counter()
+    if job.failed or job.pending:
+        raise RuntimeError(f"job {job.pk}: {job.failed} failed, {job.pending} pending; {job.error}")
+    return {"create": created - started, "run": finished - created, "total": finished - started}
+
+
+SIMPLE = {
+    "loop": run_loop,
+    "baseline": run_baseline,
+    "import-export": run_import_export,
+    "bulk_create": run_bulk_create,
+}
+
+
+def run(name: str, path: Path, rows: int) -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
+
+    from mysite.models import Profile
+
+    reset_database()
+    spec = parse_bulkadmin(name)
+    timings = run_bulkadmin(path, spec) if spec else SIMPLE[name](path)
+    users = get_user_model().objects.count()
+    profiles = Profile.objects.count()
+    expected_profiles = 0 if name == "bulk_create" else rows
+    if users != rows or profiles != expected_profiles:
+        raise RuntimeError(f"{name}: {users} users and {profiles} profiles, expected {rows} of each")
+    return {"timings": timings, "pid": os.getpid()}
+
+
+def reset_database() -> None:
+    """Empty the tables the contenders write (a fresh SQLite file needs nothing)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE auth_user, auth_user_groups, auth_user_user_permissions, mysite_profile, "
+            "bulkadmin_importrow, bulkadmin_importjob, django_admin_log RESTART IDENTITY CASCADE"
+        )

@@ -1,0 +1,64 @@
+"""The two measurements beside the table: memory of a large job, and validation speed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+INSERT_BATCH = 5000
+
+
+def phase(name: str) -> None:
+    """Tell the parent a new phase starts: it keeps a peak of memory per phase."""
+    sys.stdout.write(f"BENCH-PHASE {name}\n")
+    sys.stdout.flush()
+
+
+def run_memory(rows: int, workers: int) -> dict[str, Any]:
+    """A job of ``rows`` pending rows saved directly (no validation), then only the runner, timed."""
+    from bench.contenders import reset_database
+    from bulkadmin.engine import JobRunner
+    from bulkadmin.importers.users import UserImporter
+    from bulkadmin.models import ImportJob, ImportRow, JobStatus
+    from mysite.sampledata import user_rows
+
+    reset_database()
+    started = time.perf_counter()
+    job = ImportJob.objects.create(
+        importer=UserImporter.dotted_path(), source_name=f"memory-{rows}.csv", status=JobStatus.VALIDATED
+    )
+    batch: list[ImportRow] = []
+    for number, values in enumerate(user_rows(rows, prefix="mem"), start=2):
+        plain = {k: v for k, v in values.items() if k != "password"}
+        batch.append(ImportRow(job=job, number=number, values=plain, secret=""))
+        if len(batch) >= INSERT_BATCH:
+            ImportRow.objects.bulk_create(batch)
+            batch = []
+    ImportRow.objects.bulk_create(batch)
+    ImportJob.objects.filter(pk=job.pk).update(total=rows)
+    inserted = time.perf_counter()
+    phase("run")
+    job = JobRunner(job.pk, workers=workers).run()
+    finished = time.perf_counter()
+    if job.succeeded != rows:
+        raise RuntimeError(f"memory job: {job.succeeded} of {rows} succeeded; {job.error}")
+    return {"timings": {"insert": inserted - started, "run": finished - inserted}}
+
+
+def run_validation(path: Path) -> dict[str, Any]:
+    from bench.contenders import reset_database
+    from bulkadmin.importers.base import ImportContext
+    from bulkadmin.importers.users import UserImporter
+    from bulkadmin.validation import validate_file
+
+    reset_database()
+    importer = UserImporter(ImportContext())
+    phase("run")
+    started = time.perf_counter()
+    report = validate_file(path, path.name, importer)
+    elapsed = time.perf_counter() - started
+    if report.file_error or report.invalid:
+        raise RuntimeError(f"validation: {report.file_error or report.errors[:3]}")
+    return {"timings": {"run": elapsed}, "valid": report.valid}

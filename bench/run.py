@@ -1,0 +1,681 @@
+"""``make bench``: every contender side by side, same rows, same database, one table.
+
+    .venv/bin/python bench/run.py                      # SQLite file, W0 W1 W2, 3 repeats
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres make bench
+    .venv/bin/python bench/run.py --quick              # a smoke run, about a minute
+    .venv/bin/python bench/run.py --workloads W0 --rows 10000 --contenders baseline,bulkadmin-2w
+    .venv/bin/python bench/run.py --workloads W0 --chunk-sizes 50,100,250,500
+    .venv/bin/python bench/run.py --memory             # peak RSS of 100k- and 1M-row jobs
+    .venv/bin/python bench/run.py --validation         # validate_file on 100k rows
+
+Each measurement runs in a fresh interpreter (``bench/child.py``) on a fresh database, with
+``BENCH_WORKLOAD`` set before anything starts, so pool workers and forkservers get the
+workload too, and the peak memory is that of this one contender's process tree (the sum of
+the RSS of the process and all its descendants, sampled every 20 ms with psutil). The table
+reports medians over the repeats; the repeats are interleaved (every contender once, then
+again) so noise on this shared machine spreads over all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.contenders import is_known, parse_bulkadmin  # noqa: E402
+from mysite.sampledata import write_users  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "bench" / ".work"
+PG_BENCH_DB = "bulkadmin_bench"
+SAMPLE_SECONDS = 0.02
+
+WORKLOADS = {
+    "W0": "nothing extra",
+    "W1": "5 ms of CPU per row (busy loop)",
+    "W2": "20 ms of waiting per row (time.sleep)",
+}
+#: Rows per workload by default: enough for steady rates, few enough for ~15 minutes in all.
+DEFAULT_ROWS = {"W0": 10_000, "W1": 2_000, "W2": 1_000}
+QUICK_ROWS = {"W0": 2_000, "W1": 400, "W2": 300}
+COMMON = ["loop", "baseline", "import-export", "bulk_create", "bulkadmin-1w", "bulkadmin-2w", "bulkadmin-4w"]
+DEFAULT_CONTENDERS = {
+    "W0": COMMON,
+    "W1": COMMON,
+    "W2": [*COMMON, "bulkadmin-2w-4t", "bulkadmin-2w-8t", "bulkadmin-2w-16t", "bulkadmin-4w-16t"],
+}
+LABELS = {
+    "loop": "plain loop (create())",
+    "baseline": "baseline: ProcessPoolExecutor(4), submit per row",
+    "import-export": "django-import-export import_data",
+    "bulk_create": "bulk_create ×1000 (no signals; ceiling)",
+}
+
+
+def label(name: str) -> str:
+    spec = parse_bulkadmin(name)
+    if spec is None:
+        return LABELS.get(name, name)
+    text = f"bulkadmin {spec.workers} worker{'s' if spec.workers > 1 else ''}"
+    if spec.threads > 1:
+        text += f" × {spec.threads} threads"
+    if spec.chunk_size:
+        text += f", chunk {spec.chunk_size}"
+    return text
+
+
+# ---- databases ---------------------------------------------------------------------------------
+class Database:
+    """Where the contenders write: prepared once, made fresh before every measurement."""
+
+    kind = ""
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def fresh(self) -> str:
+        """Make the database empty and return the DATABASE_URL the child should use."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class SQLiteDatabase(Database):
+    kind = "sqlite"
+
+    def __init__(self) -> None:
+        self.template = WORK / "template.sqlite3"
+        self.path = WORK / "bench.sqlite3"
+
+    def prepare(self) -> None:
+        WORK.mkdir(parents=True, exist_ok=True)
+        for path in WORK.glob("template.sqlite3*"):
+            path.unlink()
+        migrate(f"sqlite:///{self.template}")
+        # Fold the WAL into the file so a copy of the file alone is complete.
+        import sqlite3
+
+        with sqlite3.connect(self.template) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
+
+    def fresh(self) -> str:
+        for path in WORK.glob("bench.sqlite3*"):
+            path.unlink()
+        shutil.copyfile(self.template, self.path)
+        return f"sqlite:///{self.path}"
+
+    def describe(self) -> str:
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version} (a fresh file per run, WAL, IMMEDIATE transactions)"
+
+
+class PostgresDatabase(Database):
+    kind = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.admin_url = url
+        parts = urlsplit(url)
+        self.url = urlunsplit(parts._replace(path=f"/{PG_BENCH_DB}"))
+        self.version = ""
+
+    def _admin(self) -> Any:
+        import psycopg2  # type: ignore[import-untyped]
+
+        conn = psycopg2.connect(self.admin_url)
+        conn.autocommit = True
+        return conn
+
+    def prepare(self) -> None:
+        conn = self._admin()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB} WITH (FORCE)")
+                cur.execute(f"CREATE DATABASE {PG_BENCH_DB}")
+                cur.execute("SHOW server_version")
+                self.version = cur.fetchone()[0]
+        finally:
+            conn.close()
+        migrate(self.url)
+
+    def fresh(self) -> str:
+        return self.url  # the child truncates the tables (bench.contenders.reset_database)
+
+    def describe(self) -> str:
+        return f"PostgreSQL {self.version} (database {PG_BENCH_DB}, tables truncated before each run)"
+
+
+def database_from_env() -> Database:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        return PostgresDatabase(url)
+    if url and not url.startswith("sqlite"):
+        raise SystemExit(f"Unsupported DATABASE_URL for the benchmark: {url}")
+    return SQLiteDatabase()
+
+
+def child_env(database_url: str, workload: str = "W0") -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        DATABASE_URL=database_url,
+        BENCH_WORKLOAD=workload,
+        BENCH_WORK_DIR=str(WORK),
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+        DJANGO_DEBUG="0",
+    )
+    return env
+
+
+def migrate(database_url: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=child_env(database_url),
+        check=True,
+    )
+
+
+# ---- one measured process ------------------------------------------------------------------
+@dataclass
+class Measurement:
+    timings: dict[str, float]
+    peak_rss: int  # bytes, whole process tree, whole run
+    phase_peaks: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += p.memory_info().rss
+    return total
+
+
+def measure(spec: dict[str, Any], env: dict[str, str]) -> Measurement:
+    """Run ``bench/child.py`` with ``spec``; sample its process tree's memory until it ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.child", json.dumps(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ps = psutil.Process(proc.pid)
+    state: dict[str, Any] = {"phase": "setup", "peaks": {"setup": 0}, "result": None, "lines": []}
+    lock = threading.Lock()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("BENCH-PHASE "):
+                with lock:
+                    state["phase"] = line.split()[1]
+                    state["peaks"].setdefault(state["phase"], 0)
+            elif line.startswith("BENCH-RESULT "):
+                state["result"] = json.loads(line[len("BENCH-RESULT ") :])
+            else:
+                state["lines"].append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        rss = tree_rss(ps)
+        with lock:
+            peaks = state["peaks"]
+            peaks[state["phase"]] = max(peaks[state["phase"]], rss)
+        time.sleep(SAMPLE_SECONDS)
+    reader.join()
+    if proc.returncode != 0 or state["result"] is None:
+        sys.stderr.write("".join(state["lines"][-20:]))
+        raise RuntimeError(f"{spec} failed with exit code {proc.returncode}")
+    result = state["result"]
+    peaks = state["peaks"]
+    return Measurement(
+        timings=result.pop("timings"), peak_rss=max(peaks.values()), phase_peaks=peaks, extra=result
+    )
+
+
+# ---- the table ---------------------------------------------------------------------------------
+@dataclass
+class Row:
+    workload: str
+    contender: str
+    rows: int
+    runs: list[Measurement]
+
+    def median(self, key: str) -> float:
+        return statistics.median(m.timings[key] for m in self.runs if key in m.timings)
+
+    @property
+    def run_rate(self) -> float:
+        return self.rows / self.median("run")
+
+    @property
+    def total_rate(self) -> float | None:
+        return self.rows / self.median("total") if "total" in self.runs[0].timings else None
+
+    @property
+    def peak_mib(self) -> float:
+        return statistics.median(m.peak_rss for m in self.runs) / 2**20
+
+
+def baseline_of(rows: list[Row], workload: str) -> Row | None:
+    return next((r for r in rows if r.workload == workload and r.contender == "baseline"), None)
+
+
+def ratio(value: float | None, base: Row | None, attr: str = "run_rate") -> str:
+    if value is None or base is None:
+        return "–"
+    return f"{value / getattr(base, attr):.2f}×"
+
+
+HEADER = [
+    "Workload",
+    "Contender",
+    "Rows",
+    "Run s",
+    "Rows/s (run)",
+    "× baseline",
+    "Total s",
+    "Rows/s (total)",
+    "× baseline (total)",
+    "Peak RSS MiB",
+]
+
+
+def table_cells(rows: list[Row]) -> list[list[str]]:
+    out = []
+    for row in rows:
+        base = baseline_of(rows, row.workload)
+        total_rate = row.total_rate
+        out.append(
+            [
+                row.workload,
+                label(row.contender),
+                f"{row.rows:,}",
+                f"{row.median('run'):.2f}",
+                f"{row.run_rate:,.0f}",
+                ratio(row.run_rate, base),
+                f"{row.median('total'):.2f}" if total_rate else "–",
+                f"{total_rate:,.0f}" if total_rate else "–",
+                ratio(total_rate, base),
+                f"{row.peak_mib:,.0f}",
+            ]
+        )
+    return out
+
+
+def format_text(cells: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADER)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for c in cells:
+        lines.append(
+            "  ".join(
+                (v.ljust(w) if i < 2 else v.rjust(w)) for i, (v, w) in enumerate(zip(c, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def format_markdown(cells: list[list[str]], header: list[str] = HEADER) -> str:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < 2 else "--:" for i in range(len(header))) + "|",
+    ]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    return "\n".join(lines)
+
+
+def targets(rows: list[Row], kind: str) -> list[str]:
+    """The issue's targets, checked where this run measured what they need."""
+    out: list[str] = []
+
+    def get(workload: str, name: str) -> Row | None:
+        return next((r for r in rows if r.workload == workload and r.contender == name), None)
+
+    def best(workload: str, attr: str) -> Row | None:
+        candidates = [r for r in rows if r.workload == workload and parse_bulkadmin(r.contender)]
+        return max(candidates, key=lambda r: getattr(r, attr) or 0, default=None)
+
+    def verdict(ok: bool) -> str:
+        return "MET" if ok else "NOT MET"
+
+    ba, base, ie = best("W0", "run_rate"), get("W0", "baseline"), get("W0", "import-export")
+    if ba and base:
+        need = 5.0 if kind == "sqlite" else 3.0
+        run_x, total_x = ba.run_rate / base.run_rate, (ba.total_rate or 0) / base.run_rate
+        out.append(
+            f"W0 bulkadmin ≥ {need:g}× baseline: {label(ba.contender)} run phase {run_x:.2f}×, "
+            f"including create_job {total_x:.2f}× → {verdict(run_x >= need)} (run), "
+            f"{verdict(total_x >= need)} (total)"
+        )
+    if ba and ie and kind != "sqlite":
+        run_x, total_x = ba.run_rate / ie.run_rate, (ba.total_rate or 0) / ie.run_rate
+        out.append(
+            f"W0 bulkadmin ≥ 8× django-import-export: run {run_x:.2f}×, total {total_x:.2f}× "
+            f"→ {verdict(run_x >= 8)} (run), {verdict(total_x >= 8)} (total)"
+        )
+    ba, loop = best("W1", "run_rate"), get("W1", "loop")
+    if ba and loop:
+        cores = os.cpu_count() or 1
+        eff = loop.median("run") / cores / ba.median("run")
+        eff_total = loop.median("run") / cores / ba.median("total")
+        out.append(
+            f"W1 ≥ 90% of linear scaling (loop time / {cores} cores / bulkadmin time): "
+            f"{label(ba.contender)} run {eff:.0%}, total {eff_total:.0%} → {verdict(eff >= 0.9)} (run), "
+            f"{verdict(eff_total >= 0.9)} (total)"
+        )
+    ba, base = best("W2", "run_rate"), get("W2", "baseline")
+    if ba and base:
+        run_x, total_x = ba.run_rate / base.run_rate, (ba.total_rate or 0) / base.run_rate
+        out.append(
+            f"W2 bulkadmin ≥ 8× baseline: {label(ba.contender)} run {run_x:.2f}×, total {total_x:.2f}× "
+            f"→ {verdict(run_x >= 8)} (run), {verdict(total_x >= 8)} (total)"
+        )
+    return out
+
+
+def chart(rows: list[Row], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r.workload for r in rows))
+    fig, axes = plt.subplots(
+        len(workloads),
+        1,
+        figsize=(10, 1.2 + sum(0.42 * sum(r.workload == w for r in rows) + 0.6 for w in workloads)),
+        squeeze=False,
+    )
+    for ax, workload in zip(axes[:, 0], workloads, strict=True):
+        group = [r for r in rows if r.workload == workload]
+        base = baseline_of(rows, workload)
+        names = [label(r.contender) for r in group]
+        rates = [r.run_rate for r in group]
+        colors = [
+            "#2b7bba"
+            if parse_bulkadmin(r.contender)
+            else "#999999"
+            if r.contender == "bulk_create"
+            else "#e08a2c"
+            for r in group
+        ]
+        y = range(len(group))
+        ax.barh(y, rates, color=colors)
+        totals = [r.total_rate for r in group]
+        ax.scatter(
+            [t for t in totals if t],
+            [i for i, t in zip(y, totals, strict=True) if t],
+            color="black",
+            marker="|",
+            s=120,
+            zorder=3,
+            label="bulkadmin incl. create_job",
+        )
+        ax.set_yticks(list(y), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("rows per second (log scale)")
+        ax.set_title(f"{workload}: {WORKLOADS[workload]}, {group[0].rows:,} rows", fontsize=10)
+        for i, r in enumerate(group):
+            text = f" {r.run_rate:,.0f}/s" + (f"  {r.run_rate / base.run_rate:.1f}×" if base else "")
+            ax.text(r.run_rate, i, text, va="center", fontsize=7)
+        if any(totals):
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_xlim(right=max(rates) * 6)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---- modes -------------------------------------------------------------------------------------
+def command_line() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    prefix = f"DATABASE_URL={url} " if url else ""
+    return f"{prefix}.venv/bin/python bench/run.py {shlex.join(sys.argv[1:])}".strip()
+
+
+def environment(db: Database) -> str:
+    import django
+
+    return (
+        f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"Django {django.get_version()}, {db.describe()}"
+    )
+
+
+def csv_for(rows: int) -> Path:
+    path = WORK / f"users-{rows}.csv"
+    if not path.exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        write_users(path.with_suffix(".tmp"), rows)
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def run_table(args: argparse.Namespace, db: Database) -> None:
+    plan: list[tuple[str, str, int]] = []
+    for workload in args.workloads:
+        rows = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)[workload]
+        names = args.contenders or DEFAULT_CONTENDERS[workload]
+        if args.chunk_sizes:
+            names = [*names, *(f"bulkadmin-{args.chunk_workers}w-c{c}" for c in args.chunk_sizes)]
+        plan += [(workload, name, rows) for name in names]
+    results: dict[tuple[str, str], Row] = {(w, n): Row(w, n, rows, []) for w, n, rows in plan}
+    started = time.monotonic()
+    for repeat in range(args.repeats):
+        for workload, name, rows in plan:
+            url = db.fresh()
+            m = measure(
+                {"mode": "contender", "contender": name, "csv": str(csv_for(rows)), "rows": rows},
+                child_env(url, workload),
+            )
+            results[(workload, name)].runs.append(m)
+            timing = ", ".join(f"{k} {v:.2f}s" for k, v in m.timings.items())
+            print(
+                f"[{time.monotonic() - started:6.0f}s] repeat {repeat + 1}/{args.repeats} {workload} "
+                f"{name:<22} {rows / m.timings['run']:9,.0f} rows/s ({timing}), "
+                f"peak {m.peak_rss / 2**20:,.0f} MiB",
+                flush=True,
+            )
+    rows_ = list(results.values())
+    cells = table_cells(rows_)
+    checks = targets(rows_, db.kind)
+    elapsed = time.monotonic() - started
+    print()
+    print(format_text(cells))
+    print()
+    for line in checks:
+        print(line)
+    name = args.name or f"latest-{db.kind}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    png = RESULTS / f"{name}.png"
+    chart(rows_, png, f"bulkadmin benchmark, {db.kind}, median of {args.repeats}")
+    md = [
+        f"# bulkadmin benchmark: {db.kind}",
+        "",
+        f"Command: `{command_line()}`",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M %Z')} in {elapsed / 60:.1f} min on {environment(db)}.",
+        f"Median of {args.repeats} repeat(s), repeats interleaved. Workloads (a pre_save receiver): "
+        + "; ".join(f"{w} {WORKLOADS[w]}" for w in args.workloads)
+        + ". Every contender but bulk_create saves each user through save(), so the pre_save "
+        "workload and the demo's post_save receiver (one Profile per user) run for every row.",
+        "",
+        "Rows/s (run) is the import itself; for bulkadmin, Total adds create_job (validation and "
+        "saving the job's rows), as `bulkimport` does. Peak RSS is the sum over the contender's whole "
+        "process tree (pool workers and forkserver included), sampled every 20 ms; shared pages count "
+        "once per process.",
+        "",
+        format_markdown(cells),
+        "",
+        "## Targets",
+        "",
+        *(f"- {line}" for line in checks),
+        "",
+        f"![chart]({png.name})",
+        "",
+    ]
+    (RESULTS / f"{name}.md").write_text("\n".join(md), encoding="utf-8")
+    print(f"\nWrote {RESULTS / f'{name}.md'} and {png} ({elapsed / 60:.1f} min).")
+
+
+def run_memory(args: argparse.Namespace, db: Database) -> None:
+    started = time.monotonic()
+    lines = []
+    peaks: dict[int, int] = {}
+    workers = args.memory_workers or os.cpu_count() or 1
+    for rows in args.memory_rows:
+        m = measure({"mode": "memory", "rows": rows, "workers": workers}, child_env(db.fresh(), "W0"))
+        peaks[rows] = m.phase_peaks["run"]
+        line = (
+            f"{rows:>9,} rows, {workers} workers: run phase {m.timings['run']:.1f}s "
+            f"({rows / m.timings['run']:,.0f} rows/s), peak RSS of the run phase "
+            f"{m.phase_peaks['run'] / 2**20:,.0f} MiB (insert {m.timings['insert']:.1f}s, "
+            f"peak {m.phase_peaks.get('setup', 0) / 2**20:,.0f} MiB)"
+        )
+        print(line, flush=True)
+        lines.append(f"- {line}")
+    small, large = min(peaks), max(peaks)
+    if small != large:
+        growth = peaks[large] / peaks[small]
+        met = "MET" if growth <= 1.2 else "NOT MET"
+        verdict = f"{large:,}-row peak / {small:,}-row peak = {growth:.2f}× → {met} (≤ 1.2×)"
+        print(verdict)
+        lines.append(f"- Target: {verdict}")
+    name = args.name or f"latest-{db.kind}-memory"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(
+        "\n".join(
+            [
+                f"# bulkadmin memory: {db.kind}",
+                "",
+                f"Command: `{command_line()}`",
+                "",
+                f"Run {time.strftime('%Y-%m-%d %H:%M %Z')} in {(time.monotonic() - started) / 60:.1f} min on "
+                f"{environment(db)}. W0; the job's rows are saved with bulk_create (no validation), then "
+                "only JobRunner.run() is measured: peak RSS of the whole process tree during the run phase.",
+                "",
+                *lines,
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    print(f"Wrote {RESULTS / f'{name}.md'}")
+
+
+def run_validation(args: argparse.Namespace, db: Database) -> None:
+    rows = args.validation_rows
+    path = csv_for(rows)
+    times = []
+    for _ in range(args.repeats):
+        m = measure({"mode": "validation", "csv": str(path)}, child_env(db.fresh(), "W0"))
+        times.append(m.timings["run"])
+        print(
+            f"validate_file on {rows:,} rows: {m.timings['run']:.2f}s, "
+            f"peak {m.phase_peaks['run'] / 2**20:,.0f} MiB",
+            flush=True,
+        )
+    median = statistics.median(times)
+    met = "MET" if median <= 3 * rows / 100_000 else "NOT MET"
+    verdict = f"median {median:.2f}s for {rows:,} rows → {met} (≤ 3 s per 100,000 rows)"
+    print(verdict)
+    name = args.name or f"latest-{db.kind}-validation"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(
+        f"# bulkadmin validation: {db.kind}\n\nCommand: `{command_line()}`\n\n"
+        f"{environment(db)}. bulkadmin.validation.validate_file with the users importer, "
+        f"runs: {', '.join(f'{t:.2f}s' for t in times)}.\n\n- Target: {verdict}\n",
+        encoding="utf-8",
+    )
+    print(f"Wrote {RESULTS / f'{name}.md'}")
+
+
+def comma_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def comma_ints(value: str) -> list[int]:
+    return [int(v.replace("_", "")) for v in comma_list(value)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, help=f"Rows per workload (default {DEFAULT_ROWS}).")
+    parser.add_argument("--repeats", type=int, help="Measurements per contender; the median is shown (3).")
+    parser.add_argument(
+        "--workloads", type=lambda v: [w.upper() for w in comma_list(v)], default=list(WORKLOADS)
+    )
+    parser.add_argument(
+        "--contenders",
+        type=comma_list,
+        help="loop, baseline, import-export, bulk_create, bulkadmin-<N>w[-<T>t][-c<chunk>] (default: all).",
+    )
+    parser.add_argument("--quick", action="store_true", help=f"One repeat of {QUICK_ROWS} rows: a smoke run.")
+    parser.add_argument("--chunk-sizes", type=comma_ints, help="Add bulkadmin at these chunk sizes.")
+    parser.add_argument("--chunk-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--memory", action="store_true", help="Only the memory measurement.")
+    parser.add_argument("--memory-rows", type=comma_ints, default=[100_000, 1_000_000])
+    parser.add_argument("--memory-workers", type=int)
+    parser.add_argument("--validation", action="store_true", help="Only time validate_file.")
+    parser.add_argument("--validation-rows", type=int, default=100_000)
+    parser.add_argument("--name", help="Result file name without extension (default latest-<db>).")
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            parser.error(f"unknown workload {w}")
+    for c in args.contenders or []:
+        if not is_known(c):
+            parser.error(f"unknown contender {c}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    db = database_from_env()
+    db.prepare()
+    if args.memory:
+        run_memory(args, db)
+    elif args.validation:
+        run_validation(args, db)
+    else:
+        run_table(args, db)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The demo's settings plus the workload app; the database comes from ``DATABASE_URL``.
+
+``bench/run.py`` points ``DATABASE_URL`` at a benchmark-only database (a fresh SQLite file per
+run, or the ``bulkadmin_bench`` PostgreSQL database) and sets ``BENCH_WORKLOAD`` before each
+contender's process starts, so pool workers and forkservers inherit both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mysite.settings import *  # noqa: F403
+from mysite.settings import BASE_DIR, BULKADMIN, INSTALLED_APPS
+
+DEBUG = False  # DEBUG keeps every query in memory: no production site runs like that.
+INSTALLED_APPS = [*INSTALLED_APPS, "bench.benchapp"]
+BULKADMIN = {
+    **BULKADMIN,
+    "DATA_DIR": Path(os.environ.get("BENCH_WORK_DIR", str(Path(BASE_DIR) / "bench" / ".work"))) / "data",
+}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"bulkadmin": {"handlers": ["console"], "level": "WARNING"}},
+}
