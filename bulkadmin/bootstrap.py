@@ -6,8 +6,14 @@ initializer cannot live beside the models.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+
 
 def initialize_worker(job_id: int, threads: int) -> None:
+    _exit_when_orphaned()
     import django
 
     django.setup()
@@ -15,3 +21,25 @@ def initialize_worker(job_id: int, threads: int) -> None:
 
     worker.configure_threads(threads)
     worker.get_importer(job_id)
+
+
+def _exit_when_orphaned() -> None:
+    """Die with the runner: a pool worker blocks forever on its queue once the runner is killed.
+
+    Its open transaction is rolled back, so the rows it held stay pending for the resume.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(70)
+
+    threading.Thread(target=watch, name="bulkadmin-orphan-watch", daemon=True).start()
+
+
+def worker_ready() -> int:
+    """A no-op the runner sends to a new pool: it fails at once if workers cannot start."""
+    return os.getpid()

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from types import FrameType
@@ -28,6 +28,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from bulkadmin import conf
+from bulkadmin.bootstrap import worker_ready
 from bulkadmin.executors import make_executor
 from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
 from bulkadmin.sqlite_gate import write_turn
@@ -35,11 +36,8 @@ from bulkadmin.worker import CONNECTION_ERRORS, ChunkResult, import_chunk
 
 logger = logging.getLogger("bulkadmin")
 
-#: A chunk whose pool broke this often is split into single rows; a single row, failed.
-SPLIT_AFTER_BREAKS = 2
-FAIL_AFTER_BREAKS = 3
-#: Pools that break this many times in a row without finishing a chunk: the workers cannot start.
-MAX_BARREN_BREAKS = 3
+#: A row that broke the pool this many times while running alone is failed.
+FAIL_AFTER_BREAKS = 2
 #: Back-off for a chunk whose database connection failed; then the job stops, resumable.
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15)
 CANCEL_POLL_SECONDS = 0.5
@@ -158,13 +156,15 @@ class JobRunner:
 
     # ---- dispatch ------------------------------------------------------------------------
     def _dispatch(self, settings: Settings) -> None:
-        executor = make_executor(self.job_id, workers=settings.workers, threads=settings.threads)
+        executor = self._start_executor(settings)
+        if executor is None:
+            return
         limit = settings.workers * settings.threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
         in_flight: dict[Future[ChunkResult], Chunk] = {}
-        waiting: list[Chunk] = []  # to be (re)submitted before any new chunk
+        retries: list[Chunk] = []  # resubmitted before any new chunk
+        suspects: list[Chunk] = []  # lost with a broken pool: each runs alone to find the culprit
         last_pk = 0
         exhausted = False
-        barren_breaks = 0
         next_cancel_check = 0.0
         try:
             while True:
@@ -173,8 +173,12 @@ class JobRunner:
                     self._cancelled = self._cancelled or self._cancel_requested()
                 stopping = self._cancelled or bool(self._stop_reason)
                 while not stopping and len(in_flight) < limit:
-                    if waiting:
-                        chunk = waiting.pop(0)
+                    if suspects:
+                        if in_flight:
+                            break
+                        chunk = suspects.pop(0)
+                    elif retries:
+                        chunk = retries.pop(0)
                     elif not exhausted:
                         ids = self._next_ids(last_pk, settings.chunk_size)
                         if not ids:
@@ -185,39 +189,64 @@ class JobRunner:
                     else:
                         break
                     in_flight[executor.submit(import_chunk, self.job_id, chunk.ids)] = chunk
+                    if suspects or chunk.breaks:
+                        break  # a suspect runs alone
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
-                    chunk = in_flight.pop(future)
                     try:
                         result = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        waiting.extend(self._after_break(chunk))
+                        continue
                     except CONNECTION_ERRORS as exc:
-                        waiting.append(self._after_connection_error(chunk, exc))
-                    else:
-                        barren_breaks = 0
-                        if self.on_progress:
-                            self.on_progress(result)
+                        retries.append(self._after_connection_error(in_flight.pop(future), exc))
+                        continue
+                    in_flight.pop(future)
+                    if self.on_progress:
+                        self.on_progress(result)
                 if broken:
-                    barren_breaks += 1
-                    for chunk in in_flight.values():  # every chunk of a broken pool is lost
-                        waiting.extend(self._after_break(chunk))
+                    suspects[:0] = self._after_break(list(in_flight.values()))
                     in_flight.clear()
                     executor.shutdown(wait=True, cancel_futures=True)
-                    if barren_breaks >= MAX_BARREN_BREAKS:
-                        self._stop_reason = (
-                            "Worker processes keep dying before finishing any chunk; see the "
-                            "job's log. Resume the job once the cause is fixed."
-                        )
-                        break
                     logger.warning("Job %s: a worker process died; restarting the pool.", self.job_id)
-                    executor = make_executor(self.job_id, workers=settings.workers, threads=settings.threads)
+                    executor = self._start_executor(settings)
+                    if executor is None:
+                        return
         finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    def _start_executor(self, settings: Settings) -> Executor | None:
+        """A new executor whose workers are shown to start; None (and the job stops) if they cannot."""
+        executor = make_executor(self.job_id, workers=settings.workers, threads=settings.threads)
+        try:
+            executor.submit(worker_ready).result()
+        except BrokenProcessPool:
             executor.shutdown(wait=True, cancel_futures=True)
+            self._stop_reason = (
+                "The worker processes cannot start (see the job's log); resume the job once the "
+                "cause is fixed."
+            )
+            return None
+        return executor
+
+    def _after_break(self, lost: list[Chunk]) -> list[Chunk]:
+        """Chunks lost with a broken pool, as suspects; a culprit found alone is split or failed."""
+        if len(lost) != 1:
+            for chunk in lost:
+                chunk.breaks = max(chunk.breaks, 1)
+            return lost
+        chunk = lost[0]
+        chunk.breaks += 1
+        if len(chunk.ids) > 1:
+            return [Chunk([pk], breaks=1) for pk in chunk.ids]
+        if chunk.breaks > FAIL_AFTER_BREAKS:
+            _fail_rows(self.job_id, chunk.ids, "The worker process died while importing this row.")
+            return []
+        return [chunk]
 
     def _next_ids(self, after: int, size: int) -> list[int]:
         for delay in (*RETRY_DELAYS, None):
@@ -233,15 +262,6 @@ class JobRunner:
                     raise
                 time.sleep(delay)
         raise AssertionError("unreachable")
-
-    def _after_break(self, chunk: Chunk) -> list[Chunk]:
-        chunk.breaks += 1
-        if len(chunk.ids) > 1 and chunk.breaks >= SPLIT_AFTER_BREAKS:
-            return [Chunk([pk], breaks=chunk.breaks - 1) for pk in chunk.ids]
-        if len(chunk.ids) == 1 and chunk.breaks >= FAIL_AFTER_BREAKS:
-            _fail_rows(self.job_id, chunk.ids, "The worker process died while importing this row.")
-            return []
-        return [chunk]
 
     def _after_connection_error(self, chunk: Chunk, exc: Exception) -> Chunk:
         if chunk.retries >= len(RETRY_DELAYS):

@@ -16,11 +16,12 @@ from mysite.settings import BASE_DIR, DATABASES, INSTALLED_APPS
 TEST_DB_DIR = Path(BASE_DIR) / "tests" / ".db"
 TEST_DB_DIR.mkdir(exist_ok=True)
 
+# One test database per pytest process, so that two runs on one machine never share one.
 _default = DATABASES["default"]
 if _default["ENGINE"].endswith("sqlite3"):
-    _default["TEST"] = {"NAME": str(TEST_DB_DIR / "test.sqlite3")}
+    _default["TEST"] = {"NAME": str(TEST_DB_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
-    _default["TEST"] = {"NAME": "test_bulkadmin"}
+    _default["TEST"] = {"NAME": f"test_bulkadmin_{os.getpid()}"}
 if os.environ.get("BULKADMIN_TEST_DB_NAME"):
     _default["NAME"] = os.environ["BULKADMIN_TEST_DB_NAME"]
 

@@ -2,7 +2,10 @@
 
 Knob ``record_signals`` records every pre_save/post_save of a new user with its pid;
 ``row_delay`` sleeps that many seconds per user (slow rows, for cancel and crash tests);
-a username containing ``boom`` raises in pre_save (a row that fails on import).
+a username containing ``boom`` raises in pre_save (a row that fails on import);
+``die_file`` names a file: the first process to save a user whose name contains ``die``
+while that file exists deletes it and exits at once (a worker dying mid-chunk);
+``always_die`` makes such a user kill its process every time.
 """
 
 import os
@@ -21,6 +24,10 @@ User = get_user_model()
 def on_pre_save(sender, instance, raw=False, **kwargs):
     if "boom" in instance.username:
         raise RuntimeError(f"receiver refused {instance.username}")
+    if "die" in instance.username:
+        marker = Knob.get("die_file")
+        if Knob.get("always_die") or (marker and _consume(marker)):
+            os._exit(17)
     delay = float(Knob.get("row_delay") or 0)
     if delay:
         time.sleep(delay)
@@ -32,3 +39,11 @@ def on_pre_save(sender, instance, raw=False, **kwargs):
 def on_post_save(sender, instance, created, raw=False, **kwargs):
     if created and Knob.get("record_signals"):
         SignalRecord.objects.create(username=instance.username, signal="post", pid=os.getpid())
+
+
+def _consume(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,129 @@
+"""Faults: a runner killed with SIGKILL, a worker process dying mid-chunk. Rows end exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+
+from bulkadmin.engine import JobRunner
+from bulkadmin.jobs import create_job
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from tests.conftest import ROOT
+from tests.testapp.models import SignalRecord
+
+User = get_user_model()
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def assert_exactly_once(job: ImportJob, count: int, prefix: str = "user") -> None:
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.total, job.processed, job.succeeded, job.failed) == (count, count, count, 0)
+    assert User.objects.filter(username__startswith=prefix).count() == count
+    rows = ImportRow.objects.filter(job=job)
+    assert rows.filter(status=RowStatus.SUCCEEDED).count() == count
+    # one post_save per user: nothing created twice, nothing replayed
+    posts = SignalRecord.objects.filter(signal="post")
+    assert posts.count() == count
+    assert not posts.values("username").annotate(n=Count("id")).filter(n__gt=1).exists()
+    # every row points at its own user
+    assert rows.values("object_pk").distinct().count() == count
+
+
+def start_runner(job_id: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "runbulkjob",
+            str(job_id),
+            "--workers",
+            "2",
+            "--chunk-size",
+            "15",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_runner_killed_with_sigkill_then_resumed_does_every_row_once(seed, users_csv, knobs):
+    rng = random.Random(seed)
+    count = 300
+    knobs(record_signals="1", row_delay="0.004")
+    job, _ = create_job(users_csv(count), "users.csv")
+    assert job is not None
+
+    runner = start_runner(job.pk)
+    kill_at = rng.randrange(15, count - 60)
+    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= kill_at)
+    time.sleep(rng.random() * 0.2)  # anywhere inside a chunk
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate(timeout=30)
+    killed_at = ImportJob.objects.get(pk=job.pk)
+    assert killed_at.status == JobStatus.RUNNING and killed_at.processed < count
+
+    # The heartbeat goes stale; the job is then crashed (what the job page and Resume see).
+    wait_for(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
+    assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
+    # Orphaned pool workers finish at most the chunk they held; let them.
+    time.sleep(1.0)
+
+    resumed = start_runner(job.pk)
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output
+    assert_exactly_once(job, count)
+
+
+def test_a_worker_dying_mid_chunk_is_replaced_and_its_rows_retried(tmp_path, write_file, knobs):
+    marker = tmp_path / "die-once"
+    marker.touch()
+    knobs(record_signals="1", die_file=str(marker))
+    lines = ["username"] + [f"user{i:03d}" for i in range(120)]
+    lines[50] = "user-die-050"
+    job, _ = create_job(write_file("d.csv", "\n".join(lines) + "\n"), "d.csv")
+    assert job is not None
+
+    job = JobRunner(job.pk, workers=2, chunk_size=10).run()
+
+    assert not marker.exists(), "the worker should have died once"
+    assert_exactly_once(job, 120)
+
+
+def test_a_row_that_always_kills_its_worker_fails_alone(write_file, knobs):
+    knobs(record_signals="1", always_die="1", die_file="unused")
+    lines = ["username"] + [f"user{i:03d}" for i in range(40)]
+    lines[20] = "user-die-020"
+    job, _ = create_job(write_file("d.csv", "\n".join(lines) + "\n"), "d.csv")
+    assert job is not None
+
+    job = JobRunner(job.pk, workers=2, chunk_size=10).run()
+
+    assert job.status == JobStatus.FINISHED_WITH_ERRORS
+    assert (job.succeeded, job.failed) == (39, 1)
+    failed = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    assert failed.number == 21 and "worker process died" in failed.error_text
+    assert SignalRecord.objects.filter(signal="post").count() == 39
