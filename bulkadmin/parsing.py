@@ -2,28 +2,42 @@
 
 Reading is our own rather than django-import-export's formats (which build a whole tablib
 Dataset in memory): a file is streamed row by row so memory stays flat, an XLSX is checked for
-zip bombs and formulas before a cell is read, and every error names its row and column.
+zip bombs before a cell is read, and every error names its row and column.
+
+Two kinds of problem: a ``ParseError`` means the file as a whole cannot be read (wrong
+encoding, an unclosed quote, a bad header, too many rows); a problem confined to one row (too
+many values, a value too long, a formula) travels with that row as ``RawRow.errors`` so staff
+see every bad row at once instead of only the first.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import re
+import struct
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO, NamedTuple
 
 from bulkadmin import conf
 
 FORMATS = ("csv", "tsv", "xlsx", "json")
 DELIMITERS = (",", ";", "\t")
+NON_FIELD = "__all__"  # the same key as bulkadmin.importers.base.NON_FIELD
 _SNIFF_BYTES = 64 * 1024
+_READ_BYTES = 64 * 1024
+#: Excel's own limits: a sheet claiming more rows is hostile, not large.
+_XLSX_MAX_ROWS = 1_048_576
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_SAVE_AS_UTF8 = "Save it as UTF-8 (“CSV UTF-8” in Excel) and upload it again."
+
+Errors = dict[str, list[str]]
 
 
 class ParseError(Exception):
@@ -37,8 +51,17 @@ class ParseError(Exception):
             where.append(f"column “{column}”")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.message = message
         self.row = row
         self.column = column
+
+
+class RawRow(NamedTuple):
+    """One non-blank row: its spreadsheet number, values by header, and problems by column."""
+
+    number: int
+    values: dict[str, str]
+    errors: Errors
 
 
 def normalize_header(header: str) -> str:
@@ -48,30 +71,54 @@ def normalize_header(header: str) -> str:
 
 @dataclass
 class Table:
-    """A file's headers and a one-shot iterator of ``(row number, {header: cell})``.
+    """A file's headers and a one-shot iterator of rows; close it (or use ``with``).
 
     Row numbers are the spreadsheet's: the header is row 1. Blank rows are skipped but counted.
     """
 
     format: str
     headers: list[str]
-    rows: Iterator[tuple[int, dict[str, str]]]
+    rows: Iterator[RawRow]
+    _close: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def close(self) -> None:
+        """Release the file even when the rows were not read to the end."""
+        self._close()
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+# A reader returns the raw header cells, an iterator of (number, cells, errors), and a closer.
+_Raw = tuple[list[str], Iterator[tuple[int, list[str], Errors]], Callable[[], None]]
 
 
 def detect_format(name: str, head: bytes) -> str:
-    suffix = Path(name).suffix.lower().lstrip(".")
+    """The format by content first (a renamed workbook is still a workbook), then by name.
+
+    ``name`` is display-only: nothing but its suffix is used, never as a path.
+    """
+    suffix = Path(name.replace("\\", "/")).suffix.lower().lstrip(".")
+    if head.startswith(_OLE2_MAGIC):
+        raise ParseError(
+            "The file is an old Excel (.xls) workbook or a password-protected one; "
+            "save the sheet as XLSX or CSV without a password."
+        )
+    if suffix in ("xls", "ods", "numbers"):
+        raise ParseError(f"{suffix.upper()} files are not supported; save the sheet as XLSX or CSV.")
+    if head.startswith(b"PK\x03\x04") or suffix == "xlsx":
+        return "xlsx"
     if suffix in ("csv", "txt"):
         return "csv"
     if suffix in ("tsv", "tab"):
         return "tsv"
-    if suffix in ("xlsx", "json"):
-        return suffix
-    if head.startswith(b"PK\x03\x04"):
-        return "xlsx"
-    if head.lstrip()[:1] in (b"[", b"{"):
+    if suffix == "json" or head.lstrip(codecs.BOM_UTF8 + b" \t\r\n")[:1] in (b"[", b"{"):
         return "json"
-    if suffix in ("xls", "ods", "numbers"):
-        raise ParseError(f"{suffix.upper()} files are not supported; save the sheet as XLSX or CSV.")
     return "csv"
 
 
@@ -87,83 +134,90 @@ def open_table(path: Path, name: str, allowed_headers: list[str]) -> Table:
         head = probe.read(_SNIFF_BYTES)
     fmt = detect_format(name, head)
     if fmt == "xlsx":
-        headers, raw_rows = _xlsx_rows(path)
+        raw_headers, raw_rows, close = _xlsx_rows(path)
     elif fmt == "json":
-        headers, raw_rows = _json_rows(path)
+        raw_headers, raw_rows, close = _json_rows(path)
     else:
-        headers, raw_rows = _csv_rows(path, head, "\t" if fmt == "tsv" else None)
-    headers = _check_headers(headers, allowed_headers)
-    return Table(format=fmt, headers=headers, rows=_as_dicts(headers, raw_rows))
+        raw_headers, raw_rows, close = _csv_rows(path, head, "\t" if fmt == "tsv" else None)
+    try:
+        headers = _check_headers(raw_headers, allowed_headers)
+    except BaseException:
+        close()
+        raise
+    return Table(format=fmt, headers=headers, rows=_as_dicts(headers, raw_rows), _close=close)
 
 
 def _check_headers(raw: list[str], allowed: list[str]) -> list[str]:
-    max_columns = int(conf.get("MAX_COLUMNS"))
-    if len(raw) > max_columns:
-        raise ParseError(f"The header has {len(raw):,} columns; at most {max_columns} are allowed.")
     headers = [normalize_header(h) for h in raw]
     while headers and headers[-1] == "":
         headers.pop()  # trailing empty header cells, as spreadsheets export them
     if not headers:
         raise ParseError("The file has no header row.")
+    max_columns = int(conf.get("MAX_COLUMNS"))
+    if len(headers) > max_columns:
+        raise ParseError(f"The header has {len(headers):,} columns; at most {max_columns} are allowed.")
     seen: set[str] = set()
     for index, header in enumerate(headers, start=1):
         if header == "":
             raise ParseError(f"Column {index} has no header.", row=1)
         if header in seen:
-            raise ParseError(f"The column “{header}” appears twice in the header.", row=1)
+            raise ParseError(f"The column “{header[:60]}” appears twice in the header.", row=1)
         seen.add(header)
     unknown = [h for h in headers if h not in allowed]
     if unknown:
         raise ParseError(
             f"Unknown column{'s' if len(unknown) > 1 else ''}: "
-            f"{', '.join(repr(u)[:60] for u in unknown[:10])}. Allowed columns: {', '.join(allowed)}.",
+            f"{', '.join(repr(u[:60]) for u in unknown[:10])}. Allowed columns: {', '.join(allowed)}.",
             row=1,
         )
     return headers
 
 
-def _as_dicts(
-    headers: list[str], raw_rows: Iterator[tuple[int, list[str]]]
-) -> Iterator[tuple[int, dict[str, str]]]:
+def _as_dicts(headers: list[str], raw_rows: Iterator[tuple[int, list[str], Errors]]) -> Iterator[RawRow]:
     max_rows = int(conf.get("MAX_ROWS"))
     max_length = int(conf.get("MAX_FIELD_LENGTH"))
     width = len(headers)
     count = 0
-    for number, cells in raw_rows:
-        if not any(cell.strip() for cell in cells):
+    for number, cells, found in raw_rows:
+        if not found and not any(cell.strip() for cell in cells):
             continue
-        extra = cells[width:]
-        if any(cell.strip() for cell in extra):
-            raise ParseError(
-                f"This row has {len(cells)} values but the header has {width} columns.", row=number
-            )
         count += 1
         if count > max_rows:
             raise ParseError(f"The file has more than {max_rows:,} rows, the limit.", row=number)
+        errors: Errors = {key: list(messages) for key, messages in found.items()}
+        extra = sum(1 for cell in cells[width:] if cell.strip())
+        if extra:
+            errors.setdefault(NON_FIELD, []).append(
+                f"This row has {width + extra} values but the header has {width} columns "
+                "(is a value containing the delimiter missing its quotes?)."
+            )
         row: dict[str, str] = {}
         for header, cell in zip(headers, cells, strict=False):
             if len(cell) > max_length:
-                raise ParseError(
-                    f"The value is {len(cell):,} characters long; the limit is {max_length:,}.",
-                    row=number,
-                    column=header,
+                errors.setdefault(header, []).append(
+                    f"The value is {len(cell):,} characters long; the limit is {max_length:,}."
                 )
+                cell = cell[:max_length]
             if "\x00" in cell:
-                raise ParseError("The value contains a NUL byte.", row=number, column=header)
+                errors.setdefault(header, []).append("The value contains a NUL character.")
+                cell = cell.replace("\x00", "")
             row[header] = cell
         for header in headers[len(cells) :]:
             row[header] = ""
-        yield number, row
+        yield RawRow(number, row, errors)
 
 
 # ---- CSV and TSV ---------------------------------------------------------------------------
 def _check_encoding(head: bytes) -> None:
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise ParseError(f"The file is UTF-32 text. {_SAVE_AS_UTF8}")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
-        len(head) > 3 and head[1:2] == b"\x00" and head[3:4] == b"\x00"
+        # every other byte NUL: ASCII text in UTF-16 without a byte-order mark
+        len(head) >= 4 and b"\x00\x00" in (head[1:4:2], head[0:4:2]) and head[:4] != b"\x00" * 4
     ):
-        raise ParseError("The file is UTF-16 text; save it as UTF-8 (“CSV UTF-8” in Excel).")
+        raise ParseError(f"The file is UTF-16 text. {_SAVE_AS_UTF8}")
     if b"\x00" in head:
-        raise ParseError("The file contains NUL bytes; it is not a text file.")
+        raise ParseError("The file contains NUL bytes; it is binary, not CSV text.")
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -172,32 +226,100 @@ def _sniff_delimiter(first_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _csv_rows(
-    path: Path, head: bytes, delimiter: str | None
-) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+class _BadLine(Exception):
+    """Raised from inside the line iterator; the CSV reader passes it through untouched."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _max_line_bytes() -> int:
+    """The longest physical line a valid row can have: every cell at full length, quoted."""
+    columns = int(conf.get("MAX_COLUMNS"))
+    length = int(conf.get("MAX_FIELD_LENGTH"))
+    return max(_SNIFF_BYTES, 4 * (columns + 1) * (2 * length + 3))
+
+
+def _text_lines(handle: BinaryIO, max_line: int) -> Iterator[str]:
+    """Decode ``handle`` line by line, as ``newline=""`` would split it, with bounded memory.
+
+    Decoding one line at a time (rather than through ``TextIOWrapper``'s 8 KB chunks) lets an
+    invalid byte be blamed on the row that holds it; ``\\r`` and ``\\n`` never occur inside a
+    UTF-8 sequence, so splitting the bytes first is safe.
+    """
+    offset = 0
+    pending = b""
+    first = True
+    while True:
+        chunk = handle.readline(_READ_BYTES)
+        data = pending + chunk
+        if not data:
+            return
+        pieces = data.splitlines(keepends=True)
+        complete = len(pieces)
+        if chunk and not data.endswith((b"\n", b"\r\n")):
+            complete -= 1  # the last piece may continue (even "\r", which may precede "\n")
+        pending = pieces[complete] if complete < len(pieces) else b""
+        if len(pending) > max_line:
+            raise _BadLine(
+                f"The row is longer than {max_line:,} bytes; a value is far longer than any field "
+                "allows (or a quote '\"' is never closed)."
+            )
+        for piece in pieces[:complete]:
+            if first:
+                first = False
+                if piece.startswith(codecs.BOM_UTF8):
+                    piece = piece[len(codecs.BOM_UTF8) :]
+                    offset += len(codecs.BOM_UTF8)
+            if len(piece) > max_line:
+                raise _BadLine(
+                    f"The row is longer than {max_line:,} bytes; a value is far longer than any "
+                    "field allows (or a quote '\"' is never closed)."
+                )
+            try:
+                yield piece.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _BadLine(
+                    f"The file is not UTF-8 text (byte {offset + exc.start:,} is invalid). {_SAVE_AS_UTF8}"
+                ) from exc
+            offset += len(piece)
+        if not chunk:
+            return
+
+
+def _csv_rows(path: Path, head: bytes, delimiter: str | None) -> _Raw:
     _check_encoding(head)
     try:
         head_text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not merely a character cut by the sniff window
-            raise _not_utf8(head, exc.start) from exc
+            raise ParseError(
+                f"The file is not UTF-8 text (byte {exc.start:,} is invalid). {_SAVE_AS_UTF8}"
+            ) from exc
         head_text = head[: exc.start].decode("utf-8-sig")
     first_line = re.split(r"\r\n|\r|\n", head_text, maxsplit=1)[0]
-    chosen = delimiter or _sniff_delimiter(first_line)
+    sep_line = re.fullmatch(r"sep=(.)", first_line)  # Excel's delimiter hint
+    chosen = delimiter or (sep_line.group(1) if sep_line else _sniff_delimiter(first_line))
 
     handle = path.open("rb")
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, delimiter=chosen, strict=True)
+    lines = _text_lines(handle, _max_line_bytes())
+    if sep_line:
+        next(lines, None)
+    reader = csv.reader(lines, delimiter=chosen, strict=True)
     try:
         headers = next(reader)
     except StopIteration:
         handle.close()
         raise ParseError("The file has no header row.") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except (csv.Error, _BadLine) as exc:
         handle.close()
-        raise _csv_error(exc, 1, head) from exc
+        raise _csv_error(exc, 1) from exc
+    except BaseException:
+        handle.close()
+        raise
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[tuple[int, list[str], Errors]]:
         number = 1
         try:
             while True:
@@ -206,49 +328,45 @@ def _csv_rows(
                     cells = next(reader)
                 except StopIteration:
                     return
-                except (csv.Error, UnicodeDecodeError) as exc:
-                    raise _csv_error(exc, number, head) from exc
-                yield number, cells
+                except (csv.Error, _BadLine) as exc:
+                    raise _csv_error(exc, number) from exc
+                yield number, cells, {}
         finally:
             handle.close()
 
-    return headers, rows()
+    return headers, rows(), handle.close
 
 
-def _not_utf8(data: bytes, offset: int) -> ParseError:
-    return ParseError(
-        f"The file is not UTF-8 text (byte {offset:,} is invalid). "
-        "Save it as UTF-8 (“CSV UTF-8” in Excel) and upload it again."
-    )
-
-
-def _csv_error(exc: Exception, number: int, head: bytes) -> ParseError:
-    if isinstance(exc, UnicodeDecodeError):
-        return ParseError(
-            "The file is not UTF-8 text from this row on. "
-            "Save it as UTF-8 (“CSV UTF-8” in Excel) and upload it again.",
-            row=number,
-        )
+def _csv_error(exc: Exception, number: int) -> ParseError:
+    if isinstance(exc, _BadLine):
+        return ParseError(exc.message, row=number)
     message = str(exc)
     if "field larger than field limit" in message:
-        return ParseError("A value is far longer than any field allows.", row=number)
-    if "NUL" in message or "null byte" in message:
-        return ParseError("The row contains a NUL byte; the file is not plain text.", row=number)
+        return ParseError(
+            "A value is far longer than any field allows (or a quote '\"' is never closed).", row=number
+        )
     if "unexpected end of data" in message or "EOF" in message:
         return ParseError("A quoted value is never closed (a missing '\"').", row=number)
+    if "expected after" in message:
+        return ParseError(
+            "A quoted value is followed by more text before the delimiter; "
+            'write a quote inside a quoted value as two quotes ("").',
+            row=number,
+        )
     return ParseError(f"The row is not valid CSV ({message}).", row=number)
 
 
 # ---- XLSX ----------------------------------------------------------------------------------
 def _check_zip(path: Path) -> None:
+    """Refuse a zip bomb by the sizes its directory declares (reading stops at those sizes)."""
     limit = int(conf.get("MAX_UNCOMPRESSED_BYTES"))
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             total = sum(info.file_size for info in infos)
             names = {info.filename for info in infos}
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ParseError("The file is not a valid XLSX workbook.") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise ParseError("The file is not a valid XLSX workbook (the zip archive is damaged).") from exc
     if "[Content_Types].xml" not in names:
         raise ParseError("The file is a zip archive, not an XLSX workbook.")
     if total > limit:
@@ -266,92 +384,147 @@ def _cell_text(value: Any) -> str:
         return str(int(value))
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
     return str(value)
 
 
-def _xlsx_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def _xlsx_rows(path: Path) -> _Raw:
     import openpyxl  # imported here: only XLSX uploads pay for it
     from openpyxl.utils import get_column_letter
 
     _check_zip(path)
+    # Our own handle: openpyxl leaves the file open when a damaged workbook fails to load.
+    handle = path.open("rb")
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
+        handle.close()
         raise ParseError("The file is not a valid XLSX workbook.") from exc
-    sheet = workbook.worksheets[0] if workbook.worksheets else None
-    if sheet is None:
-        workbook.close()
-        raise ParseError("The workbook has no sheets.")
-    cells_iter = sheet.iter_rows()
 
-    def texts(number: int, cells: tuple[Any, ...]) -> list[str]:
-        out = []
-        for index, cell in enumerate(cells, start=1):
-            if getattr(cell, "data_type", None) == "f":
-                raise ParseError(
-                    f"Cell {get_column_letter(index)}{number} holds a formula; "
-                    "paste values only and upload again.",
-                    row=number,
-                )
-            out.append(_cell_text(getattr(cell, "value", None)))
-        return out
+    def close() -> None:
+        workbook.close()
+        handle.close()
 
     try:
+        sheet = workbook.worksheets[0] if workbook.worksheets else None
+        if sheet is None:
+            raise ParseError("The workbook has no sheets.")
+        # Read the cells that are there, not the range the file claims: a wrong "dimension"
+        # would otherwise silently cut rows or columns off.
+        sheet.reset_dimensions()
+        cells_iter = sheet.iter_rows()
+
+        def texts(number: int, cells: tuple[Any, ...]) -> tuple[list[str], Errors]:
+            out: list[str] = []
+            errors: Errors = {}
+            for index, cell in enumerate(cells, start=1):
+                value = getattr(cell, "value", None)
+                if getattr(cell, "data_type", None) == "f":
+                    errors.setdefault(f"column {get_column_letter(index)}", []).append(
+                        f"Cell {get_column_letter(index)}{number} holds a formula ({str(value)[:40]}); "
+                        "paste values only and upload again."
+                    )
+                    out.append("")
+                    continue
+                out.append(_cell_text(value))
+            return out, errors
+
         first = next(cells_iter, None)
         if first is None:
             raise ParseError("The file has no header row.")
-        headers = texts(1, first)
+        headers, header_errors = texts(1, first)
+        if header_errors:
+            raise ParseError(next(iter(header_errors.values()))[0], row=1)
     except ParseError:
-        workbook.close()
+        close()
         raise
+    except Exception as exc:
+        close()
+        raise ParseError("The workbook is damaged and cannot be read.") from exc
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[tuple[int, list[str], Errors]]:
         try:
             for number, cells in enumerate(cells_iter, start=2):
-                yield number, texts(number, cells)
+                if number > _XLSX_MAX_ROWS:
+                    raise ParseError("The sheet claims more rows than Excel allows.", row=number)
+                out, errors = texts(number, cells)
+                yield number, out, _name_columns(errors, headers)
         except ParseError:
             raise
         except Exception as exc:
             raise ParseError("The workbook is damaged and cannot be read.") from exc
         finally:
-            workbook.close()
+            close()
 
-    return headers, rows()
+    return headers, rows(), close
+
+
+def _name_columns(errors: Errors, headers: list[str]) -> Errors:
+    """Key formula errors by the column's header, as every other row error is keyed."""
+    if not errors:
+        return errors
+    from openpyxl.utils import column_index_from_string
+
+    named: Errors = {}
+    for key, messages in errors.items():
+        index = column_index_from_string(key.removeprefix("column "))
+        header = normalize_header(headers[index - 1]) if index <= len(headers) else ""
+        named.setdefault(header or NON_FIELD, []).extend(messages)
+    return named
 
 
 # ---- JSON ----------------------------------------------------------------------------------
-def _json_cell(value: Any, number: int, key: str) -> str:
+def _json_cell(value: Any) -> str:
     if isinstance(value, list):
-        return ";".join(_json_cell(v, number, key) for v in value)
+        return ";".join(_json_cell(v) for v in value)
     if isinstance(value, dict):
-        raise ParseError("A value may not be an object.", row=number, column=key)
+        raise ValueError("A value may not be an object; use a string, number, true/false or a list.")
     return _cell_text(value)
 
 
-def _json_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    """A JSON array of objects, one per row; the first object's keys are the header."""
+def _json_rows(path: Path) -> _Raw:
+    """A JSON array of objects, one per row; the keys, in order of appearance, are the header.
+
+    JSON cannot be streamed without a third-party parser, so the file is loaded whole; the
+    upload limit bounds it.
+    """
     try:
         with path.open("rb") as handle:
-            data = json.load(_utf8(handle))
+            data = json.loads(handle.read().decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise _not_utf8(b"", exc.start) from exc
+        raise ParseError(
+            f"The file is not UTF-8 text (byte {exc.start:,} is invalid). "
+            "Save it as UTF-8 and upload it again."
+        ) from exc
     except (ValueError, RecursionError) as exc:
         raise ParseError(f"The file is not valid JSON ({str(exc)[:120]}).") from exc
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ParseError("The JSON must be an array of objects, one per row.")
+    if not isinstance(data, list):
+        raise ParseError("The JSON must be an array of objects, one per row, not a single value or object.")
     if not data:
         raise ParseError("The file has no rows.")
-    headers = [str(k) for k in data[0]]
+    for index, item in enumerate(data, start=2):
+        if not isinstance(item, dict):
+            raise ParseError(
+                f"The JSON must be an array of objects, one per row; item {index - 1} is not an object.",
+                row=index,
+            )
+    keys: dict[str, None] = {}
+    for item in data:
+        for key in item:
+            keys.setdefault(key, None)
+    headers = list(keys)
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[tuple[int, list[str], Errors]]:
         for number, item in enumerate(data, start=2):
-            extra = [str(k) for k in item if str(k) not in headers]
-            if extra:
-                raise ParseError(f"Unknown key “{extra[0][:60]}”.", row=number)
-            yield number, [_json_cell(item.get(h), number, h) for h in headers]
+            cells: list[str] = []
+            errors: Errors = {}
+            for header in headers:
+                try:
+                    cells.append(_json_cell(item.get(header)))
+                except ValueError as exc:
+                    errors.setdefault(normalize_header(header), []).append(str(exc))
+                    cells.append("")
+            yield number, cells, errors
 
-    return headers, rows()
-
-
-def _utf8(handle: BinaryIO) -> io.TextIOWrapper:
-    return io.TextIOWrapper(handle, encoding="utf-8-sig")
+    return headers, rows(), lambda: None

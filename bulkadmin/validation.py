@@ -1,7 +1,8 @@
 """A file's rows checked against an importer: no database writes and no signals.
 
 Rows are cleaned one by one (no queries) and checked against the database in batches, so a
-file costs a few reads per thousand rows, never one per row.
+file costs a few reads per thousand rows, never one per row. Memory stays flat too: only the
+first ``MAX_REPORTED_ERRORS`` errors by row are kept, and invalid rows are counted, not listed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkadmin.importers.base import NON_FIELD, Cleaned, Errors, Importer, RowInvalid
-from bulkadmin.parsing import ParseError, Table, open_table
+from bulkadmin.parsing import ParseError, RawRow, Table, open_table
 
 CHECK_BATCH = 1000
 MAX_REPORTED_ERRORS = 1000
@@ -39,13 +40,9 @@ class Report:
     total: int = 0
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
-    invalid_rows: set[int] = field(default_factory=set)
+    invalid: int = 0
     preview: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     file_error: str = ""
-
-    @property
-    def invalid(self) -> int:
-        return len(self.invalid_rows)
 
     @property
     def valid(self) -> int:
@@ -53,19 +50,27 @@ class Report:
 
     @property
     def is_valid(self) -> bool:
-        return not self.file_error and not self.invalid_rows and self.total > 0
+        return not self.file_error and not self.invalid and self.total > 0
 
     @property
     def errors_truncated(self) -> bool:
         return self.error_count > len(self.errors)
 
     def add(self, number: int, errors: Errors) -> None:
-        self.invalid_rows.add(number)
+        """Record a row as invalid; call once per row, with all of its errors."""
+        self.invalid += 1
         for column, messages in errors.items():
             for message in messages:
                 self.error_count += 1
-                if len(self.errors) < MAX_REPORTED_ERRORS:
-                    self.errors.append(RowError(number, column, message))
+                self.errors.append(RowError(number, column, message))
+        # Errors arrive out of row order (database checks run per batch), so keep the lowest
+        # rows rather than the first to arrive; trimming at twice the cap keeps this cheap.
+        if len(self.errors) > 2 * MAX_REPORTED_ERRORS:
+            self._trim()
+
+    def _trim(self) -> None:
+        self.errors.sort(key=lambda e: e.row)
+        del self.errors[MAX_REPORTED_ERRORS:]
 
 
 #: Receives each batch of valid rows (number, raw values) once the batch is checked.
@@ -78,26 +83,30 @@ def validate_file(
     """Validate the file at ``path``; with ``on_valid``, hand each checked batch of good rows on."""
     report = Report()
     try:
-        table = open_table(path, name, importer.column_names())
-        _check_required_headers(table, importer)
-        report.format, report.headers = table.format, table.headers
-        _validate_rows(table.rows, importer, report, on_valid)
+        with open_table(path, name, importer.column_names()) as table:
+            _check_required_headers(table, importer)
+            report.format, report.headers = table.format, table.headers
+            _validate_rows(table.rows, importer, report, on_valid)
     except ParseError as exc:
         report.file_error = str(exc)
     if not report.file_error and report.total == 0:
         report.file_error = "The file has a header but no rows."
-    report.errors.sort(key=lambda e: e.row)
+    report._trim()
     return report
 
 
 def _check_required_headers(table: Table, importer: Importer) -> None:
     missing = [c for c in importer.required_columns() if c not in table.headers]
     if missing:
-        raise ParseError(f"Required column missing from the header: {', '.join(missing)}.", row=1)
+        raise ParseError(
+            f"Required column{'s' if len(missing) > 1 else ''} missing from the header: "
+            f"{', '.join(missing)}.",
+            row=1,
+        )
 
 
 def _validate_rows(
-    rows: Iterator[tuple[int, dict[str, str]]],
+    rows: Iterator[RawRow],
     importer: Importer,
     report: Report,
     on_valid: ValidBatchSink | None,
@@ -116,12 +125,15 @@ def _validate_rows(
             on_valid([(number, raw) for number, _, raw in batch if number not in found])
         batch.clear()
 
-    for number, values in rows:
+    for number, values, parse_errors in rows:
         report.total += 1
         if len(report.preview) < PREVIEW_ROWS:
             report.preview.append(
                 (number, {k: (MASK if k in secret and v else v) for k, v in values.items()})
             )
+        if parse_errors:
+            report.add(number, parse_errors)
+            continue
         try:
             cleaned = importer.clean_row(values)
         except RowInvalid as exc:

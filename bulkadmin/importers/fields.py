@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 from django.core.exceptions import ValidationError
 from django.core.validators import BaseValidator
 
@@ -11,7 +13,12 @@ TRUE_VALUES = frozenset({"1", "true", "t", "yes", "y", "on", "x"})
 FALSE_VALUES = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
-def parse_bool(column: str, value: str, *, default: bool) -> bool:
+@overload
+def parse_bool(column: str, value: str, *, default: bool) -> bool: ...
+@overload
+def parse_bool(column: str, value: str, *, default: None) -> bool | None: ...
+def parse_bool(column: str, value: str, *, default: bool | None) -> bool | None:
+    """A yes/no cell; a blank one is ``default`` (``None``: leave the field alone)."""
     text = value.strip().casefold()
     if text == "":
         return default

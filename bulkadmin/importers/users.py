@@ -70,7 +70,8 @@ class UserImporter(Importer):
             "username",
             lambda v: parse_text(
                 "username",
-                v,
+                # NFKC, as the admin's user form does, so "ｊｏｅ" is the same user as "joe"
+                user_model.normalize_username(v),
                 max_length=_max_length(user_model, "username"),
                 required=True,
                 validators=(user_model.username_validator,),
@@ -91,10 +92,13 @@ class UserImporter(Importer):
         )
         for name in ("first_name", "last_name"):
             take(name, partial(parse_text, name, max_length=_max_length(user_model, name)))
-        take("is_active", lambda v: parse_bool("is_active", v, default=True))
-        for name in ("is_staff", "is_superuser"):
-            take(name, partial(parse_bool, name, default=False))
-            if cleaned.get(name) and not self.context.is_trusted:
+        # A blank yes/no cell leaves the field alone: the model's default for a new user, the
+        # current value for one updated (a blank is_active must not reactivate an account).
+        for name in ("is_active", "is_staff", "is_superuser"):
+            take(name, partial(parse_bool, name, default=None))
+            if cleaned.get(name) is None:
+                cleaned.pop(name, None)
+            elif name != "is_active" and cleaned[name] and not self.context.is_trusted:
                 errors.setdefault(name, []).append(PRIVILEGE_MESSAGE)
         take("groups", split_list)
         password = values.get("password", "")

@@ -1,0 +1,291 @@
+"""parsing.open_table: formats, encodings, dialects, limits, streaming and closing the file."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from bulkadmin import parsing
+from bulkadmin.parsing import ParseError, detect_format, normalize_header, open_table
+
+COLUMNS = ["username", "email", "first_name", "last_name", "password", "is_active", "groups"]
+
+
+def read(path: Path, name: str | None = None, columns=COLUMNS):
+    with open_table(path, name or path.name, columns) as table:
+        return table.headers, [(r.number, r.values, r.errors) for r in table.rows]
+
+
+def limits(**values):
+    from django.conf import settings
+
+    return override_settings(BULKADMIN={**settings.BULKADMIN, **values})
+
+
+def open_fds() -> int:
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(" First Name ", "first_name"), ("first-name", "first_name"), ("EMAIL", "email"), ("a  -b", "a_b")],
+)
+def test_normalize_header(raw, expected):
+    assert normalize_header(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "expected"),
+    [
+        ("users.csv", b"username\n", "csv"),
+        ("users.TXT", b"username\n", "csv"),
+        ("users.tsv", b"username\n", "tsv"),
+        ("users.json", b"[]", "json"),
+        ("upload", b' \n[{"a": 1}]', "json"),
+        ("upload", b"\xef\xbb\xbf[{}]", "json"),
+        ("upload", b"username\n", "csv"),
+        ("users.xlsx", b"junk", "xlsx"),
+        ("users.csv", b"PK\x03\x04rest", "xlsx"),  # a renamed workbook is still a workbook
+        ("../../etc/passwd.csv", b"username\n", "csv"),
+        ("C:\\x\\users.tsv", b"username\n", "tsv"),
+    ],
+)
+def test_detect_format(name, head, expected):
+    assert detect_format(name, head) == expected
+
+
+@pytest.mark.parametrize("name", ["a.xls", "a.ODS", "a.numbers"])
+def test_unsupported_spreadsheets_are_named(name):
+    with pytest.raises(ParseError, match="files are not supported; save the sheet as XLSX or CSV"):
+        detect_format(name, b"whatever")
+
+
+def test_rows_are_numbered_as_in_the_spreadsheet(write_file):
+    path = write_file("u.csv", 'username,first_name\nann,"two\nlines"\n\nbob,Bob\n')
+    headers, rows = read(path)
+    assert headers == ["username", "first_name"]
+    assert [(n, v) for n, v, _ in rows] == [
+        (2, {"username": "ann", "first_name": "two\nlines"}),
+        (4, {"username": "bob", "first_name": "Bob"}),
+    ]
+
+
+def test_missing_cells_are_blank(write_file):
+    _, rows = read(write_file("u.csv", "username,email,first_name\nann\n"))
+    assert rows == [(2, {"username": "ann", "email": "", "first_name": ""}, {})]
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("shift", range(-3, 4))
+def test_line_endings_across_read_boundaries(tmp_path, ending, shift):
+    """A line ending that straddles the reader's 64 KB chunks is still one line ending."""
+    filler = parsing._READ_BYTES - len(b"username" + ending) - len(ending) + shift
+    body = b"username" + ending + b"a" * 100 + ending
+    rows = [b"u%05d" % i for i in range(parsing._READ_BYTES // 6 + 50)]
+    path = tmp_path / "u.csv"
+    data = body + ending.join(rows) + ending
+    path.write_bytes(data[:filler] + data[filler:])
+    with limits(MAX_FIELD_LENGTH=200):
+        _, got = read(path)
+    assert [v["username"] for _, v, _ in got] == ["a" * 100, *(r.decode() for r in rows)]
+    assert [n for n, _, _ in got] == list(range(2, len(rows) + 3))
+
+
+def test_bom_is_dropped_from_the_first_header(write_file):
+    headers, rows = read(write_file("u.csv", b"\xef\xbb\xbfusername\nann\n"))
+    assert headers == ["username"]
+    assert rows[0][1] == {"username": "ann"}
+
+
+def test_invalid_utf8_late_in_the_file_names_its_row(tmp_path):
+    path = tmp_path / "u.csv"
+    good = b"".join(b"user%05d\n" % i for i in range(20_000))  # well past the 64 KB sniff window
+    path.write_bytes(b"username\n" + good + b"jos\xe9\n")
+    with pytest.raises(ParseError) as caught:
+        read(path)
+    assert str(caught.value).startswith("Row 20002: The file is not UTF-8 text (byte 200,012 is invalid).")
+
+
+def test_nul_late_in_the_file_is_a_row_error(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"username\n" + b"".join(b"user%05d\n" % i for i in range(10_000)) + b"a\x00b\n")
+    _, rows = read(path)
+    assert rows[-1] == (10_002, {"username": "ab"}, {"username": ["The value contains a NUL character."]})
+
+
+def test_ten_megabyte_single_field_is_refused_without_reading_it_whole(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"username,first_name\nann," + b"x" * (10 * 1024 * 1024) + b"\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match=r"^Row 2: The row is longer than [\d,]+ bytes; a value is far"):
+            read(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * 1024 * 1024
+
+
+def test_ten_megabyte_quoted_field_over_many_lines(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_bytes(b'username,first_name\nann,"' + b"xxxxxxxxx\n" * (1024 * 1024) + b'"\n')
+    with pytest.raises(ParseError, match=r"^Row 2: A value is far longer than any field allows"):
+        read(path)
+
+
+def test_thousands_of_columns_generated(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"col{i}" for i in range(20_000)) + "\n" + "x\n")
+    with pytest.raises(ParseError, match=r"^The header has 20,000 columns; at most 50 are allowed."):
+        read(path)
+
+
+def test_trailing_blank_header_cells_do_not_count_against_the_column_limit(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_text("username" + "," * 500 + "\nann\n")
+    assert read(path)[1] == [(2, {"username": "ann"}, {})]
+
+
+def test_too_many_rows_counts_only_non_blank_rows(write_file):
+    path = write_file("u.csv", "username\n\n\na\nb\n\nc\n")
+    with limits(MAX_ROWS=3):
+        assert len(read(path)[1]) == 3
+    with limits(MAX_ROWS=2), pytest.raises(ParseError, match=r"^Row 7: The file has more than 2 rows"):
+        read(path)
+
+
+def test_upload_limit_is_read_at_call_time(write_file):
+    path = write_file("u.csv", "username\nann\n")
+    with (
+        limits(MAX_UPLOAD_BYTES=5),
+        pytest.raises(ParseError, match=r"The file is 13 bytes; the limit is 5."),
+    ):
+        read(path)
+    assert read(path)[1]
+
+
+def test_value_longer_than_the_limit_is_a_row_error_and_truncated(write_file):
+    path = write_file("u.csv", "username,first_name\nann," + "é" * 12 + "\n")
+    with limits(MAX_FIELD_LENGTH=10):
+        _, rows = read(path)
+    assert rows == [
+        (
+            2,
+            {"username": "ann", "first_name": "é" * 10},
+            {"first_name": ["The value is 12 characters long; the limit is 10."]},
+        )
+    ]
+
+
+def test_file_is_closed_when_the_header_is_refused(write_file):
+    path = write_file("u.csv", "nope\nann\n")
+    before = open_fds()
+    for _ in range(5):
+        with pytest.raises(ParseError):
+            open_table(path, "u.csv", COLUMNS)
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("name", ["valid.xlsx", "formulas.xlsx", "utf8_bom.csv", "valid.json"])
+def test_file_is_closed_when_rows_are_abandoned(name):
+    path = Path(__file__).parent / "corpus" / "files" / name
+    before = open_fds()
+    for _ in range(3):
+        with open_table(path, name, COLUMNS) as table:
+            next(table.rows)
+    assert open_fds() == before
+
+
+def test_csv_memory_does_not_grow_with_the_file(tmp_path):
+    """Reading 20x the rows costs no more memory: rows are streamed, never listed."""
+
+    def peak_for(count: int) -> int:
+        path = tmp_path / f"u{count}.csv"
+        with path.open("w") as handle:
+            handle.write("username,email,first_name\n")
+            for i in range(count):
+                handle.write(f"user{i},user{i}@example.com,Name {i}\n")
+        tracemalloc.start()
+        try:
+            with open_table(path, path.name, COLUMNS) as table:
+                for _ in table.rows:
+                    pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak_for(5_000), peak_for(100_000)
+    assert large < small * 1.5 + 256 * 1024, (small, large)
+
+
+def test_xlsx_values_are_text(tmp_path):
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["username", "first_name", "last_name", "is_active", "email"])
+    sheet.append(["ann", 12.0, datetime(2024, 5, 1, 9, 30), True, None])
+    sheet.append([None, None, None, None, None])
+    sheet.append(["bob", 1.5, "x", False, "b@example.com"])
+    path = tmp_path / "u.xlsx"
+    workbook.save(path)
+    _, rows = read(path)
+    assert rows == [
+        (
+            2,
+            {
+                "username": "ann",
+                "first_name": "12",
+                "last_name": "2024-05-01T09:30:00",
+                "is_active": "true",
+                "email": "",
+            },
+            {},
+        ),
+        (
+            4,
+            {
+                "username": "bob",
+                "first_name": "1.5",
+                "last_name": "x",
+                "is_active": "false",
+                "email": "b@example.com",
+            },
+            {},
+        ),
+    ]
+
+
+def test_json_header_is_the_union_of_keys(write_file):
+    path = write_file("u.json", json.dumps([{"username": "ann"}, {"username": "bob", "groups": ["A", "B"]}]))
+    headers, rows = read(path)
+    assert headers == ["username", "groups"]
+    assert rows == [(2, {"username": "ann", "groups": ""}, {}), (3, {"username": "bob", "groups": "A;B"}, {})]
+
+
+def test_json_scalars_become_text(write_file):
+    path = write_file("u.json", '[{"username": 7, "is_active": true, "first_name": null, "last_name": 2.5}]')
+    assert read(path)[1] == [
+        (2, {"username": "7", "is_active": "true", "first_name": "", "last_name": "2.5"}, {})
+    ]
+
+
+def test_excel_sep_line_sets_the_delimiter(write_file):
+    path = write_file("u.csv", "sep=|\nusername|first_name\nann|A, B\n")
+    assert read(path)[1] == [(2, {"username": "ann", "first_name": "A, B"}, {})]
+
+
+def test_parse_error_names_row_and_column():
+    error = ParseError("Bad.", row=3, column="email")
+    assert str(error) == "Row 3, column “email”: Bad."
+    assert (error.row, error.column, error.message) == (3, "email", "Bad.")
+    assert str(ParseError("Bad.")) == "Bad."
