@@ -1,17 +1,36 @@
-"""Admin for import jobs (the upload, report and job pages come with the admin issue)."""
+"""Admin for import jobs: the upload is the add page, the job page is a read-only change page.
+
+Permissions: the job model's own (add to import, view to watch) plus, for every page and
+endpoint, permission to add objects of the importer's model (``auth.add_user`` for users),
+so staff cannot create through a file what they could not create by hand.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import update_wrapper
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.auth import get_permission_codename
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+from django.utils.html import format_html
+from django.utils.module_loading import import_string
+from django.views.decorators.http import require_http_methods
 
-from bulkadmin.models import ImportJob
+from bulkadmin import views
+from bulkadmin.importers.base import Importer
+from bulkadmin.importers.registry import importer_choices, importer_paths
+from bulkadmin.models import LIVE_STATUSES, ImportJob, JobStatus
 
 if TYPE_CHECKING:
     JobModelAdmin = admin.ModelAdmin[ImportJob]
 else:
     JobModelAdmin = admin.ModelAdmin
+
+#: Jobs a runner may still work on: not deleted from under it.
+BUSY_STATUSES = (*LIVE_STATUSES, JobStatus.QUEUED)
 
 
 @admin.register(ImportJob)
@@ -19,13 +38,137 @@ class ImportJobAdmin(JobModelAdmin):
     list_display = [
         "__str__",
         "status",
+        "progress_percent",
         "total",
-        "processed",
         "succeeded",
         "failed",
         "created_by",
         "created_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "created_by"]
+    list_select_related = ["created_by"]
     date_hierarchy = "created_at"
     search_fields = ["source_name"]
+    fieldsets = [
+        (None, {"fields": ["status", "importer", "source_name", "options", "created_by", "parent", "error"]}),
+        (
+            "Runner",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "heartbeat_at",
+                    "workers",
+                    "threads",
+                    "runner_host",
+                    "runner_pid",
+                ],
+            },
+        ),
+    ]
+    change_form_template = "bulkadmin/job_change_form.html"
+
+    @admin.display(description="progress")
+    def progress_percent(self, job: ImportJob) -> str:
+        percent = 100 if not job.total else int(100 * job.processed / job.total)
+        return format_html('<progress max="100" value="{}"></progress> {}%', percent, percent)
+
+    # ---- permissions ---------------------------------------------------------------------
+    def importer_permitted(
+        self, request: HttpRequest, importer: type[Importer] | str, action: str = "add"
+    ) -> bool:
+        """May this user ``action`` objects of the importer's model by hand?"""
+        try:
+            cls = import_string(importer) if isinstance(importer, str) else importer
+            if isinstance(importer, str) and importer not in importer_paths():
+                return bool(request.user.is_superuser)  # an importer since unconfigured
+            opts = cls.get_model()._meta
+        except Exception:
+            return bool(request.user.is_superuser)
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+    def importer_choices_for(self, request: HttpRequest) -> list[tuple[str, str]]:
+        return [(p, label) for p, label in importer_choices() if self.importer_permitted(request, p)]
+
+    def _importers_allowed(self, request: HttpRequest, obj: ImportJob | None) -> bool:
+        if obj is not None:
+            return self.importer_permitted(request, obj.importer)
+        return any(self.importer_permitted(request, p) for p in importer_paths())
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) and self._importers_allowed(request, None)
+
+    def has_view_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        return super().has_view_permission(request, obj) and self._importers_allowed(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and self._importers_allowed(request, None)
+
+    def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        """Never: a job's fields are the runner's; the change page is a read-only view."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        if obj is not None and obj.status in BUSY_STATUSES:
+            return False
+        return super().has_delete_permission(request, obj) and self._importers_allowed(request, obj)
+
+    def has_run_permission(self, request: HttpRequest, job: ImportJob) -> bool:
+        """Cancel, resume, correct and rerun: for those who may start such an import."""
+        return bool(
+            super().has_add_permission(request)
+            and self.has_view_permission(request, job)
+            and self.importer_permitted(request, job.importer)
+        )
+
+    # ---- pages ---------------------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        def wrap(
+            view: Callable[..., HttpResponse], methods: tuple[str, ...] = ("GET", "HEAD")
+        ) -> Callable[..., HttpResponse]:
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                return view(self, request, *args, **kwargs)
+
+            allowed = require_http_methods(list(methods))(update_wrapper(wrapper, view))
+            return self.admin_site.admin_view(allowed)
+
+        post = ("POST",)
+
+        name = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path("add/confirm/", wrap(views.confirm, post), name=f"{name}_confirm"),
+            path("<int:object_id>/progress/", wrap(views.progress), name=f"{name}_progress"),
+            path("<int:object_id>/cancel/", wrap(views.cancel, post), name=f"{name}_cancel"),
+            path("<int:object_id>/resume/", wrap(views.resume, post), name=f"{name}_resume"),
+            path("<int:object_id>/rerun/", wrap(views.rerun, post), name=f"{name}_rerun"),
+            path(
+                "<int:object_id>/failed-rows.<str:file_format>",
+                wrap(views.download),
+                name=f"{name}_download",
+            ),
+            path(
+                "<int:object_id>/rows/<int:row_id>/",
+                wrap(views.edit_row, ("GET", "HEAD", "POST")),
+                name=f"{name}_row",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return views.upload(self, request)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        job = ImportJob.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if job is not None and self.has_view_permission(request, job):
+            extra_context = {**views.job_page_context(self, request, job), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -43,6 +43,12 @@ DEFAULTS: dict[str, Any] = {
     "SITE_URL": "http://127.0.0.1:8000",
     # How a confirmed job is started: "subprocess" (detached runbulkjob) or "celery".
     "LAUNCHER": "subprocess",
+    # Seconds a signed upload token (between the report and the confirm click) stays valid.
+    "UPLOAD_TOKEN_MAX_AGE": 6 * 60 * 60,
+    # Uploads older than this many seconds are deleted opportunistically (abandoned reports).
+    "STALE_UPLOAD_SECONDS": 24 * 60 * 60,
+    # Failed rows shown per page on the job page.
+    "FAILED_ROWS_PER_PAGE": 25,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -143,6 +144,16 @@ class ImportRowQuerySet(models.QuerySet["ImportRow"]):
 
     def count_attempt(self) -> None:
         self.update(attempts=F("attempts") + 1)
+
+    def search(self, text: str, columns: Iterable[str]) -> ImportRowQuerySet:
+        """Rows with ``text`` in one of ``columns`` (or that row number): key lookups work alike
+        on SQLite and PostgreSQL, where a search of the JSON text would miss escaped characters."""
+        match = Q()
+        for column in columns:
+            match |= Q(**{f"values__{column}__icontains": text})
+        if text.isdigit():
+            match |= Q(number=int(text))
+        return self.filter(match) if match else self.none()
 
 
 class ImportRow(models.Model):

@@ -1,0 +1,102 @@
+"""Forms of the admin flow: the upload, the confirm click, and the correction of a failed row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ImproperlyConfigured
+
+from bulkadmin.importers.base import Importer
+from bulkadmin.importers.registry import get_importer_class
+from bulkadmin.parsing import FORMATS
+
+MAX_WORKERS = 64
+ACCEPT = ".csv,.tsv,.tab,.txt,.xlsx,.json,text/csv,application/json"
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label="File",
+        help_text=f"{', '.join(f.upper() for f in FORMATS)}, UTF-8, with a header row. "
+        "Nothing is imported before you confirm the report.",
+        widget=forms.ClearableFileInput(attrs={"accept": ACCEPT}),
+    )
+    importer = forms.ChoiceField(label="Import")
+    update_existing = forms.BooleanField(
+        label="Update existing users instead of rejecting their rows",
+        required=False,
+    )
+    send_password_email = forms.BooleanField(
+        label="Email new users a link to set their password",
+        required=False,
+        help_text="Only users with an email address; needs working email settings.",
+    )
+    workers = forms.IntegerField(
+        label="Worker processes",
+        required=False,
+        min_value=1,
+        max_value=MAX_WORKERS,
+        help_text="Leave blank for one per core.",
+    )
+
+    def __init__(self, *args: Any, importer_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["importer"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = importer_choices
+        if importer_choices and not self.initial.get("importer"):
+            self.initial["importer"] = importer_choices[0][0]
+
+    def importer_class(self) -> type[Importer]:
+        try:
+            return get_importer_class(self.cleaned_data["importer"])
+        except ImproperlyConfigured as exc:  # the settings changed under the form
+            raise forms.ValidationError(str(exc)) from exc
+
+    def job_options(self) -> dict[str, Any]:
+        return {
+            "update_existing": bool(self.cleaned_data.get("update_existing")),
+            "send_password_email": bool(self.cleaned_data.get("send_password_email")),
+        }
+
+
+class ConfirmForm(forms.Form):
+    token = forms.CharField(widget=forms.HiddenInput)
+
+
+class FailedRowForm(forms.Form):
+    """One field per column of the row; a secret column is write-only: blank keeps the old value."""
+
+    def __init__(self, *args: Any, importer: Importer, values: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.importer = importer
+        secret = importer.secret_columns()
+        described = {c.name: c for c in importer.columns}
+        names = [c for c in importer.column_names() if c in values or c in secret]
+        names += [c for c in values if c not in described]
+        for name in names:
+            column = described.get(name)
+            help_text = column.help_text if column else ""
+            if name in secret:
+                self.fields[name] = forms.CharField(
+                    label=name,
+                    required=False,
+                    strip=False,
+                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                    help_text="Never shown. Leave blank to keep the current value, if any.",
+                )
+            else:
+                self.fields[name] = forms.CharField(
+                    label=name,
+                    required=False,
+                    strip=False,
+                    initial=values.get(name, ""),
+                    help_text=help_text,
+                    widget=forms.TextInput(attrs={"class": "vTextField"}),
+                )
+
+    def add_row_errors(self, errors: dict[str, list[str]]) -> None:
+        for column, messages in errors.items():
+            for message in messages:
+                self.add_error(column if column in self.fields else None, message)

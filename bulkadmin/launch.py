@@ -1,0 +1,151 @@
+"""Hand-off after the transaction commits: start a runner for a job, away from the web process.
+
+The default launcher starts ``python -m django runbulkjob JOB_ID`` detached: the web process
+starts a tiny intermediate interpreter, which starts the runner in a new session and exits at
+once; the web process reaps the intermediate, so no zombie is left and the runner outlives a
+web worker restart. The web process never forks Django or creates a pool (invariant 2).
+
+Other launchers (Celery) register in ``LAUNCHERS`` under the name ``BULKADMIN["LAUNCHER"]`` uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import ENVIRONMENT_VARIABLE, settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from bulkadmin import conf
+from bulkadmin.models import ImportJob, JobStatus
+
+logger = logging.getLogger("bulkadmin")
+
+Launcher = Callable[[ImportJob], None]
+
+#: Starts the runner in a new session and exits without waiting (``os._exit``: no Popen finalizer).
+_INTERMEDIATE = (
+    "import os, subprocess, sys\n"
+    "subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)\n"
+    "os._exit(0)\n"
+)
+INTERMEDIATE_TIMEOUT = 30
+#: Not QUEUED: a second click must not start a second runner for a job already handed off.
+LAUNCHABLE_STATUSES = (JobStatus.VALIDATED, JobStatus.CRASHED)
+
+
+def log_path(job: ImportJob) -> Path:
+    """The runner's stdout and stderr: private, beside the uploads, never served."""
+    path = conf.data_dir() / "logs"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path / f"job-{job.pk}.log"
+
+
+def settings_module() -> str:
+    """The settings the web process runs with (under override_settings, the environment's)."""
+    name = settings.SETTINGS_MODULE or os.environ.get(ENVIRONMENT_VARIABLE)
+    if not name:
+        raise ImproperlyConfigured(
+            "The subprocess launcher needs a settings module (DJANGO_SETTINGS_MODULE)."
+        )
+    return name
+
+
+def settings_root() -> str:
+    """The directory from which the settings module is importable, as the runner's cwd."""
+    top = settings_module().split(".")[0]
+    spec_file = getattr(importlib.import_module(top), "__file__", None)
+    if spec_file is None:
+        return str(Path.cwd())
+    path = Path(spec_file).resolve()
+    # a package's __init__.py is two levels below the root, a plain module one
+    return str(path.parent.parent if path.name == "__init__.py" else path.parent)
+
+
+def runner_environment() -> tuple[dict[str, str], str]:
+    root = settings_root()
+    env = dict(os.environ)
+    env[ENVIRONMENT_VARIABLE] = settings_module()
+    cwd = str(Path.cwd())
+    first = str(Path(sys.path[0]).resolve()) if sys.path and sys.path[0] else cwd
+    entries = [root, first, cwd]
+    if env.get("PYTHONPATH"):
+        entries.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(entries))
+    return env, root
+
+
+def runner_command(job: ImportJob) -> list[str]:
+    return [sys.executable, "-m", "django", "runbulkjob", str(job.pk)]
+
+
+def launch_subprocess(job: ImportJob) -> None:
+    """Start the runner detached (double launch) with its output in the job's log file."""
+    env, cwd = runner_environment()
+    with log_path(job).open("ab") as log:
+        intermediate = subprocess.Popen(
+            [sys.executable, "-c", _INTERMEDIATE, *runner_command(job)],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    code = intermediate.wait(timeout=INTERMEDIATE_TIMEOUT)
+    if code != 0:
+        raise RuntimeError(f"The launcher exited with status {code}; see {log_path(job)}.")
+
+
+#: Launchers by the name ``BULKADMIN["LAUNCHER"]`` gives; a dotted path to a callable also works.
+LAUNCHERS: dict[str, Launcher] = {
+    "subprocess": launch_subprocess,
+}
+
+
+def register_launcher(name: str, launcher: Launcher) -> None:
+    """The hook for another way to start runners (the Celery launcher registers as "celery")."""
+    LAUNCHERS[name] = launcher
+
+
+def get_launcher(name: str | None = None) -> Launcher:
+    chosen = name or str(conf.get("LAUNCHER"))
+    if chosen in LAUNCHERS:
+        return LAUNCHERS[chosen]
+    if "." in chosen:
+        launcher: Launcher = import_string(chosen)
+        return launcher
+    raise ImproperlyConfigured(
+        f"Unknown BULKADMIN['LAUNCHER'] {chosen!r}; known launchers: {', '.join(sorted(LAUNCHERS))}."
+    )
+
+
+def launch_job(job: ImportJob) -> bool:
+    """Queue a startable job and start its runner; call it after the job's transaction commits.
+
+    Returns False when the job was not startable (already queued by a double click, running,
+    or finished). A launcher that fails leaves the job crashed, so staff can resume it.
+    """
+    queued = ImportJob.objects.filter(pk=job.pk, status__in=LAUNCHABLE_STATUSES).update(
+        status=JobStatus.QUEUED, error=""
+    )
+    if not queued:
+        return False
+    job.status = JobStatus.QUEUED
+    try:
+        get_launcher()(job)
+    except Exception as exc:
+        logger.exception("Job %s: the runner could not be started.", job.pk)
+        ImportJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CRASHED, error=f"The runner could not be started: {exc}"
+        )
+        job.status = JobStatus.CRASHED
+        return False
+    return True

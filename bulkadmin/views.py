@@ -1,0 +1,480 @@
+"""The admin flow's views: upload, report, confirm, job page data, progress, and the job's actions.
+
+Each view takes the ``ImportJobAdmin`` first; ``ImportJobAdmin.get_urls`` wraps them in
+``admin_site.admin_view`` (login, staff, CSRF, never cached) and permissions go through its
+``has_*_permission`` methods.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from bulkadmin import conf, crypto, engine, exports, uploads
+from bulkadmin.forms import ConfirmForm, FailedRowForm, UploadForm
+from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
+from bulkadmin.importers.registry import get_importer_class
+from bulkadmin.jobs import create_job, rerun_failed, split_secret
+from bulkadmin.launch import launch_job
+from bulkadmin.models import FINAL_STATUSES, ImportJob, ImportRow, JobStatus
+from bulkadmin.validation import Report, validate_file
+
+if TYPE_CHECKING:
+    from bulkadmin.admin import ImportJobAdmin
+
+#: Report errors shown on the page; the report itself keeps at most validation.MAX_REPORTED_ERRORS.
+ERRORS_SHOWN = 500
+#: Jobs in these states are not owned by a runner: their failed rows may be corrected and rerun.
+SETTLED_STATUSES = (*FINAL_STATUSES, JobStatus.CRASHED)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def admin_url(name: str, *args: Any) -> str:
+    return reverse(f"admin:bulkadmin_importjob_{name}", args=args)
+
+
+def get_job(
+    model_admin: ImportJobAdmin, request: HttpRequest, object_id: Any, *, run: bool = False
+) -> ImportJob:
+    """The job, if the user may see it (and, with ``run``, act on it): one query."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    job = ImportJob.objects.filter(pk=object_id).first()
+    if job is None:
+        raise Http404("No such import job.")
+    allowed = (
+        model_admin.has_run_permission(request, job) if run else model_admin.has_view_permission(request, job)
+    )
+    if not allowed:
+        raise PermissionDenied
+    return job
+
+
+def form_page(
+    model_admin: ImportJobAdmin,
+    request: HttpRequest,
+    template: str,
+    form: Any,
+    *,
+    title: str,
+    extra: dict[str, Any] | None = None,
+) -> TemplateResponse:
+    """What ``admin/change_form.html`` needs to render a plain form like the admin's own."""
+    adminform = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {})
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.opts,
+        "app_label": model_admin.opts.app_label,
+        "adminform": adminform,
+        "errors": helpers.AdminErrorList(form, []),
+        "media": model_admin.media + adminform.media,
+        "inline_admin_formsets": [],
+        "is_popup": False,
+        "add": True,
+        "change": False,
+        "has_view_permission": model_admin.has_view_permission(request),
+        "has_file_field": form.is_multipart(),
+        "form_url": "",
+        **(extra or {}),
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, template, context)
+
+
+def build_importer(importer_cls: type[Importer], user: Any, options: dict[str, Any]) -> Importer:
+    """Validation sees who uploads: only a superuser may set is_staff/is_superuser."""
+    return importer_cls(
+        ImportContext(user=user, update_existing=bool(options.get("update_existing")), options=options)
+    )
+
+
+# ---- upload, report, confirm ---------------------------------------------------------------
+def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    choices = model_admin.importer_choices_for(request)
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES, importer_choices=choices)
+        if form.is_valid():
+            response = _validate_upload(model_admin, request, form)
+            if response is not None:
+                return response
+    else:
+        initial = {
+            key: request.GET[key]
+            for key in ("importer", "update_existing", "send_password_email", "workers")
+            if key in request.GET
+        }
+        form = UploadForm(initial=initial, importer_choices=choices)
+    return form_page(
+        model_admin,
+        request,
+        "bulkadmin/upload.html",
+        form,
+        title="Import a file",
+        extra={"columns": _columns_help(choices)},
+    )
+
+
+def _columns_help(choices: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{"label": label, "columns": get_importer_class(path).columns} for path, label in choices]
+
+
+def _validate_upload(
+    model_admin: ImportJobAdmin, request: HttpRequest, form: UploadForm
+) -> HttpResponse | None:
+    """Validate in the request: nothing written to the database, no signal sent."""
+    uploads.cleanup_stale()
+    importer_cls = form.importer_class()
+    options = form.job_options()
+    if options["update_existing"] and not model_admin.importer_permitted(request, importer_cls, "change"):
+        form.add_error("update_existing", "You do not have permission to change existing objects.")
+        return None
+    upload_file = form.cleaned_data["file"]
+    try:
+        upload_id = uploads.save_chunks(upload_file.chunks())
+    except uploads.UploadTooLarge as exc:
+        form.add_error("file", str(exc))
+        return None
+    name = str(upload_file.name or "upload")
+    report = validate_file(
+        uploads.path_for(upload_id), name, build_importer(importer_cls, request.user, options)
+    )
+    if report.file_error:
+        uploads.discard(upload_id)
+        form.add_error("file", report.file_error)
+        return None
+    pending = uploads.PendingUpload(
+        upload_id=upload_id,
+        name=name,
+        importer=importer_cls.dotted_path(),
+        options=options,
+        workers=form.cleaned_data.get("workers"),
+    )
+    if report.valid == 0:
+        uploads.discard(upload_id)
+    back = (
+        admin_url("add")
+        + "?"
+        + urlencode(
+            {"importer": pending.importer, **{k: "on" for k, v in options.items() if v}}
+            | ({"workers": str(pending.workers)} if pending.workers else {})
+        )
+    )
+    confirm_form = ConfirmForm(initial={"token": pending.sign(request.user.pk)})
+    return render_report(model_admin, request, report, pending, confirm_form, back, importer_cls)
+
+
+def render_report(
+    model_admin: ImportJobAdmin,
+    request: HttpRequest,
+    report: Report,
+    pending: uploads.PendingUpload,
+    confirm_form: ConfirmForm,
+    back_url: str,
+    importer_cls: type[Importer],
+) -> TemplateResponse:
+    headers = report.headers
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Check {pending.name} before importing",
+        "opts": model_admin.opts,
+        "has_view_permission": model_admin.has_view_permission(request),
+        "report": report,
+        "pending": pending,
+        "importer_label": importer_cls.verbose_name(),
+        "errors_shown": report.errors[:ERRORS_SHOWN],
+        "errors_hidden": report.error_count - min(len(report.errors), ERRORS_SHOWN),
+        "preview_headers": headers,
+        "preview_rows": [(number, [values.get(h, "") for h in headers]) for number, values in report.preview],
+        "confirm_form": confirm_form,
+        "confirm_url": admin_url("confirm"),
+        "back_url": back_url,
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "bulkadmin/report.html", context)
+
+
+def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    form = ConfirmForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise uploads.UploadExpired("No upload to confirm.")
+        pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
+    except uploads.UploadExpired:
+        messages.error(
+            request, "That upload has expired or is no longer available; please upload the file again."
+        )
+        return HttpResponseRedirect(admin_url("add"))
+    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
+        raise PermissionDenied
+    try:
+        with transaction.atomic():
+            job, report = create_job(
+                pending.path,
+                pending.name,
+                importer_path=pending.importer,
+                user=request.user,
+                options=pending.options,
+                workers=pending.workers,
+            )
+            if job is not None:
+                model_admin.log_addition(request, job, [{"added": {}}])
+                transaction.on_commit(partial(launch_job, job))
+    finally:
+        uploads.discard(pending.upload_id)
+    if job is None:
+        messages.error(request, report.file_error or "No row is valid any more; nothing was imported.")
+        return HttpResponseRedirect(admin_url("add"))
+    messages.success(request, f"Importing {job.total:,} rows from {job.source_name}.")
+    if report.invalid:
+        messages.warning(request, f"{report.invalid:,} invalid rows were left out.")
+    return HttpResponseRedirect(admin_url("change", job.pk))
+
+
+# ---- the job page --------------------------------------------------------------------------
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def progress_data(job: ImportJob) -> dict[str, Any]:
+    """Everything the progress panel shows, from the job row alone: O(1) however large the job."""
+    now = timezone.now()
+    elapsed = ((job.finished_at or now) - job.started_at).total_seconds() if job.started_at else None
+    rate = job.processed / elapsed if elapsed and job.processed else None
+    live = job.status in (JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.VALIDATED)
+    eta = job.pending / rate if rate and live and not job.is_final else None
+    percent = 100.0 if job.total == 0 else min(100.0, 100.0 * job.processed / job.total)
+    heartbeat_age = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "status_display": str(job.get_status_display()),
+        "total": job.total,
+        "processed": job.processed,
+        "succeeded": job.succeeded,
+        "failed": job.failed,
+        "pending": job.pending,
+        "percent": round(percent, 1),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "heartbeat_age": round(heartbeat_age, 1) if heartbeat_age is not None else None,
+        "elapsed": round(elapsed, 1) if elapsed is not None else None,
+        "rate": round(rate, 1) if rate is not None else None,
+        "eta": round(eta, 1) if eta is not None else None,
+        "elapsed_display": _duration(elapsed),
+        "eta_display": _duration(eta) if eta is not None else ("—" if not job.is_final else "done"),
+        "rate_display": f"{rate:,.0f} rows/s" if rate is not None else "—",
+        "is_final": job.is_final,
+        "is_stale": job.is_stale,
+        #: Polling goes on while a runner may still change the job.
+        "polling": job.status not in SETTLED_STATUSES,
+        "error": job.error,
+    }
+
+
+def settle_if_stale(job: ImportJob) -> None:
+    """A live job whose runner stopped beating is crashed: say so, so it can be resumed."""
+    if job.is_stale and ImportJob.objects.filter(pk=job.pk).mark_stale_crashed():
+        job.refresh_from_db(fields=["status", "runner_pid", "error"])
+
+
+def progress(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> JsonResponse:
+    job = get_job(model_admin, request, object_id)
+    settle_if_stale(job)
+    return JsonResponse(progress_data(job))
+
+
+def failed_rows_page(
+    request: HttpRequest, job: ImportJob, importer_cls: type[Importer] | None
+) -> tuple[Page[Any], str]:
+    query = request.GET.get("q", "").strip()[:200]
+    rows = job.rows.failed().order_by("number")
+    if query:
+        secret = importer_cls.secret_columns() if importer_cls else frozenset()
+        columns = [c for c in (importer_cls.column_names() if importer_cls else []) if c not in secret]
+        rows = rows.search(query, columns)
+    paginator = Paginator(
+        rows.only("id", "number", "values", "errors"), int(conf.get("FAILED_ROWS_PER_PAGE"))
+    )
+    return paginator.get_page(request.GET.get("page")), query
+
+
+def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> dict[str, Any]:
+    settle_if_stale(job)
+    try:
+        importer_cls: type[Importer] | None = get_importer_class(job.importer)
+    except Exception:  # an importer since removed from the settings: show the job all the same
+        importer_cls = None
+    page, query = failed_rows_page(request, job, importer_cls)
+    secret = importer_cls.secret_columns() if importer_cls else frozenset()
+    columns = [c for c in (importer_cls.column_names() if importer_cls else []) if c not in secret]
+    shown = [c for c in columns if any(c in row.values for row in page.object_list)]
+    can_run = model_admin.has_run_permission(request, job)
+    settled = job.status in SETTLED_STATUSES
+    return {
+        "progress": progress_data(job),
+        "progress_url": admin_url("progress", job.pk),
+        "job": job,
+        "importer_label": importer_cls.verbose_name() if importer_cls else job.importer,
+        "reruns": list(job.reruns.order_by("pk").values_list("pk", flat=True)[:20]),
+        "failed_page": page,
+        "failed_rows": [(row, [row.values.get(c, "") for c in shown]) for row in page.object_list],
+        "failed_columns": shown,
+        "failed_query": query,
+        "can_cancel": can_run and job.status in (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.RUNNING),
+        "can_resume": can_run and (job.status == JobStatus.CRASHED or job.is_stale),
+        "can_fix": can_run and settled and importer_cls is not None,
+        "can_rerun": can_run and settled and job.failed > 0,
+        "cancel_url": admin_url("cancel", job.pk),
+        "resume_url": admin_url("resume", job.pk),
+        "rerun_url": admin_url("rerun", job.pk),
+        "download_csv_url": admin_url("download", job.pk, "csv"),
+        "download_xlsx_url": admin_url("download", job.pk, "xlsx"),
+    }
+
+
+# ---- actions -------------------------------------------------------------------------------
+def cancel(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    job = get_job(model_admin, request, object_id, run=True)
+    if engine.cancel(job):
+        model_admin.log_change(request, job, "Cancelled the import.")
+        messages.success(request, "The import is being cancelled; rows already imported stay.")
+    else:
+        messages.warning(request, f"The import is {job.get_status_display().lower()}; nothing to cancel.")
+    return HttpResponseRedirect(admin_url("change", job.pk))
+
+
+def resume(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    job = get_job(model_admin, request, object_id, run=True)
+    settle_if_stale(job)
+    if job.status != JobStatus.CRASHED:
+        messages.warning(request, "Only a crashed import can be resumed.")
+        return HttpResponseRedirect(admin_url("change", job.pk))
+    with transaction.atomic():
+        model_admin.log_change(request, job, "Resumed the import.")
+        transaction.on_commit(partial(launch_job, job))
+    messages.success(request, f"Resuming the import: {job.pending:,} rows to go.")
+    return HttpResponseRedirect(admin_url("change", job.pk))
+
+
+def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    job = get_job(model_admin, request, object_id, run=True)
+    if job.status not in SETTLED_STATUSES or not job.rows.failed().exists():
+        messages.warning(request, "There are no failed rows to rerun once the import has stopped.")
+        return HttpResponseRedirect(admin_url("change", job.pk))
+    with transaction.atomic():
+        new = rerun_failed(job, user=request.user)
+        model_admin.log_addition(request, new, [{"added": {}}])
+        transaction.on_commit(partial(launch_job, new))
+    messages.success(request, f"Rerunning {new.total:,} failed rows of {job}.")
+    return HttpResponseRedirect(admin_url("change", new.pk))
+
+
+def download(
+    model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, file_format: str
+) -> HttpResponse:
+    if file_format not in exports.CONTENT_TYPES:
+        raise Http404("Unknown format.")
+    job = get_job(model_admin, request, object_id)
+    try:
+        importer_cls = get_importer_class(job.importer)
+    except Exception as exc:
+        raise Http404("The job's importer is no longer configured.") from exc
+    content = exports.export_failed_rows(job, importer_cls(), file_format)
+    response = HttpResponse(content, content_type=exports.CONTENT_TYPES[file_format])
+    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failed-rows.{file_format}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, row_id: int) -> HttpResponse:
+    """Correct a failed row; it is checked as the upload was, and imported by the next rerun."""
+    job = get_job(model_admin, request, object_id, run=True)
+    row = ImportRow.objects.filter(job=job, pk=row_id).failed().first()
+    if row is None:
+        raise Http404("No such failed row.")
+    job_url = admin_url("change", job.pk)
+    if job.status not in SETTLED_STATUSES:
+        messages.warning(request, "Rows can be corrected once the import has stopped.")
+        return HttpResponseRedirect(job_url)
+    try:
+        importer_cls = get_importer_class(job.importer)
+    except Exception as exc:
+        raise Http404("The job's importer is no longer configured.") from exc
+    importer = build_importer(importer_cls, request.user, dict(job.options))
+    try:
+        secrets = crypto.unseal(row.secret)
+    except crypto.SecretUnreadable:
+        secrets = {}
+    form = FailedRowForm(request.POST or None, importer=importer, values=row.values)
+    if request.method == "POST" and form.is_valid():
+        values = _corrected_values(form, importer, secrets)
+        errors = _row_errors(importer, row.number, values)
+        if errors:
+            form.add_row_errors(errors)
+        else:
+            row.values, row.secret = split_secret(importer, values)
+            row.errors = {}
+            row.save(update_fields=["values", "secret", "errors"])
+            model_admin.log_change(request, job, f"Corrected row {row.number}.")
+            messages.success(request, f"Row {row.number} is corrected; rerun the failed rows to import it.")
+            return HttpResponseRedirect(job_url + "#failed-rows")
+    return form_page(
+        model_admin,
+        request,
+        "bulkadmin/row_form.html",
+        form,
+        title=f"Correct row {row.number}",
+        extra={"original": job, "row": row, "job_url": job_url, "add": False},
+    )
+
+
+def _corrected_values(form: FailedRowForm, importer: Importer, secrets: dict[str, str]) -> dict[str, str]:
+    secret_names = importer.secret_columns()
+    values: dict[str, str] = {}
+    for name, value in form.cleaned_data.items():
+        if name in secret_names:
+            if value:
+                values[name] = value
+            elif name in secrets:
+                values[name] = secrets[name]
+        else:
+            values[name] = value
+    return values
+
+
+def _row_errors(importer: Importer, number: int, values: dict[str, str]) -> dict[str, list[str]]:
+    try:
+        cleaned = importer.clean_row(values)
+    except RowInvalid as exc:
+        return exc.errors
+    return importer.check_rows([(number, cleaned)]).get(number, {})

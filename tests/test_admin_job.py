@@ -1,0 +1,310 @@
+"""The job page: progress JSON (constant cost), failed rows (list, search, edit, download), actions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import openpyxl
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.utils import timezone
+
+from bulkadmin import crypto
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
+from tests.test_admin_support import make_job, settle, url
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished(write_file, importer_user):
+    """A job whose rows 3 and 5 failed at import time."""
+    path = write_file(
+        "f.csv",
+        "username,first_name,password\n"
+        "ann,Ann,\n"
+        'boom1,"=HYPERLINK(""http://evil"")",Secret-Pass-123\n'
+        "cyd,Cyd,\n"
+        "boom2,+1-555,\n",
+    )
+    job = make_job(path, user=importer_user)
+    return settle(
+        job,
+        {3: {"__all__": ["RuntimeError: receiver refused boom1"]}, 5: {"username": ["@bad start"]}},
+    )
+
+
+def running_job(users_csv, importer_user, *, heartbeat_age: float = 0.0, processed: int = 0):
+    job = make_job(users_csv(20), user=importer_user)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING,
+        runner_pid=12345,
+        started_at=timezone.now() - timedelta(seconds=10),
+        heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age),
+        processed=processed,
+        succeeded=processed,
+    )
+    job.refresh_from_db()
+    return job
+
+
+# ---- the page ------------------------------------------------------------------------------
+def test_job_page_shows_state_and_polls(staff_client, users_csv, importer_user):
+    job = running_job(users_csv, importer_user, processed=5)
+    response = staff_client.get(url("change", job.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "admin/change_form.html" in [t.name for t in response.templates]
+    assert 'class="breadcrumbs"' in html
+    assert 'data-polling="true"' in html and url("progress", job.pk) in html
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in html
+    assert "bulkadmin/job.js" in html
+    assert 'aria-valuenow="25.0"' in html and "rows/s" in html
+    assert "Cancel the import" in html
+    assert 'name="_save"' not in html  # read-only: no editing of job fields
+
+
+def test_finished_job_page_stops_polling(staff_client, finished):
+    html = staff_client.get(url("change", finished.pk)).content.decode()
+    assert 'data-polling="false"' in html and "<noscript><meta" not in html
+    assert "Rerun 2 failed rows" in html and "Download failed rows (CSV)" in html
+    assert "Cancel the import" not in html
+
+
+def test_the_change_page_cannot_edit_the_job(staff_client, finished):
+    response = staff_client.post(url("change", finished.pk), {"status": "queued"})
+    assert response.status_code == 403
+    assert ImportJob.objects.get(pk=finished.pk).status == JobStatus.FINISHED_WITH_ERRORS
+
+
+def test_changelist(staff_client, finished):
+    response = staff_client.get(url("changelist"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "f.csv" in html and "Finished with errors" in html
+    assert response.context["cl"].list_filter == ["status", "created_by"]
+    assert staff_client.get(url("changelist") + "?q=f.csv").context["cl"].result_count == 1
+    assert staff_client.get(url("changelist") + "?q=nothing").context["cl"].result_count == 0
+
+
+# ---- progress ------------------------------------------------------------------------------
+def test_progress_json(staff_client, users_csv, importer_user):
+    job = running_job(users_csv, importer_user, processed=5)
+    data = staff_client.get(url("progress", job.pk)).json()
+    assert {k: data[k] for k in ("status", "total", "processed", "succeeded", "failed", "is_final")} == {
+        "status": "running",
+        "total": 20,
+        "processed": 5,
+        "succeeded": 5,
+        "failed": 0,
+        "is_final": False,
+    }
+    assert data["percent"] == 25.0 and data["polling"] is True
+    assert data["started_at"] and data["finished_at"] is None
+    assert 0 <= data["heartbeat_age"] < 5
+    assert 9 < data["elapsed"] < 20 and data["rate"] > 0 and data["eta"] > 0
+
+
+def test_progress_costs_the_same_whatever_the_job_size(
+    staff_client, users_csv, importer_user, django_assert_num_queries
+):
+    small = running_job(users_csv, importer_user, processed=1)
+    large = make_job(users_csv(1500, prefix="big"), user=importer_user)
+    ImportJob.objects.filter(pk=large.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now())
+    staff_client.get(url("progress", small.pk))  # warm up anything cached per process
+    # session, user, the user's permissions, group permissions, the job row
+    with django_assert_num_queries(5):
+        assert staff_client.get(url("progress", small.pk)).json()["total"] == 20
+    with django_assert_num_queries(5):
+        assert staff_client.get(url("progress", large.pk)).json()["total"] == 1500
+
+
+def test_a_stale_live_job_is_reported_crashed(
+    staff_client, users_csv, importer_user, django_assert_max_num_queries
+):
+    job = running_job(users_csv, importer_user, heartbeat_age=3600)
+    with django_assert_max_num_queries(7):
+        data = staff_client.get(url("progress", job.pk)).json()
+    assert data["status"] == "crashed" and data["polling"] is False
+    assert "heartbeats" in data["error"]
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
+
+
+def test_progress_404(staff_client):
+    assert staff_client.get(url("progress", 999999)).status_code == 404
+
+
+# ---- failed rows ---------------------------------------------------------------------------
+def test_failed_rows_are_listed_with_their_errors(staff_client, finished):
+    html = staff_client.get(url("change", finished.pk)).content.decode()
+    assert 'id="failed-rows"' in html
+    assert "receiver refused boom1" in html and "@bad start" in html
+    assert "Secret-Pass" not in html
+    rows = ImportRow.objects.filter(job=finished, status=RowStatus.FAILED).order_by("number")
+    for row in rows:
+        assert url("row", finished.pk, row.pk) in html
+
+
+def test_failed_rows_search_and_paging(staff_client, finished, settings):
+    response = staff_client.get(url("change", finished.pk) + "?q=boom2")
+    assert [row.number for row, _ in response.context["failed_rows"]] == [5]
+    response = staff_client.get(url("change", finished.pk) + "?q=3")
+    assert [row.number for row, _ in response.context["failed_rows"]] == [3]
+    settings.BULKADMIN = {**settings.BULKADMIN, "FAILED_ROWS_PER_PAGE": 1}
+    response = staff_client.get(url("change", finished.pk) + "?page=2")
+    assert [row.number for row, _ in response.context["failed_rows"]] == [5]
+    assert "Page 2 of 2" in response.content.decode()
+
+
+def test_edit_a_failed_row(staff_client, finished, importer_user):
+    row = ImportRow.objects.get(job=finished, number=3)
+    edit = url("row", finished.pk, row.pk)
+    response = staff_client.get(edit)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Secret-Pass" not in html and 'type="password"' in html
+    assert 'value="boom1"' in html and 'class="breadcrumbs"' in html
+
+    # errors of clean_row and check_rows are shown, nothing saved
+    response = staff_client.post(edit, {"username": "bad name!", "first_name": "X", "password": ""})
+    assert response.status_code == 200 and "Enter a valid username" in response.content.decode()
+    response = staff_client.post(edit, {"username": "fixed", "first_name": "X", "password": "short"})
+    assert "too short" in response.content.decode()
+    assert ImportRow.objects.get(pk=row.pk).values["username"] == "boom1"
+
+    # blank password keeps the old one, unseen
+    response = staff_client.post(edit, {"username": "fixed1", "first_name": "Fixed", "password": ""})
+    assert response.status_code == 302 and response["Location"].endswith("#failed-rows")
+    row.refresh_from_db()
+    assert row.values == {"username": "fixed1", "first_name": "Fixed"}
+    assert crypto.unseal(row.secret) == {"password": "Secret-Pass-123"}
+    assert row.status == RowStatus.FAILED and row.errors == {}
+    assert LogEntry.objects.filter(action_flag=CHANGE, object_id=str(finished.pk)).exists()
+
+    # a new password replaces it
+    staff_client.post(edit, {"username": "fixed1", "first_name": "", "password": "Another-Pass-456"})
+    row.refresh_from_db()
+    assert crypto.unseal(row.secret) == {"password": "Another-Pass-456"}
+
+
+def test_rows_of_a_running_job_cannot_be_edited(staff_client, users_csv, importer_user):
+    job = running_job(users_csv, importer_user)
+    row = ImportRow.objects.filter(job=job).order_by("pk")[0]
+    ImportRow.objects.filter(pk=row.pk).update(status=RowStatus.FAILED)
+    response = staff_client.post(url("row", job.pk, row.pk), {"username": "x"})
+    assert response.status_code == 302 and ImportRow.objects.get(pk=row.pk).values["username"] != "x"
+
+
+def test_a_succeeded_row_is_not_editable(staff_client, finished):
+    row = ImportRow.objects.get(job=finished, number=2)
+    assert staff_client.get(url("row", finished.pk, row.pk)).status_code == 404
+
+
+def test_rerun_failed_rows(
+    staff_client, finished, importer_user, launched, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(url("rerun", finished.pk))
+    rerun = ImportJob.objects.exclude(pk=finished.pk).get()
+    assert response["Location"] == url("change", rerun.pk)
+    assert (rerun.parent, rerun.total, rerun.created_by) == (finished, 2, importer_user)
+    assert launched == [rerun.pk]
+    assert ImportJob.objects.get(pk=rerun.pk).status == JobStatus.QUEUED
+    assert LogEntry.objects.filter(action_flag=ADDITION, object_id=str(rerun.pk)).exists()
+    html = staff_client.get(url("change", rerun.pk)).content.decode()
+    assert f"#{finished.pk}" in html  # linked to its parent
+
+
+def test_rerun_needs_failed_rows_and_a_stopped_job(staff_client, users_csv, importer_user, launched):
+    job = running_job(users_csv, importer_user)
+    staff_client.post(url("rerun", job.pk))
+    assert ImportJob.objects.count() == 1 and launched == []
+
+
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+def test_download_failed_rows(staff_client, finished, file_format):
+    response = staff_client.get(url("download", finished.pk, file_format))
+    assert response.status_code == 200
+    assert (
+        response["Content-Disposition"]
+        == f'attachment; filename="job-{finished.pk}-failed-rows.{file_format}"'
+    )
+    if file_format == "csv":
+        rows = list(csv.reader(io.StringIO(response.content.decode())))
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+        assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+        rows = [[c if c is not None else "" for c in row] for row in sheet.iter_rows(values_only=True)]
+    assert rows[0] == ["username", "first_name", "errors"]
+    assert rows[1] == ["boom1", '\'=HYPERLINK("http://evil")', "RuntimeError: receiver refused boom1"]
+    assert rows[2] == ["boom2", "'+1-555", "username: @bad start"]
+    assert b"Secret-Pass" not in response.content and b"password" not in response.content
+
+
+def test_download_unknown_format(staff_client, finished):
+    assert staff_client.get(url("download", finished.pk, "pdf")).status_code == 404
+
+
+def test_formula_escaping():
+    from bulkadmin.exports import escape_formula
+
+    for value in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert escape_formula(value) == "'" + value
+    assert escape_formula("plain") == "plain" and escape_formula(None) == ""
+
+
+# ---- cancel and resume ---------------------------------------------------------------------
+def test_cancel(staff_client, users_csv, importer_user):
+    job = running_job(users_csv, importer_user)
+    response = staff_client.post(url("cancel", job.pk))
+    assert response["Location"] == url("change", job.pk)
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLING
+    assert LogEntry.objects.filter(action_flag=CHANGE, change_message="Cancelled the import.").exists()
+
+
+def test_cancel_a_finished_job_does_nothing(staff_client, finished):
+    response = staff_client.post(url("cancel", finished.pk), follow=True)
+    assert ImportJob.objects.get(pk=finished.pk).status == JobStatus.FINISHED_WITH_ERRORS
+    assert any("nothing to cancel" in str(m) for m in response.context["messages"])
+
+
+@pytest.mark.parametrize("how", ["crashed", "stale"])
+def test_resume(staff_client, users_csv, importer_user, launched, django_capture_on_commit_callbacks, how):
+    job = running_job(users_csv, importer_user, heartbeat_age=3600 if how == "stale" else 0)
+    if how == "crashed":
+        ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
+    assert "Resume" in staff_client.get(url("change", job.pk)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(url("resume", job.pk))
+    assert response["Location"] == url("change", job.pk)
+    assert launched == [job.pk]
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.QUEUED
+
+
+def test_a_live_job_is_not_resumed(
+    staff_client, users_csv, importer_user, launched, django_capture_on_commit_callbacks
+):
+    job = running_job(users_csv, importer_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url("resume", job.pk))
+    assert launched == [] and ImportJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+
+def test_actions_are_post_only(staff_client, finished):
+    for name in ("cancel", "resume", "rerun"):
+        assert staff_client.get(url(name, finished.pk)).status_code == 405
+
+
+def test_actions_need_csrf(client, importer_user, finished):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(importer_user)
+    for name in ("cancel", "resume", "rerun"):
+        assert strict.post(url(name, finished.pk)).status_code == 403
+    row = ImportRow.objects.get(job=finished, number=3)
+    assert strict.post(url("row", finished.pk, row.pk), {"username": "x"}).status_code == 403
+    assert strict.post(url("confirm"), {"token": "x"}).status_code == 403

@@ -1,0 +1,319 @@
+"""The upload page, the report (every kind of validation message) and the confirm click."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import openpyxl
+import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.db.models.signals import post_save, pre_save
+from django.test.utils import CaptureQueriesContext
+
+from bulkadmin import conf, uploads, views
+from bulkadmin.models import ImportJob, ImportRow, JobStatus
+from bulkadmin.uploads import PendingUpload
+from bulkadmin.validation import MASK
+from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
+from tests.test_admin_support import IMPORT_PERMS, User, make_user, url
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client, content: str | bytes, name: str = "users.csv", **data):
+    raw = content.encode() if isinstance(content, str) else content
+    payload = {"file": SimpleUploadedFile(name, raw), "importer": "bulkadmin.importers.users.UserImporter"}
+    payload.update(data)
+    return client.post(url("add"), payload)
+
+
+def token_of(response):
+    return response.context["confirm_form"].initial["token"]
+
+
+GOOD = "username,email\nann,ann@example.com\nbob,bob@example.com\ncyd,cyd@example.com\n"
+
+
+# ---- the upload page -----------------------------------------------------------------------
+def test_upload_page_looks_like_the_admin(staff_client):
+    response = staff_client.get(url("add"))
+    assert response.status_code == 200
+    names = [t.name for t in response.templates]
+    assert "bulkadmin/upload.html" in names and "admin/change_form.html" in names
+    html = response.content.decode()
+    assert 'class="breadcrumbs"' in html and 'enctype="multipart/form-data"' in html
+    assert "theme-toggle" in html  # the admin's dark mode switch: each_context() was passed
+    form = response.context["adminform"].form
+    assert list(form.fields) == ["file", "importer", "update_existing", "send_password_email", "workers"]
+    choices = form.fields["importer"].choices
+    assert choices[0][0] == "bulkadmin.importers.users.UserImporter"
+    assert form.initial["importer"] == choices[0][0]
+
+
+def test_importers_offered_are_those_the_user_may_add(staff_client):
+    choices = staff_client.get(url("add")).context["adminform"].form.fields["importer"].choices
+    assert [c[0] for c in choices] == ["bulkadmin.importers.users.UserImporter"]  # no testapp.add_restaurant
+
+
+def test_back_link_keeps_the_options(staff_client):
+    response = staff_client.get(url("add") + "?update_existing=on&workers=3")
+    form = response.context["adminform"].form
+    assert form.initial["update_existing"] == "on" and form.initial["workers"] == "3"
+
+
+# ---- validation in the request: no writes, no signals --------------------------------------
+def test_upload_shows_a_report_and_writes_nothing(staff_client):
+    fired = []
+
+    def receiver(**kwargs):
+        fired.append(kwargs["sender"])
+
+    pre_save.connect(receiver, dispatch_uid="test-upload-pre")
+    post_save.connect(receiver, dispatch_uid="test-upload-post")
+    users_before = User.objects.count()
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            response = upload(staff_client, GOOD + "bad user!,x@example.com\n")
+    finally:
+        pre_save.disconnect(dispatch_uid="test-upload-pre")
+        post_save.disconnect(dispatch_uid="test-upload-post")
+    assert response.status_code == 200
+    assert "bulkadmin/report.html" in [t.name for t in response.templates]
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE")
+    ]
+    assert writes == []
+    assert fired == []
+    assert ImportJob.objects.count() == 0 and User.objects.count() == users_before
+    report = response.context["report"]
+    assert (report.total, report.valid, report.invalid) == (4, 3, 1)
+    html = response.content.decode()
+    assert "Import 3 valid rows" in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert "ann@example.com" in html  # the preview
+
+
+def test_upload_is_stored_privately_under_a_name_of_ours(staff_client):
+    response = upload(staff_client, GOOD, name="../../etc/evil.csv")
+    pending = PendingUpload.unsign(token_of(response), response.wsgi_request.user.pk)
+    assert pending.path.parent == conf.data_dir() / "uploads"
+    assert len(pending.path.name) == 32 and "evil" not in pending.path.name
+    assert pending.path.read_text() == GOOD
+    assert oct(pending.path.stat().st_mode & 0o777) == oct(0o600)
+    assert "evil.csv" in response.content.decode()  # shown, for the user's benefit only
+
+
+# Every message a staff member can meet, in the report's table of errors by row and column.
+ROW_ERRORS = [
+    ("username\nbad user!\n", "username", "Enter a valid username"),
+    ("username,email\nann,not-an-email\n", "email", "Enter a valid email address."),
+    ("username,is_active\nann,maybe\n", "is_active", "is not a yes/no value"),
+    ("username,password\nann,123\n", "password", "This password is too short"),
+    ("username,groups\nann,No Such Group\n", "groups", "Unknown group: No Such Group."),
+    ("username\nann\nANN\n", "username", "Duplicate of row 2."),
+    ("username\nexisting\n", "username", "A user with this username already exists."),
+    ("username,is_staff\nann,true\n", "is_staff", "Only a superuser may create or change staff"),
+    ("username,email\n,x@example.com\n", "username", "This field is required."),
+]
+
+
+@pytest.mark.parametrize(("content", "column", "message"), ROW_ERRORS)
+def test_every_row_error_appears_in_the_report(staff_client, content, column, message):
+    User.objects.create(username="existing")
+    response = upload(staff_client, content)
+    assert response.status_code == 200
+    errors = response.context["report"].errors
+    assert any(e.column == column and message in e.message for e in errors), errors
+    html = response.content.decode()
+    assert f"<code>{column}</code>" in html
+    from django.utils.html import escape
+
+    assert escape(message) in html
+
+
+FILE_ERRORS = [
+    (b"username\nJos\xe9\n", "users.csv", "not UTF-8"),
+    (b"email\nann@example.com\n", "users.csv", "Required column missing from the header: username"),
+    (b"username,colour\nann,red\n", "users.csv", "Unknown column"),
+    (b"", "users.csv", "file is empty."),
+    (b"username\n", "users.csv", "no rows"),
+    ("username\nann\n".encode("utf-16"), "users.csv", "UTF-16"),
+]
+
+
+@pytest.mark.parametrize(("content", "name", "message"), FILE_ERRORS)
+def test_a_file_error_is_a_form_error_with_no_confirm(staff_client, content, name, message):
+    response = upload(staff_client, content, name=name)
+    assert response.status_code == 200
+    assert "bulkadmin/upload.html" in [t.name for t in response.templates]
+    errors = response.context["adminform"].form.errors["file"]
+    assert any(message in e for e in errors), errors
+    html = response.content.decode()
+    assert "errornote" in html
+    assert "confirm_form" not in html
+    assert not list(uploads.uploads_dir().iterdir())  # nothing kept
+
+
+def test_superuser_may_upload_staff_rows(super_client):
+    response = upload(super_client, "username,is_staff,is_superuser\nboss,true,true\n")
+    assert response.context["report"].invalid == 0
+
+
+def test_preview_masks_passwords(staff_client):
+    response = upload(staff_client, "username,password\nann,Correct-Horse-Battery-9\n")
+    html = response.content.decode()
+    assert "Correct-Horse" not in html and MASK in html
+
+
+def test_other_formats(staff_client):
+    book = openpyxl.Workbook()
+    book.active.append(["username", "email"])
+    book.active.append(["ann", "ann@example.com"])
+    data = io.BytesIO()
+    book.save(data)
+    response = upload(staff_client, data.getvalue(), name="u.xlsx")
+    assert response.context["report"].format == "xlsx" and response.context["report"].valid == 1
+    response = upload(staff_client, json.dumps([{"username": "bob"}]), name="u.json")
+    assert response.context["report"].format == "json" and response.context["report"].valid == 1
+    response = upload(staff_client, "username\temail\ncyd\tcyd@example.com\n", name="u.tsv")
+    assert response.context["report"].format == "tsv" and response.context["report"].valid == 1
+
+
+def test_truncated_errors_say_so(staff_client, monkeypatch):
+    monkeypatch.setattr(views, "ERRORS_SHOWN", 2)
+    response = upload(staff_client, "username\nbad one\nbad two\nbad three\n")
+    html = response.content.decode()
+    assert "Showing the first 2 errors; 1 more are not listed" in html
+
+
+def test_no_valid_row_means_no_confirm_button(staff_client):
+    response = upload(staff_client, "username\nbad one\n")
+    html = response.content.decode()
+    assert "No row is valid" in html and 'name="_confirm"' not in html
+
+
+def test_too_large_upload(staff_client, settings):
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_UPLOAD_BYTES": 10}
+    response = upload(staff_client, GOOD)
+    assert "larger than 10 bytes" in str(response.context["adminform"].form.errors["file"])
+
+
+def test_update_existing_needs_change_permission(staff_client, importer_user):
+    response = upload(staff_client, GOOD, update_existing="on")
+    assert "permission to change" in str(response.context["adminform"].form.errors)
+    importer_user.user_permissions.add(
+        __import__("django.contrib.auth.models", fromlist=["Permission"]).Permission.objects.get(
+            codename="change_user"
+        )
+    )
+    staff_client.force_login(User.objects.get(pk=importer_user.pk))
+    response = upload(staff_client, GOOD, update_existing="on")
+    assert response.context["report"].valid == 3
+
+
+def test_stale_uploads_are_cleaned_up(staff_client):
+    old = uploads.uploads_dir() / ("a" * 32)
+    old.write_text("x")
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (day_ago, day_ago))
+    fresh = uploads.uploads_dir() / ("b" * 32)
+    fresh.write_text("x")
+    upload(staff_client, GOOD)
+    assert not old.exists() and fresh.exists()
+
+
+# ---- confirm -------------------------------------------------------------------------------
+def test_confirm_creates_the_job_logs_it_and_launches_after_commit(
+    staff_client, importer_user, launched, django_capture_on_commit_callbacks
+):
+    Group.objects.create(name="Editors")
+    response = upload(
+        staff_client,
+        "username,email,groups,password\nann,ann@example.com,Editors,Correct-Horse-1\nbad user!,\nbob,,\n",
+        send_password_email="on",
+        workers="2",
+    )
+    token = token_of(response)
+    path = PendingUpload.unsign(token, importer_user.pk).path
+    assert ImportJob.objects.count() == 0  # nothing before the click
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = staff_client.post(url("confirm"), {"token": token})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == url("change", job.pk)
+    assert len(callbacks) == 1 and launched == [job.pk]
+    assert job.status == JobStatus.QUEUED
+    assert (job.total, job.created_by, job.workers) == (2, importer_user, 2)
+    assert job.options == {"update_existing": False, "send_password_email": True}
+    assert job.source_name == "users.csv"
+    assert sorted(ImportRow.objects.filter(job=job).values_list("number", flat=True)) == [2, 4]
+    assert "Correct-Horse" not in str(list(ImportRow.objects.values()))
+    entry = LogEntry.objects.get()
+    assert (entry.action_flag, entry.object_id, entry.user_id) == (ADDITION, str(job.pk), importer_user.pk)
+    assert not path.exists()
+    follow = staff_client.get(response["Location"])
+    messages = [str(m) for m in follow.context["messages"]]
+    assert any("Importing 2 rows" in m for m in messages)
+    assert any("1 invalid rows were left out" in m for m in messages)
+
+
+def test_confirm_twice_does_not_import_twice(staff_client, launched, django_capture_on_commit_callbacks):
+    token = token_of(upload(staff_client, GOOD))
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url("confirm"), {"token": token})
+        response = staff_client.post(url("confirm"), {"token": token})
+    assert response["Location"] == url("add")
+    assert ImportJob.objects.count() == 1 and len(launched) == 1
+
+
+@pytest.mark.parametrize("tamper", ["garbage", "flip"])
+def test_a_tampered_token_is_refused(staff_client, tamper):
+    token = token_of(upload(staff_client, GOOD))
+    bad = "garbage" if tamper == "garbage" else token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    response = staff_client.post(url("confirm"), {"token": bad}, follow=True)
+    assert ImportJob.objects.count() == 0
+    assert any("expired" in str(m) for m in response.context["messages"])
+
+
+def test_another_users_token_is_refused(staff_client, client):
+    token = token_of(upload(staff_client, GOOD))
+    other = make_user("other", perms=IMPORT_PERMS)
+    client.force_login(other)
+    response = client.post(url("confirm"), {"token": token})
+    assert response.status_code == 302 and response["Location"] == url("add")
+    assert ImportJob.objects.count() == 0
+
+
+def test_an_expired_token_is_refused(staff_client, settings):
+    token = token_of(upload(staff_client, GOOD))
+    settings.BULKADMIN = {**settings.BULKADMIN, "UPLOAD_TOKEN_MAX_AGE": -1}
+    response = staff_client.post(url("confirm"), {"token": token})
+    assert response["Location"] == url("add") and ImportJob.objects.count() == 0
+
+
+def test_confirm_revalidates(staff_client, launched, django_capture_on_commit_callbacks):
+    token = token_of(upload(staff_client, GOOD))
+    User.objects.create(username="bob")  # taken since the report
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url("confirm"), {"token": token})
+    job = ImportJob.objects.get()
+    assert job.total == 2
+
+
+def test_confirm_with_no_valid_row_left(staff_client, launched):
+    token = token_of(upload(staff_client, "username\nann\n"))
+    User.objects.create(username="ann")
+    response = staff_client.post(url("confirm"), {"token": token}, follow=True)
+    assert ImportJob.objects.count() == 0 and launched == []
+    assert any("No row is valid" in str(m) for m in response.context["messages"])
+
+
+def test_confirm_is_post_only(staff_client):
+    assert staff_client.get(url("confirm")).status_code == 405
