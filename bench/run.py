@@ -55,7 +55,7 @@ WORKLOADS = {
     "W2": "20 ms of waiting per row (time.sleep)",
 }
 #: Rows per workload by default: enough for steady rates, few enough for ~15 minutes in all.
-DEFAULT_ROWS = {"W0": 10_000, "W1": 2_000, "W2": 1_000}
+DEFAULT_ROWS = {"W0": 10_000, "W1": 2_000, "W2": 500}
 QUICK_ROWS = {"W0": 2_000, "W1": 400, "W2": 300}
 COMMON = ["loop", "baseline", "import-export", "bulk_create", "bulkadmin-1w", "bulkadmin-2w", "bulkadmin-4w"]
 DEFAULT_CONTENDERS = {
@@ -465,12 +465,25 @@ def command_line() -> str:
     return f"{prefix}.venv/bin/python bench/run.py {shlex.join(sys.argv[1:])}".strip()
 
 
+def code_revision() -> str:
+    """The commit measured (``BENCH_CODE_REV`` when running from an exported tree)."""
+    if os.environ.get("BENCH_CODE_REV"):
+        return os.environ["BENCH_CODE_REV"]
+    try:
+        rev = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev
+
+
 def environment(db: Database) -> str:
     import django
 
     return (
         f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Django {django.get_version()}, {db.describe()}"
+        f"Django {django.get_version()}, {db.describe()}, code at {code_revision()}"
     )
 
 
