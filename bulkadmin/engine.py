@@ -87,31 +87,7 @@ class JobRunner:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def claim(self) -> ImportJob:
-        """Take the job if it may start: new, queued, crashed, or owned by a dead runner."""
-        ImportJob.objects.filter(pk=self.job_id).mark_stale_crashed()
-        now = timezone.now()
-        claimed = (
-            ImportJob.objects.filter(pk=self.job_id)
-            .filter(status__in=[JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED])
-            .update(
-                status=JobStatus.RUNNING,
-                runner_pid=os.getpid(),
-                runner_host=socket.gethostname()[:255],
-                heartbeat_at=now,
-                started_at=Coalesce("started_at", now),
-                finished_at=None,
-                error="",
-            )
-        )
-        job = ImportJob.objects.filter(pk=self.job_id).first()
-        if job is None:
-            raise JobNotRunnable(f"There is no import job {self.job_id}.")
-        if not claimed:
-            raise JobNotRunnable(
-                f"Import job {self.job_id} is {job.get_status_display().lower()}; "
-                "only a new, queued or crashed job can be run."
-            )
-        return job
+        return claim_job(self.job_id, runner_pid=os.getpid(), runner_host=socket.gethostname())
 
     def run(self) -> ImportJob:
         job = self.claim()
@@ -313,6 +289,34 @@ class JobRunner:
         name = signal.Signals(signum).name
         logger.warning("Job %s: %s received; finishing the chunks in flight.", self.job_id, name)
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
+
+
+def claim_job(job_id: int, *, runner_pid: int | None, runner_host: str) -> ImportJob:
+    """Take the job if it may start: new, queued, crashed, or owned by a dead runner."""
+    ImportJob.objects.filter(pk=job_id).mark_stale_crashed()
+    now = timezone.now()
+    claimed = (
+        ImportJob.objects.filter(pk=job_id)
+        .filter(status__in=[JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED])
+        .update(
+            status=JobStatus.RUNNING,
+            runner_pid=runner_pid,
+            runner_host=runner_host[:255],
+            heartbeat_at=now,
+            started_at=Coalesce("started_at", now),
+            finished_at=None,
+            error="",
+        )
+    )
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise JobNotRunnable(f"There is no import job {job_id}.")
+    if not claimed:
+        raise JobNotRunnable(
+            f"Import job {job_id} is {job.get_status_display().lower()}; "
+            "only a new, queued or crashed job can be run."
+        )
+    return job
 
 
 def _fail_rows(job_id: int, ids: list[int], message: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from django.db import transaction
@@ -27,6 +27,11 @@ def context_for(job: ImportJob) -> ImportContext:
 
 def importer_for(job: ImportJob) -> Importer:
     return get_importer_class(job.importer)(context_for(job))
+
+
+def display_name(name: str) -> str:
+    """The client's file name, for display only: its last component, from any OS."""
+    return PureWindowsPath(name).name[:255] or "upload"
 
 
 def split_secret(importer: Importer, values: dict[str, str]) -> tuple[dict[str, str], str]:
@@ -61,7 +66,7 @@ def create_job(
     with transaction.atomic():
         job = ImportJob.objects.create(
             importer=importer_cls.dotted_path(),
-            source_name=Path(name).name[:255],
+            source_name=display_name(name),
             options=options,
             created_by=user if getattr(user, "pk", None) else None,
             workers=workers,

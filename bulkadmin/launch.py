@@ -115,8 +115,13 @@ def register_launcher(name: str, launcher: Launcher) -> None:
     LAUNCHERS[name] = launcher
 
 
+#: Launchers imported only when chosen, so their optional dependencies stay optional.
+LAZY_LAUNCHERS = {"celery": "bulkadmin.tasks.launch_celery"}
+
+
 def get_launcher(name: str | None = None) -> Launcher:
     chosen = name or str(conf.get("LAUNCHER"))
+    chosen = LAZY_LAUNCHERS.get(chosen, chosen) if chosen not in LAUNCHERS else chosen
     if chosen in LAUNCHERS:
         return LAUNCHERS[chosen]
     if "." in chosen:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,13 +90,28 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
-EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# The demo prints emails (password links for new users) on the console.
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = "bulkadmin-demo@localhost"
+
+# Celery, used when BULKADMIN["LAUNCHER"] is "celery" (BULKADMIN_LAUNCHER=celery make demo).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "bulkadmin")
+# A chunk whose worker died is delivered again after this many seconds (late acknowledgement).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
 
 BULKADMIN = {
     # Uploads awaiting confirmation and job logs: private, never under STATIC_ROOT or MEDIA_ROOT.
     "DATA_DIR": BASE_DIR / "var" / "bulkadmin",
     "SITE_URL": "http://127.0.0.1:8000",
+    "LAUNCHER": os.environ.get("BULKADMIN_LAUNCHER", "subprocess"),
 }
 
 LOGGING = {

@@ -18,6 +18,9 @@ def _export_test_database(django_db_setup, django_db_blocker):
     """Subprocesses (pool workers, runbulkjob) read the test database's name from here."""
     with django_db_blocker.unblock():
         os.environ["BULKADMIN_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+    from django.conf import settings
+
+    os.environ["BULKADMIN_TEST_CELERY_QUEUE"] = settings.CELERY_TASK_DEFAULT_QUEUE
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     yield
     os.environ.pop("BULKADMIN_TEST_DB_NAME", None)

@@ -27,9 +27,14 @@ if os.environ.get("BULKADMIN_TEST_DB_NAME"):
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
+# Celery tests use Redis database 15 and a queue of this pytest process's own (the conftest
+# exports the name to the worker processes it starts); a dead worker's chunk comes back fast.
+CELERY_BROKER_URL = os.environ.get("BULKADMIN_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BULKADMIN_TEST_CELERY_QUEUE") or f"bulkadmin-test-{os.getpid()}"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6}
+
 # Fast hashing everywhere but the one test that covers the real hasher.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SECRET_KEY = "tests-secret-key-not-for-production-0123456789abcdef"
 
 BULKADMIN = {
@@ -41,5 +46,6 @@ BULKADMIN = {
     "HEARTBEAT_SECONDS": 0.5,
     "STALE_AFTER_SECONDS": 5.0,
     "SITE_URL": "http://testserver",
+    "LAUNCHER": os.environ.get("BULKADMIN_LAUNCHER", "subprocess"),
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}

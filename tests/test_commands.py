@@ -139,11 +139,6 @@ def test_runbulkjob_on_a_finished_job_is_refused_clearly(users_csv):
     assert User.objects.count() == 5
 
 
-@pytest.mark.xfail(
-    reason="_running.run_job calls ImportJob.objects.get before the runner's own 'There is no import "
-    "job' check, so DoesNotExist escapes as a traceback (bulkadmin/management/commands/_running.py)",
-    strict=False,
-)
 def test_runbulkjob_unknown_job_is_refused_clearly():
     result = manage("runbulkjob", "987654")
     assert result.returncode != 0

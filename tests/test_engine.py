@@ -213,3 +213,19 @@ def test_custom_importer_with_multi_table_inheritance_and_m2m(write_file):
     chez = Restaurant.objects.get(name="Chez Ann")
     assert chez.slug == "chez-ann" and chez.city == "Paris"
     assert sorted(chez.tags.values_list("name", flat=True)) == ["cosy", "wine"]
+
+
+def test_update_mode_leaves_blank_cells_alone(write_file):
+    User.objects.create(username="ann", email="ann@example.com", first_name="Ann", is_active=False)
+    path = write_file("u.csv", "username,email,first_name,is_active\nann,,,\n")
+    job, _ = create_job(path, path.name, options={"update_existing": True})
+    assert job is not None
+    assert JobRunner(job.pk, workers=1).run().status == JobStatus.SUCCEEDED
+    ann = User.objects.get(username="ann")
+    assert (ann.email, ann.first_name, ann.is_active) == ("ann@example.com", "Ann", False)
+
+
+def test_source_name_is_display_only_from_any_os(write_file):
+    path = write_file("x.csv", "username\nann\n")
+    job, _ = create_job(path, "C:\\Users\\me\\Desktop\\staff.csv")
+    assert job is not None and job.source_name == "staff.csv"

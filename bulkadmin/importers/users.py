@@ -187,7 +187,8 @@ class UserImporter(Importer):
             if (user.is_staff or user.is_superuser) and not self.context.is_trusted:
                 raise RowInvalid.single("username", PRIVILEGE_MESSAGE)
             for key, value in fields.items():
-                setattr(user, key, value)
+                if value != "":  # a blank cell leaves the current value, as blank booleans do
+                    setattr(user, key, value)
             if cleaned.get("password_hash"):
                 user.password = cleaned["password_hash"]
         user.save()

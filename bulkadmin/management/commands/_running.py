@@ -14,6 +14,7 @@ from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.models import ImportJob, JobStatus
 
 FAILED_ROWS_SHOWN = 20
+FOLLOW_POLL_SECONDS = 0.5
 
 
 def positive_int(value: str) -> int:
@@ -33,7 +34,9 @@ def add_run_arguments(parser: ArgumentParser) -> None:
 
 def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progress: bool) -> ImportJob:
     """Run the job in the foreground and print its summary."""
-    job = ImportJob.objects.get(pk=job_id)
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise CommandError(f"There is no import job {job_id}.", returncode=2)
     bar = tqdm(
         total=job.total,
         initial=job.processed,
@@ -58,7 +61,11 @@ def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progr
         raise CommandError(str(exc), returncode=2) from exc
     finally:
         bar.close()
-    elapsed = time.monotonic() - started
+    summarize(command, job, time.monotonic() - started)
+    return job
+
+
+def summarize(command: BaseCommand, job: ImportJob, elapsed: float) -> None:
     rate = (job.processed / elapsed) if elapsed else 0.0
     command.stdout.write(
         f"Job {job.pk} {job.get_status_display().lower()}: {job.succeeded:,} succeeded, "
@@ -72,11 +79,34 @@ def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progr
             command.stderr.write(f"  … and {job.failed - FAILED_ROWS_SHOWN:,} more failed rows.")
     if job.error:
         command.stderr.write(job.error)
-    return job
 
 
 def _advance(bar: tqdm[Any], rows: int) -> None:
     bar.update(rows)
+
+
+def follow_job(command: BaseCommand, job_id: int, *, progress: bool) -> ImportJob:
+    """Show a job that workers elsewhere (Celery) run, until it ends."""
+    job = ImportJob.objects.get(pk=job_id)
+    bar = tqdm(
+        total=job.total,
+        initial=job.processed,
+        unit="row",
+        desc=f"Job {job_id}",
+        file=sys.stderr,
+        disable=not progress,
+    )
+    started = time.monotonic()
+    try:
+        while not job.is_final and job.status != JobStatus.CRASHED:
+            time.sleep(FOLLOW_POLL_SECONDS)
+            job.refresh_from_db()
+            ImportJob.objects.filter(pk=job_id).mark_stale_crashed()
+            bar.update(job.processed - bar.n)
+    finally:
+        bar.close()
+    summarize(command, job, time.monotonic() - started)
+    return job
 
 
 def exit_code(job: ImportJob) -> int:

@@ -10,10 +10,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from bulkadmin import conf
 from bulkadmin.importers.base import ImportContext
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job
-from bulkadmin.management.commands._running import add_run_arguments, exit_code, run_job
+from bulkadmin.launch import launch_job
+from bulkadmin.management.commands._running import add_run_arguments, exit_code, follow_job, run_job
 from bulkadmin.validation import Report, validate_file
 
 ERRORS_SHOWN = 200
@@ -75,7 +77,11 @@ class Command(BaseCommand):
             raise CommandError(report.file_error or "No valid rows; nothing imported.", returncode=2)
         self.stdout.write(f"Job {job.pk}: {job.total:,} rows to import.")
         progress = not options["no_progress"] and options.get("verbosity", 1) > 0
-        job = run_job(self, job.pk, options, progress=progress)
+        if conf.get("LAUNCHER") == "subprocess":
+            job = run_job(self, job.pk, options, progress=progress)
+        else:  # Celery: enqueue after commit (create_job has committed), then follow
+            launch_job(job)
+            job = follow_job(self, job.pk, progress=progress)
         code = exit_code(job)
         if code:
             sys.exit(code)

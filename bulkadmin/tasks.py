@@ -1,0 +1,131 @@
+"""Celery: a job's chunks as tasks that any number of workers, on any number of hosts, pick up.
+
+``BULKADMIN["LAUNCHER"] = "celery"`` switches a confirmed job (admin or ``bulkimport``) from the
+detached local runner to these tasks; importers need no change. ``dispatch_job`` cuts the
+pending rows into chunks and enqueues one ``import_chunk`` task each. A chunk task runs the very
+code a local pool worker runs (``worker.import_chunk``): each row's outcome is committed with
+its object after locking the row, so a chunk delivered twice (late acknowledgement after a
+worker died) finishes its unfinished rows and skips the rest. No process pool is started inside
+a task: Celery's prefork children are daemonic and the parallelism is the workers'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+from celery import shared_task
+from django.db import connections
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from bulkadmin import conf
+from bulkadmin.engine import JobNotRunnable, claim_job
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.sqlite_gate import write_turn
+from bulkadmin.worker import CONNECTION_ERRORS, configure_threads, import_chunk
+
+CELERY_HOST = "celery"
+
+
+def launch_celery(job: ImportJob) -> None:
+    """The launcher: the job is queued; a worker cuts it into chunk tasks."""
+    dispatch_job.delay(job.pk)
+
+
+@shared_task(name="bulkadmin.dispatch_job", acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+def dispatch_job(job_id: int) -> int:
+    """Claim the job and enqueue a task for every chunk of its pending rows."""
+    try:
+        claim_job(job_id, runner_pid=None, runner_host=CELERY_HOST)
+    except JobNotRunnable:
+        # Delivered again after the dispatching worker died: re-enqueue what is still pending.
+        if not ImportJob.objects.filter(
+            pk=job_id, status=JobStatus.RUNNING, runner_host=CELERY_HOST
+        ).exists():
+            return 0
+    size = int(conf.get("CHUNK_SIZE"))
+    last_pk, chunks = 0, 0
+    while True:
+        ids = list(
+            ImportRow.objects.filter(job_id=job_id, status=RowStatus.PENDING, pk__gt=last_pk)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            break
+        last_pk = ids[-1]
+        import_chunk_task.delay(job_id, ids)
+        chunks += 1
+    if not chunks:
+        finish_if_done(job_id)
+    return chunks
+
+
+@shared_task(
+    name="bulkadmin.import_chunk",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=CONNECTION_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=10,
+)  # type: ignore[untyped-decorator]
+def import_chunk_task(job_id: int, row_ids: list[int]) -> int:
+    """Import one chunk unless the job was cancelled; close the job after its last chunk."""
+    status = ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
+        with write_turn():
+            ImportJob.objects.filter(pk=job_id, status=JobStatus.CANCELLING).update(
+                status=JobStatus.CANCELLED, finished_at=timezone.now()
+            )
+        return 0
+    if status not in (JobStatus.RUNNING,):
+        return 0  # crashed and not resumed, or already finished: leave its rows pending
+    configure_threads(int(conf.get("THREADS")))
+    with heartbeat(job_id):
+        result = import_chunk(job_id, row_ids)
+    finish_if_done(job_id)
+    return result.processed
+
+
+def finish_if_done(job_id: int) -> None:
+    """The chunk that brings ``processed`` to ``total`` gives the job its final status."""
+    with write_turn():
+        ImportJob.objects.filter(
+            pk=job_id,
+            status__in=[JobStatus.RUNNING, JobStatus.CANCELLING],
+            processed__gte=F("total"),
+        ).update(
+            status=Case(
+                When(failed__gt=0, then=Value(JobStatus.FINISHED_WITH_ERRORS)),
+                default=Value(JobStatus.SUCCEEDED),
+            ),
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        )
+
+
+@contextlib.contextmanager
+def heartbeat(job_id: int) -> Iterator[None]:
+    """Beat while a chunk runs, so a slow chunk (real password hashing) never looks stalled."""
+    stop = threading.Event()
+    interval = float(conf.get("HEARTBEAT_SECONDS"))
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                with contextlib.suppress(*CONNECTION_ERRORS), write_turn():
+                    ImportJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name=f"bulkadmin-beat-{socket.gethostname()}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -1,0 +1,155 @@
+"""Chunks on real Celery workers: two worker processes on this machine's Redis stand for two hosts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+
+from bulkadmin.engine import cancel
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.tasks import launch_celery
+from tests.conftest import ROOT, manage
+from tests.test_engine import make_job
+from tests.testapp.models import SignalRecord
+
+User = get_user_model()
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _empty_queue():
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.ping()  # fail, not skip, without Redis
+    client.flushdb()
+    yield
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def workers():
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(count: int = 2, *, name: str = "w") -> list[subprocess.Popen[bytes]]:
+        for index in range(count):
+            started.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "mysite",
+                        "worker",
+                        "--concurrency",
+                        "1",
+                        "--pool",
+                        "prefork",
+                        "--loglevel",
+                        "WARNING",
+                        "--hostname",
+                        f"{name}{index}-{os.getpid()}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                    ],
+                    cwd=ROOT,
+                    env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+        return started[-count:]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def launch(job: ImportJob) -> None:
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
+    launch_celery(job)
+
+
+def wait_final(job: ImportJob, timeout: float = 120) -> ImportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_final:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job still {job.status} with {job.processed}/{job.total} rows")
+
+
+def assert_exactly_once(job: ImportJob, count: int) -> None:
+    assert (job.processed, job.succeeded, job.failed) == (count, count, 0)
+    assert User.objects.count() == count
+    posts = SignalRecord.objects.filter(signal="post")
+    assert posts.count() == count
+    assert not posts.values("username").annotate(n=Count("id")).filter(n__gt=1).exists()
+
+
+def test_a_job_spreads_over_two_workers(users_csv, knobs, workers):
+    knobs(record_signals="1")
+    job = make_job(users_csv(400))
+    workers(2)
+    launch(job)
+    job = wait_final(job)
+    assert job.status == JobStatus.SUCCEEDED
+    assert_exactly_once(job, 400)
+    assert SignalRecord.objects.values("pid").distinct().count() >= 2, "both workers took chunks"
+
+
+def test_a_worker_killed_mid_job_and_the_job_still_finishes_exactly_once(users_csv, knobs, workers):
+    knobs(record_signals="1", row_delay="0.01")
+    job = make_job(users_csv(400))
+    first, _second = workers(2)
+    launch(job)
+    deadline = time.monotonic() + 60
+    while ImportJob.objects.get(pk=job.pk).processed < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child, mid-chunk
+    first.wait(timeout=30)
+    job = wait_final(job, timeout=180)
+    assert job.status == JobStatus.SUCCEEDED
+    assert_exactly_once(job, 400)
+    assert not ImportRow.objects.filter(job=job).exclude(status=RowStatus.SUCCEEDED).exists()
+
+
+def test_cancel_stops_the_remaining_chunks(users_csv, knobs, workers):
+    knobs(row_delay="0.02")
+    job = make_job(users_csv(400))
+    workers(2)
+    launch(job)
+    deadline = time.monotonic() + 60
+    while ImportJob.objects.get(pk=job.pk).processed < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cancel(ImportJob.objects.get(pk=job.pk))
+    job = wait_final(job)
+    assert job.status == JobStatus.CANCELLED
+    time.sleep(2)  # chunks already running may still commit; nothing after that
+    job.refresh_from_db()
+    pending = ImportRow.objects.filter(job=job, status=RowStatus.PENDING).count()
+    assert pending > 0 and job.processed + pending == 400
+    assert User.objects.count() == job.succeeded
+
+
+def test_bulkimport_enqueues_on_celery_and_follows_the_job(users_csv, workers):
+    workers(2)
+    result = manage("bulkimport", str(users_csv(150)), env={"BULKADMIN_LAUNCHER": "celery"}, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "succeeded: 150 succeeded, 0 failed" in result.stdout
+    job = ImportJob.objects.get()
+    assert job.runner_host == "celery" and User.objects.count() == 150
