@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 
@@ -11,7 +13,7 @@ from tests.test_admin_support import IMPORT_PERMS, make_job, make_user, settle, 
 
 pytestmark = pytest.mark.django_db
 
-USERS = {
+USERS: dict[str, dict[str, Any] | None] = {
     "anonymous": None,
     "non_staff": {"staff": False, "perms": IMPORT_PERMS},
     "staff_no_perms": {"staff": True, "perms": ()},

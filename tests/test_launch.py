@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from bulkadmin import launch
+from bulkadmin import conf, launch
 from bulkadmin.models import ImportJob, JobStatus
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
 from tests.test_admin_support import User, make_job, url
@@ -50,7 +50,7 @@ def test_confirm_launches_a_detached_runner_that_finishes_the_job(staff_client, 
     }
     assert job.runner_pid is None and job.created_by == importer_user
     log = launch.log_path(job)
-    assert log.parent == launch.conf.data_dir() / "logs" and "succeeded" in log.read_text()
+    assert log.parent == conf.data_dir() / "logs" and "succeeded" in log.read_text()
 
 
 def test_runner_environment_points_at_the_settings():
@@ -69,15 +69,15 @@ def test_runner_command():
 
 def test_launcher_registry(settings):
     assert launch.get_launcher() is launch.launch_subprocess
-    settings.BULKADMIN = {**settings.BULKADMIN, "LAUNCHER": "celery"}
+    settings.BULKADMIN = {**settings.BULKADMIN, "LAUNCHER": "carrier-pigeon"}
     with pytest.raises(ImproperlyConfigured, match="known launchers: subprocess"):
         launch.get_launcher()
-    calls = []
-    launch.register_launcher("celery", calls.append)
+    calls: list[ImportJob] = []
+    launch.register_launcher("carrier-pigeon", calls.append)
     try:
         assert launch.get_launcher() == calls.append
     finally:
-        launch.LAUNCHERS.pop("celery")
+        launch.LAUNCHERS.pop("carrier-pigeon")
     settings.BULKADMIN = {**settings.BULKADMIN, "LAUNCHER": "tests.test_launch.dotted_launcher"}
     assert launch.get_launcher() is dotted_launcher
 

@@ -1,0 +1,117 @@
+"""A real Chromium through the whole admin flow, against a live server and a detached runner."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from bulkadmin.models import ImportJob, JobStatus
+from tests.test_admin_support import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+TIMEOUT_MS = 45_000
+
+
+@pytest.fixture
+def page(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls here are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no Chromium at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            yield page
+            context.close()
+        finally:
+            browser.close()
+
+
+def users_file(tmp_path: Path) -> Path:
+    lines = ["username,email,first_name,last_name"]
+    lines += [f"member{i:02d},member{i:02d}@example.com,Ada,Lovelace" for i in range(1, 25)]
+    lines.insert(6, "bad user!,bad@example.com,Bad,Name")  # invalid: rejected by the report
+    lines.insert(12, "noemail,not-an-email,No,Email")  # invalid: rejected by the report
+    lines.insert(9, "kaboom,kaboom@example.com,Ka,Boom")  # valid, but refused at save time
+    path = tmp_path / "new-staff.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
+    from playwright.sync_api import expect
+
+    get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    knobs(row_delay="0.08")  # slow rows, so the bar visibly moves while the runner works
+
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("h1")).to_have_text("Import a file")
+
+    # upload and read the report
+    page.set_input_files("#id_file", str(users_file(tmp_path)))
+    page.fill("#id_workers", "2")
+    page.click("input[name=_upload]")
+    expect(page.locator('[data-count="invalid"]')).to_have_text("2")
+    expect(page.locator('[data-count="valid"]')).to_have_text("25")
+    errors = page.locator("#report-errors")
+    expect(errors).to_contain_text("Enter a valid email address.")
+    expect(errors).to_contain_text("Enter a valid username")
+    assert ImportJob.objects.count() == 0
+
+    # confirm, and watch the detached runner through the progress bar
+    page.click("input[name=_confirm]")
+    expect(page.locator(".messagelist")).to_contain_text("Importing 25 rows")
+    job = ImportJob.objects.get()
+    bar = page.locator(".bulkadmin-bar")
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=60_000)
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Finished with errors", timeout=30_000)
+    expect(page.locator('[data-field="succeeded"]')).to_have_text("24")
+    expect(page.locator('[data-field="failed"]')).to_have_text("1")
+    failed = page.locator("#failed-rows-table")
+    expect(failed).to_contain_text("receiver refused kaboom")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "job-page.png"), full_page=True)
+
+    # correct the failed row and rerun it
+    failed.locator("a.bulkadmin-fix").first.click()
+    expect(page.locator("#id_username")).to_have_value("kaboom")
+    page.fill("#id_username", "kasimir")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("is corrected")
+    page.click("input[value='Rerun 1 failed row']")
+    expect(page.locator(".messagelist")).to_contain_text("Rerunning 1 failed rows")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    expect(page.locator(".bulkadmin-bar")).to_have_attribute("aria-valuenow", "100")
+    page.screenshot(path=str(ARTIFACTS / "job-page-rerun.png"), full_page=True)
+
+    rerun = ImportJob.objects.exclude(pk=job.pk).get()
+    assert rerun.parent_id == job.pk and rerun.status == JobStatus.SUCCEEDED
+    assert get_user_model().objects.filter(username="kasimir", email="kaboom@example.com").exists()
+    assert get_user_model().objects.filter(username__startswith="member").count() == 24
+    # the runner records its end before it exits; give it a moment to close its connections
+    deadline = time.monotonic() + 10
+    while ImportJob.objects.filter(runner_pid__isnull=False).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
