@@ -25,6 +25,23 @@ def wait_for(job_id: int, statuses, timeout: float = 60.0) -> ImportJob:
     raise AssertionError(f"job {job_id} is still {ImportJob.objects.get(pk=job_id).status}")
 
 
+def wait_for_runners_to_exit(timeout: float = 10.0) -> None:
+    """A runner records its end, then closes its connections; PostgreSQL cannot drop the test
+    database while one is still open."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    while connection.vendor == "postgresql" and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.1)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_confirm_launches_a_detached_runner_that_finishes_the_job(staff_client, importer_user):
     """End to end through the admin: upload, confirm, and a real runner imports the rows."""
@@ -49,6 +66,7 @@ def test_confirm_launches_a_detached_runner_that_finishes_the_job(staff_client, 
         "cyd",
     }
     assert job.runner_pid is None and job.created_by == importer_user
+    wait_for_runners_to_exit()
     log = launch.log_path(job)
     assert log.parent == conf.data_dir() / "logs" and "succeeded" in log.read_text()
 
