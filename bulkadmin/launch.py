@@ -20,6 +20,7 @@ from pathlib import Path
 
 from django.conf import ENVIRONMENT_VARIABLE, settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from bulkadmin import conf
@@ -139,7 +140,7 @@ def launch_job(job: ImportJob) -> bool:
     or finished). A launcher that fails leaves the job crashed, so staff can resume it.
     """
     queued = ImportJob.objects.filter(pk=job.pk, status__in=LAUNCHABLE_STATUSES).update(
-        status=JobStatus.QUEUED, error=""
+        status=JobStatus.QUEUED, error="", heartbeat_at=timezone.now()
     )
     if not queued:
         return False

@@ -28,6 +28,9 @@ class JobStatus(models.TextChoices):
 
 #: A runner may own the job in these states; a stale heartbeat in them means the runner died.
 LIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
+#: Live, or handed to a launcher (heartbeat set at hand-off): a runner that never claimed a
+#: queued job leaves it stale too, and so resumable.
+WATCHED_STATUSES = (*LIVE_STATUSES, JobStatus.QUEUED)
 #: States a runner may (re)start from.
 STARTABLE_STATUSES = (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED)
 FINAL_STATUSES = (
@@ -53,7 +56,9 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
 
     def stale(self) -> ImportJobQuerySet:
         """Jobs a runner claims to own but whose heartbeat stopped: the runner died."""
-        return self.live().filter(Q(heartbeat_at__lt=stale_before()) | Q(heartbeat_at__isnull=True))
+        return self.filter(status__in=WATCHED_STATUSES).filter(
+            Q(heartbeat_at__lt=stale_before()) | Q(heartbeat_at__isnull=True)
+        )
 
     def claimable(self) -> ImportJobQuerySet:
         return self.filter(Q(status__in=STARTABLE_STATUSES) | Q(pk__in=self.stale().values("pk")))
@@ -120,7 +125,7 @@ class ImportJob(models.Model):
 
     @property
     def is_stale(self) -> bool:
-        return self.status in LIVE_STATUSES and (
+        return self.status in WATCHED_STATUSES and (
             self.heartbeat_at is None or self.heartbeat_at < stale_before()
         )
 

@@ -90,7 +90,11 @@ def wait_final(job: ImportJob, timeout: float = 120) -> ImportJob:
         if job.is_final:
             return job
         time.sleep(0.2)
-    raise AssertionError(f"job still {job.status} with {job.processed}/{job.total} rows")
+    rows = dict(ImportRow.objects.filter(job=job).values_list("status").annotate(n=Count("id")))
+    queued = redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+    raise AssertionError(
+        f"job still {job.status} with {job.processed}/{job.total} rows; rows {rows}; {queued} queued"
+    )
 
 
 def assert_exactly_once(job: ImportJob, count: int) -> None:

@@ -229,3 +229,14 @@ def test_source_name_is_display_only_from_any_os(write_file):
     path = write_file("x.csv", "username\nann\n")
     job, _ = create_job(path, "C:\\Users\\me\\Desktop\\staff.csv")
     assert job is not None and job.source_name == "staff.csv"
+
+
+def test_a_queued_job_whose_runner_never_started_becomes_resumable(users_csv, settings):
+    from django.utils import timezone
+
+    job = make_job(users_csv(3))
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED, heartbeat_at=timezone.now())
+    assert not ImportJob.objects.filter(pk=job.pk).stale().exists()
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
+    assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
