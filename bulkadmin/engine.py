@@ -322,8 +322,9 @@ def claim_job(job_id: int, *, runner_pid: int | None, runner_host: str) -> Impor
 def _fail_rows(job_id: int, ids: list[int], message: str) -> None:
     with write_turn(), transaction.atomic():
         count = (
-            ImportRow.objects.select_for_update()
+            ImportRow.objects.select_for_update(of=("self",))
             .filter(pk__in=ids, status=RowStatus.PENDING)
+            .order_by()
             .update(status=RowStatus.FAILED, errors={"__all__": [message]}, attempts=F("attempts") + 1)
         )
         ImportJob.objects.filter(pk=job_id).update(

@@ -179,7 +179,7 @@ class ImportRow(models.Model):
     class Meta:
         verbose_name = _("import row")
         verbose_name_plural = _("import rows")
-        ordering = ["job", "number"]
+        ordering = ["job_id", "number"]  # by the column: "job" would join (and lock) the job
         constraints = [models.UniqueConstraint(fields=["job", "number"], name="bulkadmin_row_unique_number")]
         indexes = [models.Index(fields=["job", "status", "id"], name="bulkadmin_row_by_status")]
 

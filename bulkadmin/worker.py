@@ -199,9 +199,12 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
         ids = [row.pk for row, _ in ok] + [row.pk for row, _ in failed]
         # Locks the rows (PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so
         # a row another runner finished meanwhile is seen as done and skipped: exactly once.
+        # No ordering (the default would join the job) and of=self: lock these rows only, never
+        # the job's row, which every chunk shares.
         pending = set(
-            ImportRow.objects.select_for_update()
+            ImportRow.objects.select_for_update(of=("self",))
             .filter(pk__in=ids, status=RowStatus.PENDING)
+            .order_by()
             .values_list("pk", flat=True)
         )
         outcomes: list[ImportRow] = []

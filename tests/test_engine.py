@@ -240,3 +240,22 @@ def test_a_queued_job_whose_runner_never_started_becomes_resumable(users_csv, se
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
     assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
+
+
+def test_a_chunk_locks_its_rows_but_never_the_shared_job_row(users_csv):
+    """Locking the job's row would serialize every chunk of every worker (it did, once)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bulkadmin.worker import import_chunk
+
+    job = make_job(users_csv(5))
+    JobRunner(job.pk, workers=1).claim()
+    ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        import_chunk(job.pk, ids)
+    locking = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"]]
+    if connection.features.has_select_for_update:
+        assert locking, "the chunk must lock its rows"
+    for sql in locking:
+        assert "importjob" not in sql.lower(), sql
