@@ -24,6 +24,19 @@ def _export_test_database(django_db_setup, django_db_blocker):
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     yield
     os.environ.pop("BULKADMIN_TEST_DB_NAME", None)
+    with django_db_blocker.unblock():
+        _disconnect_others()
+
+
+def _disconnect_others() -> None:
+    """Close what a live server thread or a runner left open, so the test database can be dropped."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
