@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -207,8 +207,8 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
             .order_by()
             .values_list("pk", flat=True)
         )
-        outcomes: list[ImportRow] = []
-        succeeded = 0
+        done: list[tuple[int, str]] = []
+        failures: list[ImportRow] = []
         for index, (row, cleaned) in enumerate(ok):
             if row.pk not in pending:
                 continue
@@ -218,24 +218,17 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
                 raise
             except Exception as exc:
                 raise _RowFailed(index, exc) from exc
-            row.status, row.object_pk, row.secret, row.errors = (
-                RowStatus.SUCCEEDED,
-                str(obj.pk),
-                "",
-                {},
-            )
-            outcomes.append(row)
-            succeeded += 1
+            done.append((row.pk, str(obj.pk)))
         for row, errors in failed:
             if row.pk in pending:
-                row.status, row.errors = RowStatus.FAILED, errors
-                outcomes.append(row)
-        for row in outcomes:
-            row.attempts += 1
-        if not outcomes:
+                row.status, row.errors, row.attempts = RowStatus.FAILED, errors, row.attempts + 1
+                failures.append(row)
+        if not done and not failures:
             return ChunkResult()
-        ImportRow.objects.bulk_update(outcomes, ["status", "object_pk", "secret", "errors", "attempts"])
-        result = ChunkResult(len(outcomes), succeeded, len(outcomes) - succeeded)
+        _mark_succeeded(done)
+        if failures:
+            ImportRow.objects.bulk_update(failures, ["status", "errors", "attempts"])
+        result = ChunkResult(len(done) + len(failures), len(done), len(failures))
         ImportJob.objects.filter(pk=job_id).update(
             processed=F("processed") + result.processed,
             succeeded=F("succeeded") + result.succeeded,
@@ -243,3 +236,30 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
             heartbeat_at=timezone.now(),
         )
     return result
+
+
+#: Rows per UPDATE of outcomes: two parameters each, well under SQLite's variable limit.
+OUTCOME_BATCH = 500
+
+
+def _mark_succeeded(done: list[tuple[int, str]]) -> None:
+    """One UPDATE joined to a VALUES list for a batch of imported rows.
+
+    ``bulk_update`` builds a CASE per row and field, and cost as much as importing the rows;
+    here only ``object_pk`` differs between rows. ``UPDATE … FROM`` works on PostgreSQL and on
+    SQLite 3.33+.
+    """
+    table = connection.ops.quote_name(ImportRow._meta.db_table)
+    for start in range(0, len(done), OUTCOME_BATCH):
+        batch = done[start : start + OUTCOME_BATCH]
+        values = ", ".join(["(CAST(%s AS BIGINT), %s)"] * len(batch))
+        params: list[Any] = [RowStatus.SUCCEEDED]
+        for pk, object_pk in batch:
+            params += [pk, object_pk]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET status = %s, object_pk = v.column2, secret = '', "  # noqa: S608
+                f"errors = '{{}}', attempts = attempts + 1 "
+                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1",
+                params,
+            )
