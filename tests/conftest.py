@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -71,6 +72,17 @@ def write_file(tmp_path):
         return Path(path)
 
     return make
+
+
+def spawn(args: list[str], **kwargs) -> subprocess.Popen[Any]:
+    """A long-lived subprocess of ours (runner, Celery worker) in its own session, on the test database."""
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        start_new_session=True,
+        **kwargs,
+    )
 
 
 def manage(

@@ -17,7 +17,7 @@ from django.db.models import Count
 from bulkadmin.engine import cancel
 from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
 from bulkadmin.tasks import launch_celery
-from tests.conftest import ROOT, manage
+from tests.conftest import manage, spawn
 from tests.test_engine import make_job
 from tests.testapp.models import SignalRecord
 
@@ -41,33 +41,11 @@ def workers():
 
     def start(count: int = 2, *, name: str = "w") -> list[subprocess.Popen[bytes]]:
         for index in range(count):
+            worker = [sys.executable, "-m", "celery", "-A", "mysite", "worker", "--concurrency", "1"]
+            options = ["--loglevel", "WARNING", "--hostname", f"{name}{index}-{os.getpid()}@%h"]
+            quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
             started.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "mysite",
-                        "worker",
-                        "--concurrency",
-                        "1",
-                        "--pool",
-                        "prefork",
-                        "--loglevel",
-                        "WARNING",
-                        "--hostname",
-                        f"{name}{index}-{os.getpid()}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--without-heartbeat",
-                    ],
-                    cwd=ROOT,
-                    env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+                spawn([*worker, *options, *quiet], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
         return started[-count:]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from django.db.models import Count
 from bulkadmin.engine import JobRunner
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
-from tests.conftest import ROOT
+from tests.conftest import ROOT, spawn
 from tests.testapp.models import SignalRecord
 
 User = get_user_model()
@@ -49,24 +48,8 @@ def assert_exactly_once(job: ImportJob, count: int, prefix: str = "user") -> Non
 
 
 def start_runner(job_id: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "runbulkjob",
-            str(job_id),
-            "--workers",
-            "2",
-            "--chunk-size",
-            "15",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    args = [sys.executable, str(ROOT / "manage.py"), "runbulkjob", str(job_id), "--workers", "2"]
+    return spawn([*args, "--chunk-size", "15"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -32,20 +32,25 @@ def add_run_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=positive_int, help="Rows per chunk (one transaction each).")
 
 
+def progress_bar(job: ImportJob, enabled: bool) -> tqdm[Any]:
+    """The tqdm bar on stderr, so stdout keeps only the summary for scripts."""
+    return tqdm(
+        total=job.total,
+        initial=job.processed,
+        unit="row",
+        desc=f"Job {job.pk}",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+    )
+
+
 def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progress: bool) -> ImportJob:
     """Run the job in the foreground and print its summary."""
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None:
         raise CommandError(f"There is no import job {job_id}.", returncode=2)
-    bar = tqdm(
-        total=job.total,
-        initial=job.processed,
-        unit="row",
-        desc=f"Job {job_id}",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(job, progress)
     started = time.monotonic()
     runner = JobRunner(
         job_id,
@@ -88,14 +93,7 @@ def _advance(bar: tqdm[Any], rows: int) -> None:
 def follow_job(command: BaseCommand, job_id: int, *, progress: bool) -> ImportJob:
     """Show a job that workers elsewhere (Celery) run, until it ends."""
     job = ImportJob.objects.get(pk=job_id)
-    bar = tqdm(
-        total=job.total,
-        initial=job.processed,
-        unit="row",
-        desc=f"Job {job_id}",
-        file=sys.stderr,
-        disable=not progress,
-    )
+    bar = progress_bar(job, progress)
     started = time.monotonic()
     try:
         while not job.is_final and job.status != JobStatus.CRASHED:
