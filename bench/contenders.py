@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -42,8 +45,17 @@ def parse_bulkadmin(name: str) -> BulkadminSpec | None:
     )
 
 
+CELERY_RE = re.compile(r"^celery-(?P<w>\d+)w$")
+
+
+def parse_celery(name: str) -> int | None:
+    """``celery-2w``: the number of worker processes (each ``--concurrency 1``), else None."""
+    match = CELERY_RE.match(name)
+    return int(match["w"]) if match else None
+
+
 def is_known(name: str) -> bool:
-    return name in SIMPLE or parse_bulkadmin(name) is not None
+    return name in SIMPLE or parse_bulkadmin(name) is not None or parse_celery(name) is not None
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -135,6 +147,96 @@ def run_bulkadmin(path: Path, spec: BulkadminSpec) -> dict[str, float]:
     return {"create": created - started, "run": finished - created, "total": finished - started}
 
 
+def start_celery_workers(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` separate ``celery -A mysite worker --concurrency 1`` processes (standing for hosts).
+
+    They inherit this process's environment (``DJANGO_SETTINGS_MODULE=bench.settings``, the bench
+    database, ``BENCH_WORKLOAD``), so the workload receiver is connected in their pool children.
+    Each runs in its own session so that it and its pool child can be killed as a group; they stay
+    this process's children, so the parent's memory sampling counts them.
+    """
+    log_dir = Path(os.environ.get("BENCH_WORK_DIR", "bench/.work"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = []
+    for index in range(count):
+        command = [sys.executable, "-m", "celery", "-A", "mysite", "worker", "--concurrency", "1"]
+        command += ["--pool", "prefork", "--loglevel", "WARNING"]
+        command += ["--hostname", f"bench{index}-{os.getpid()}@%h"]
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        with (log_dir / f"celery-{index}.log").open("wb") as log:
+            started.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+            )
+    return started
+
+
+def wait_for_workers(count: int, processes: list[subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    """Until all ``count`` workers answer a broadcast ping (they consume the queue by then)."""
+    from mysite.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            raise RuntimeError("a Celery worker exited while starting (see bench/.work/celery-*.log)")
+        if len(app.control.ping(timeout=0.5)) >= count:
+            return
+    raise RuntimeError(f"{count} Celery workers not ready after {timeout:.0f}s")
+
+
+def stop_celery_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the worker and its pool child
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def flush_broker() -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def run_celery(path: Path, workers: int) -> dict[str, float]:
+    """create_job as ``bulkimport`` does, then the Celery launcher, timed until the job is final.
+
+    The workers are started, and answer a ping, before the clock starts: a deployment's workers
+    are already running when a job is confirmed.
+    """
+    from bulkadmin.jobs import create_job
+    from bulkadmin.models import ImportJob, JobStatus
+    from bulkadmin.tasks import launch_celery
+
+    flush_broker()
+    processes = start_celery_workers(workers)
+    try:
+        wait_for_workers(workers, processes)
+        started = time.perf_counter()
+        job, report = create_job(path, path.name, workers=workers)
+        created = time.perf_counter()
+        if job is None:
+            raise RuntimeError(f"create_job saved no job: {report.file_error or report.errors[:3]}")
+        ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
+        launch_celery(job)
+        while not job.is_final:
+            if any(p.poll() is not None for p in processes):
+                raise RuntimeError("a Celery worker died during the run (see bench/.work/celery-*.log)")
+            time.sleep(0.02)
+            job.refresh_from_db()
+        finished = time.perf_counter()
+    finally:
+        stop_celery_workers(processes)
+        flush_broker()
+    if job.status != JobStatus.SUCCEEDED or job.failed:
+        raise RuntimeError(f"job {job.pk}: {job.status}, {job.failed} failed; {job.error}")
+    return {"create": created - started, "run": finished - created, "total": finished - started}
+
+
 SIMPLE = {
     "loop": run_loop,
     "baseline": run_baseline,
@@ -149,8 +251,13 @@ def run(name: str, path: Path, rows: int) -> dict[str, Any]:
     from mysite.models import Profile
 
     reset_database()
-    spec = parse_bulkadmin(name)
-    timings = run_bulkadmin(path, spec) if spec else SIMPLE[name](path)
+    spec, celery_workers = parse_bulkadmin(name), parse_celery(name)
+    if spec:
+        timings = run_bulkadmin(path, spec)
+    elif celery_workers:
+        timings = run_celery(path, celery_workers)
+    else:
+        timings = SIMPLE[name](path)
     users = get_user_model().objects.count()
     profiles = Profile.objects.count()
     expected_profiles = 0 if name == "bulk_create" else rows

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.contenders import is_known, parse_bulkadmin  # noqa: E402
+from bench.contenders import is_known, parse_bulkadmin, parse_celery  # noqa: E402
 from mysite.sampledata import write_users  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -57,7 +57,18 @@ WORKLOADS = {
 #: Rows per workload by default: enough for steady rates, few enough for ~15 minutes in all.
 DEFAULT_ROWS = {"W0": 10_000, "W1": 2_000, "W2": 500}
 QUICK_ROWS = {"W0": 2_000, "W1": 400, "W2": 300}
-COMMON = ["loop", "baseline", "import-export", "bulk_create", "bulkadmin-1w", "bulkadmin-2w", "bulkadmin-4w"]
+COMMON = [
+    "loop",
+    "baseline",
+    "import-export",
+    "bulk_create",
+    "bulkadmin-1w",
+    "bulkadmin-2w",
+    "bulkadmin-4w",
+    "celery-1w",
+    "celery-2w",
+    "celery-4w",
+]
 DEFAULT_CONTENDERS = {
     "W0": COMMON,
     "W1": COMMON,
@@ -72,6 +83,9 @@ LABELS = {
 
 
 def label(name: str) -> str:
+    celery_workers = parse_celery(name)
+    if celery_workers:
+        return f"bulkadmin on Celery: {celery_workers} worker process{'es' if celery_workers > 1 else ''}"
     spec = parse_bulkadmin(name)
     if spec is None:
         return LABELS.get(name, name)
@@ -424,6 +438,8 @@ def chart(rows: list[Row], path: Path, title: str) -> None:
         colors = [
             "#2b7bba"
             if parse_bulkadmin(r.contender)
+            else "#5aae61"
+            if parse_celery(r.contender)
             else "#999999"
             if r.contender == "bulk_create"
             else "#e08a2c"
@@ -655,7 +671,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--contenders",
         type=comma_list,
-        help="loop, baseline, import-export, bulk_create, bulkadmin-<N>w[-<T>t][-c<chunk>] (default: all).",
+        help="loop, baseline, import-export, bulk_create, bulkadmin-<N>w[-<T>t][-c<chunk>], celery-<N>w "
+        "(default: all).",
     )
     parser.add_argument("--quick", action="store_true", help=f"One repeat of {QUICK_ROWS} rows: a smoke run.")
     parser.add_argument("--chunk-sizes", type=comma_ints, help="Add bulkadmin at these chunk sizes.")

@@ -25,3 +25,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"bulkadmin": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# The ``celery-<N>w`` contenders: their own Redis database (flushed before each run) and queue, so
+# neither the demo's nor the test suite's workers (Redis DB 15) ever see the benchmark's tasks.
+CELERY_BROKER_URL = os.environ.get("BENCH_CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
+CELERY_TASK_DEFAULT_QUEUE = "bulkadmin-bench"
