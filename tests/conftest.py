@@ -74,12 +74,12 @@ def write_file(tmp_path):
     return make
 
 
-def spawn(args: list[str], **kwargs) -> subprocess.Popen[Any]:
+def spawn(args: list[str], *, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen[Any]:
     """A long-lived subprocess of ours (runner, Celery worker) in its own session, on the test database."""
     return subprocess.Popen(
         args,
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})},
         start_new_session=True,
         **kwargs,
     )

@@ -47,5 +47,7 @@ BULKADMIN = {
     "STALE_AFTER_SECONDS": 5.0,
     "SITE_URL": "http://testserver",
     "LAUNCHER": os.environ.get("BULKADMIN_LAUNCHER", "subprocess"),
+    # Celery tests start their workers with small chunks, so a cancel lands between chunks.
+    "CHUNK_SIZE": int(os.environ.get("BULKADMIN_TEST_CHUNK_SIZE", "100")),
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -45,7 +45,12 @@ def workers():
             options = ["--loglevel", "WARNING", "--hostname", f"{name}{index}-{os.getpid()}@%h"]
             quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
             started.append(
-                spawn([*worker, *options, *quiet], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spawn(
+                    [*worker, *options, *quiet],
+                    env={"BULKADMIN_TEST_CHUNK_SIZE": "20"},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
         return started[-count:]
 
