@@ -33,6 +33,8 @@ LIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
 WATCHED_STATUSES = (*LIVE_STATUSES, JobStatus.QUEUED)
 #: States a runner may (re)start from.
 STARTABLE_STATUSES = (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED)
+#: ``runner_host`` of a job whose chunks run on Celery workers (no single runner process).
+CELERY_RUNNER = "celery"
 FINAL_STATUSES = (
     JobStatus.CANCELLED,
     JobStatus.SUCCEEDED,
@@ -64,7 +66,13 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         return self.filter(Q(status__in=STARTABLE_STATUSES) | Q(pk__in=self.stale().values("pk")))
 
     def mark_stale_crashed(self) -> int:
-        return self.stale().update(
+        stale = self.stale()
+        stalled = stale.filter(runner_host=CELERY_RUNNER).update(
+            status=JobStatus.CRASHED,
+            error="Stalled: no chunk has moved on the Celery workers for a while (workers down or "
+            "the queue stuck). Resume the job to send its pending rows again.",
+        )
+        return stalled + stale.update(
             status=JobStatus.CRASHED,
             runner_pid=None,
             error="The runner stopped sending heartbeats; resume the job to finish its pending rows.",

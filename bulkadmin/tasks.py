@@ -23,11 +23,11 @@ from django.utils import timezone
 
 from bulkadmin import conf
 from bulkadmin.engine import JobNotRunnable, claim_job
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.models import CELERY_RUNNER, ImportJob, ImportRow, JobStatus, RowStatus
 from bulkadmin.sqlite_gate import write_turn
 from bulkadmin.worker import CONNECTION_ERRORS, configure_threads, import_chunk
 
-CELERY_HOST = "celery"
+CELERY_HOST = CELERY_RUNNER
 
 
 def launch_celery(job: ImportJob) -> None:

@@ -140,3 +140,28 @@ def test_bulkimport_enqueues_on_celery_and_follows_the_job(users_csv, workers):
     assert "succeeded: 150 succeeded, 0 failed" in result.stdout
     job = ImportJob.objects.get()
     assert job.runner_host == "celery" and User.objects.count() == 150
+
+
+def test_resume_a_crashed_job_on_celery_and_a_stalled_job_says_so(users_csv, knobs, workers, settings):
+    from bulkadmin.engine import JobRunner
+    from bulkadmin.worker import import_chunk
+
+    knobs(record_signals="1")
+    job = make_job(users_csv(200))
+    JobRunner(job.pk, workers=1).claim()
+    ImportJob.objects.filter(pk=job.pk).update(runner_host="celery", runner_pid=None)
+    ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
+    import_chunk(job.pk, ids[:80])  # the first workers got this far, then all of them died
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
+    assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.CRASHED and job.error.startswith("Stalled")
+
+    workers(2)
+    from bulkadmin.launch import launch_job
+
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0, "LAUNCHER": "celery"}
+    assert launch_job(job)  # what Resume does
+    job = wait_final(job)
+    assert job.status == JobStatus.SUCCEEDED
+    assert_exactly_once(job, 200)
