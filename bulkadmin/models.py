@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -66,16 +66,21 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         return self.filter(Q(status__in=STARTABLE_STATUSES) | Q(pk__in=self.stale().values("pk")))
 
     def mark_stale_crashed(self) -> int:
-        stale = self.stale()
-        stalled = stale.filter(runner_host=CELERY_RUNNER).update(
-            status=JobStatus.CRASHED,
-            error="Stalled: no chunk has moved on the Celery workers for a while (workers down or "
-            "the queue stuck). Resume the job to send its pending rows again.",
-        )
-        return stalled + stale.update(
+        return self.stale().update(
             status=JobStatus.CRASHED,
             runner_pid=None,
-            error="The runner stopped sending heartbeats; resume the job to finish its pending rows.",
+            error=Case(
+                When(
+                    runner_host=CELERY_RUNNER,
+                    then=Value(
+                        "Stalled: no chunk has moved on the Celery workers for a while (workers "
+                        "down or the queue stuck). Resume the job to send its pending rows again."
+                    ),
+                ),
+                default=Value(
+                    "The runner stopped sending heartbeats; resume the job to finish its pending rows."
+                ),
+            ),
         )
 
 
