@@ -31,7 +31,13 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 # exports the name to the worker processes it starts); a dead worker's chunk comes back fast.
 CELERY_BROKER_URL = os.environ.get("BULKADMIN_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BULKADMIN_TEST_CELERY_QUEUE") or f"bulkadmin-test-{os.getpid()}"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6}
+# kombu looks for unacknowledged messages to restore only every interval × throttle seconds
+# (100 s by default); once a second here.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 6,
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
 
 # Fast hashing everywhere but the one test that covers the real hasher.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
