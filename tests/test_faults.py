@@ -55,13 +55,14 @@ def start_runner(job_id: int) -> subprocess.Popen[str]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_runner_killed_with_sigkill_then_resumed_does_every_row_once(seed, users_csv, knobs):
     rng = random.Random(seed)
-    count = 300
-    knobs(record_signals="1", row_delay="0.004")
+    count = 400
+    # Slow enough rows (20 ms each) that the kill lands mid-job on a fast PostgreSQL too.
+    knobs(record_signals="1", row_delay="0.02")
     job, _ = create_job(users_csv(count), "users.csv")
     assert job is not None
 
     runner = start_runner(job.pk)
-    kill_at = rng.randrange(15, count - 60)
+    kill_at = rng.randrange(15, count - 150)
     wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= kill_at)
     time.sleep(rng.random() * 0.2)  # anywhere inside a chunk
     runner.send_signal(signal.SIGKILL)
