@@ -18,11 +18,7 @@ INSERT_BATCH = 1000
 
 def context_for(job: ImportJob) -> ImportContext:
     """The same context in the worker as in the request that validated the rows."""
-    return ImportContext(
-        user=job.created_by,
-        update_existing=bool(job.options.get("update_existing")),
-        options=dict(job.options),
-    )
+    return ImportContext.for_job_options(job.created_by, job.options)
 
 
 def importer_for(job: ImportJob) -> Importer:
@@ -60,9 +56,7 @@ def create_job(
     """
     options = dict(options or {})
     importer_cls = get_importer_class(importer_path)
-    importer = importer_cls(
-        ImportContext(user=user, update_existing=bool(options.get("update_existing")), options=options)
-    )
+    importer = importer_cls(ImportContext.for_job_options(user, options))
     with transaction.atomic():
         job = ImportJob.objects.create(
             importer=importer_cls.dotted_path(),

@@ -96,9 +96,7 @@ def form_page(
 
 def build_importer(importer_cls: type[Importer], user: Any, options: dict[str, Any]) -> Importer:
     """Validation sees who uploads: only a superuser may set is_staff/is_superuser."""
-    return importer_cls(
-        ImportContext(user=user, update_existing=bool(options.get("update_existing")), options=options)
-    )
+    return importer_cls(ImportContext.for_job_options(user, options))
 
 
 # ---- upload, report, confirm ---------------------------------------------------------------

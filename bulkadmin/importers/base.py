@@ -53,6 +53,11 @@ class ImportContext:
     update_existing: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_job_options(cls, user: Any, options: dict[str, Any]) -> ImportContext:
+        """The context a job's options describe: the same in the request and in the worker."""
+        return cls(user=user, update_existing=bool(options.get("update_existing")), options=dict(options))
+
     @property
     def is_trusted(self) -> bool:
         """The command line (no user) and superusers may grant privileges."""
