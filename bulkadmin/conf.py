@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between heartbeats of a running job, and the age after which it counts as crashed.
     "HEARTBEAT_SECONDS": 2.0,
     "STALE_AFTER_SECONDS": 30.0,
+    # Seconds to wait before each retry when the database connection fails mid-job (a server
+    # restart, a failover). Once they are used up the job stops, crashed and resumable.
+    "DB_RETRY_DELAYS": (0.5, 1, 2, 4, 8, 15),
     # Limits on an uploaded file.
     "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
     "MAX_ROWS": 1_000_000,

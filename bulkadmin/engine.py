@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections, transaction
 from django.db.models import F
@@ -38,11 +38,10 @@ logger = logging.getLogger("bulkadmin")
 
 #: A row that broke the pool this many times while running alone is failed.
 FAIL_AFTER_BREAKS = 2
-#: Back-off for a chunk whose database connection failed; then the job stops, resumable.
-RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15)
 CANCEL_POLL_SECONDS = 0.5
 
 ProgressCallback = Callable[[ChunkResult], None]
+T = TypeVar("T")
 
 
 class JobNotRunnable(Exception):
@@ -109,6 +108,14 @@ class JobRunner:
         return job
 
     def _finish(self) -> ImportJob:
+        """Record how the run ended; waits out a database restart like a chunk does.
+
+        If the database stays away, the error propagates and the job, still ``running`` with a
+        heartbeat no one beats, turns crashed (and resumable) once that heartbeat is stale.
+        """
+        return _with_db_retries(self._record_end)
+
+    def _record_end(self) -> ImportJob:
         job = ImportJob.objects.get(pk=self.job_id)
         pending = ImportRow.objects.filter(job_id=self.job_id).pending().exists()
         if not pending:
@@ -157,6 +164,8 @@ class JobRunner:
                         chunk = retries.pop(0)
                     elif not exhausted:
                         ids = self._next_ids(last_pk, settings.chunk_size)
+                        if ids is None:
+                            break  # the database is gone; _stop_reason says so
                         if not ids:
                             exhausted = True
                             continue
@@ -224,26 +233,25 @@ class JobRunner:
             return []
         return [chunk]
 
-    def _next_ids(self, after: int, size: int) -> list[int]:
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return list(
+    def _next_ids(self, after: int, size: int) -> list[int] | None:
+        try:
+            return _with_db_retries(
+                lambda: list(
                     ImportRow.objects.filter(job_id=self.job_id, status=RowStatus.PENDING, pk__gt=after)
                     .order_by("pk")
                     .values_list("pk", flat=True)[:size]
                 )
-            except CONNECTION_ERRORS:
-                connections.close_all()
-                if delay is None:
-                    raise
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+            )
+        except CONNECTION_ERRORS as exc:
+            self._stop_reason = _database_gone(exc)
+            return None
 
     def _after_connection_error(self, chunk: Chunk, exc: Exception) -> Chunk:
-        if chunk.retries >= len(RETRY_DELAYS):
-            self._stop_reason = f"The database kept failing ({exc}); resume the job once it is back."
+        delays = retry_delays()
+        if chunk.retries >= len(delays):
+            self._stop_reason = _database_gone(exc)
             return chunk
-        delay = RETRY_DELAYS[chunk.retries]
+        delay = delays[chunk.retries]
         chunk.retries += 1
         logger.warning("Job %s: database error (%s); retrying in %ss.", self.job_id, exc, delay)
         time.sleep(delay)
@@ -289,6 +297,27 @@ class JobRunner:
         name = signal.Signals(signum).name
         logger.warning("Job %s: %s received; finishing the chunks in flight.", self.job_id, name)
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
+
+
+def retry_delays() -> tuple[float, ...]:
+    return tuple(float(delay) for delay in conf.get("DB_RETRY_DELAYS"))
+
+
+def _with_db_retries(query: Callable[[], T]) -> T:
+    """Run ``query``, reconnecting and retrying after each of the configured delays."""
+    for delay in (*retry_delays(), None):
+        try:
+            return query()
+        except CONNECTION_ERRORS:
+            connections.close_all()
+            if delay is None:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _database_gone(exc: Exception) -> str:
+    return f"The database kept failing ({exc}); resume the job once it is back."
 
 
 def claim_job(job_id: int, *, runner_pid: int | None, runner_host: str) -> ImportJob:

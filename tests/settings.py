@@ -24,6 +24,10 @@ else:
     _default["TEST"] = {"NAME": f"test_bulkadmin_{os.getpid()}"}
 if os.environ.get("BULKADMIN_TEST_DB_NAME"):
     _default["NAME"] = os.environ["BULKADMIN_TEST_DB_NAME"]
+# The outage tests give a runner a short SQLite busy timeout, so a locked database fails fast.
+_sqlite_timeout = os.environ.get("BULKADMIN_TEST_SQLITE_TIMEOUT")
+if _sqlite_timeout and _default["ENGINE"].endswith("sqlite3"):
+    _default["OPTIONS"] = {**_default["OPTIONS"], "timeout": float(_sqlite_timeout)}
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
 
@@ -55,5 +59,9 @@ BULKADMIN = {
     "LAUNCHER": os.environ.get("BULKADMIN_LAUNCHER", "subprocess"),
     # Celery tests start their workers with small chunks, so a cancel lands between chunks.
     "CHUNK_SIZE": int(os.environ.get("BULKADMIN_TEST_CHUNK_SIZE", "100")),
+    # The outage tests shorten the retries so a runner gives up within the test.
+    "DB_RETRY_DELAYS": tuple(
+        float(d) for d in os.environ.get("BULKADMIN_TEST_DB_RETRY_DELAYS", "0.5,1,2,4,8,15").split(",")
+    ),
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.models import ImportJob, JobStatus
+from bulkadmin.worker import CONNECTION_ERRORS
 
 FAILED_ROWS_SHOWN = 20
 FOLLOW_POLL_SECONDS = 0.5
@@ -64,6 +65,12 @@ def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progr
         job = runner.run()
     except JobNotRunnable as exc:
         raise CommandError(str(exc), returncode=2) from exc
+    except CONNECTION_ERRORS as exc:
+        raise CommandError(
+            f"Lost the database ({exc}). Job {job_id} shows as crashed once its heartbeat is stale; "
+            f"resume it with `manage.py runbulkjob {job_id}` when the database is back.",
+            returncode=3,
+        ) from exc
     finally:
         bar.close()
     summarize(command, job, time.monotonic() - started)
