@@ -109,3 +109,51 @@ def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
     assert rerun.parent_id == job.pk and rerun.status == JobStatus.SUCCEEDED
     assert get_user_model().objects.filter(username="kasimir", email="kaboom@example.com").exists()
     assert get_user_model().objects.filter(username__startswith="member").count() == 24
+
+
+def test_no_script_from_a_file_runs_on_any_page(page, live_server, tmp_path):
+    """Markup in values, in an error and in the file's name is shown as text; none of it runs."""
+    from playwright.sync_api import expect
+
+    get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    dialogs: list[str] = []
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    script, img = '<script>alert("csv")</script>', '"><img src=x onerror=alert(1)>'
+    path = tmp_path / "<img src=x onerror=alert(3)>.csv"
+    path.write_text(
+        "username,first_name,last_name\n"
+        'ann,"<script>alert(""csv"")</script>","""><img src=x onerror=alert(1)>"\n'
+        "<script>alert(2)</script>,Bad,Row\n"
+        'kaboom,"<script>alert(""csv"")</script>",Refused\n',
+        encoding="utf-8",
+    )
+
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.set_input_files("#id_file", str(path))
+    page.click("input[name=_upload]")
+    expect(page.locator("#report-errors")).to_contain_text("Enter a valid username")
+    expect(page.locator("body")).to_contain_text(script)
+    expect(page.locator("body")).to_contain_text(img)
+
+    page.click("input[name=_confirm]")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Finished with errors", timeout=60_000)
+    expect(page.locator("h1, h2, .breadcrumbs").first).to_be_visible()
+    expect(page.locator("body")).to_contain_text("<img src=x onerror=alert(3)>.csv")
+    failed = page.locator("#failed-rows-table")
+    expect(failed).to_contain_text(script)
+    failed.locator("a.bulkadmin-fix").first.click()
+    expect(page.locator("#id_first_name")).to_have_value(script)
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/")
+    expect(page.locator("#result_list")).to_contain_text("<img src=x onerror=alert(3)>.csv")
+
+    assert dialogs == [], f"a script from the file ran: {dialogs}"
+    user = get_user_model().objects.get(username="ann")
+    assert (user.first_name, user.last_name) == (script, img)
