@@ -116,11 +116,19 @@ class ImportJobAdmin(JobModelAdmin):
         return super().has_delete_permission(request, obj) and self._importers_allowed(request, obj)
 
     def has_run_permission(self, request: HttpRequest, job: ImportJob) -> bool:
-        """Cancel, resume, correct and rerun: for those who may start such an import."""
+        """Cancel, resume, correct and rerun: for those who may start such an import.
+
+        An update-mode job changes existing objects, so it also needs the change permission,
+        as its upload did: otherwise a rerun would let anyone update what they may only add.
+        """
         return bool(
             super().has_add_permission(request)
             and self.has_view_permission(request, job)
             and self.importer_permitted(request, job.importer)
+            and (
+                not job.options.get("update_existing")
+                or self.importer_permitted(request, job.importer, "change")
+            )
         )
 
     # ---- pages ---------------------------------------------------------------------------
