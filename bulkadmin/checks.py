@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             errors.append(
                 checks.Error(f"BULKADMIN[{key!r}] must be a positive integer.", id="bulkadmin.E003")
             )
+    delays = configured.get("DB_RETRY_DELAYS", conf.DEFAULTS["DB_RETRY_DELAYS"])
+    if not isinstance(delays, list | tuple) or not all(
+        isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
+    ):
+        errors.append(
+            checks.Error(
+                "BULKADMIN['DB_RETRY_DELAYS'] must be a list of seconds (numbers, 0 or more).",
+                id="bulkadmin.E004",
+            )
+        )
+    errors += _check_data_dir_is_not_served(configured.get("DATA_DIR"))
     for alias, db in settings.DATABASES.items():
         if (
             db.get("ENGINE", "").endswith("sqlite3")
@@ -45,3 +57,27 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     return errors
+
+
+def _check_data_dir_is_not_served(data_dir: Any) -> list[checks.CheckMessage]:
+    """Uploads and job logs hold personal data; a web server must never hand them out."""
+    if not data_dir:
+        return []
+    private = Path(data_dir).resolve()
+    served = [settings.STATIC_ROOT, settings.MEDIA_ROOT, *getattr(settings, "STATICFILES_DIRS", ())]
+    for directory in served:
+        if isinstance(directory, tuple | list):  # STATICFILES_DIRS entries may be (prefix, path)
+            directory = directory[-1]
+        if not directory:
+            continue
+        root = Path(directory).resolve()
+        if private == root or root in private.parents:
+            return [
+                checks.Error(
+                    f"BULKADMIN['DATA_DIR'] ({private}) is inside {root}, which the web server serves.",
+                    hint="Put uploads and job logs in a private directory outside STATIC_ROOT, "
+                    "MEDIA_ROOT and STATICFILES_DIRS.",
+                    id="bulkadmin.E005",
+                )
+            ]
+    return []

@@ -89,7 +89,8 @@ def runner_command(job: ImportJob) -> list[str]:
 def launch_subprocess(job: ImportJob) -> None:
     """Start the runner detached (double launch) with its output in the job's log file."""
     env, cwd = runner_environment()
-    with log_path(job).open("ab") as log:
+    # Created owner-only: a log may quote row values.
+    with os.fdopen(os.open(log_path(job), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         intermediate = subprocess.Popen(
             [sys.executable, "-c", _INTERMEDIATE, *runner_command(job)],
             env=env,

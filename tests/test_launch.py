@@ -69,6 +69,8 @@ def test_confirm_launches_a_detached_runner_that_finishes_the_job(staff_client, 
     wait_for_runners_to_exit()
     log = launch.log_path(job)
     assert log.parent == conf.data_dir() / "logs" and "succeeded" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == oct(0o600)  # owner-only: a log may quote row values
+    assert oct(log.parent.stat().st_mode & 0o777) == oct(0o700)
 
 
 def test_runner_environment_points_at_the_settings():

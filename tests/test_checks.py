@@ -1,0 +1,64 @@
+"""System checks catch a BULKADMIN misconfiguration at start-up, not mid-import."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from bulkadmin.checks import check_settings
+
+
+@pytest.fixture
+def ids(settings):
+    """The check ids raised for a BULKADMIN dict (pytest-django restores the settings after)."""
+
+    def check(**bulkadmin) -> list[str | None]:
+        settings.BULKADMIN = bulkadmin
+        return [message.id for message in check_settings()]
+
+    return check
+
+
+def test_the_test_settings_pass():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("bulkadmin", "expected"),
+    [
+        ({"NO_SUCH_KEY": 1}, "bulkadmin.E002"),
+        ({"CHUNK_SIZE": 0}, "bulkadmin.E003"),
+        ({"MAX_ROWS": "many"}, "bulkadmin.E003"),
+        ({"DB_RETRY_DELAYS": 5}, "bulkadmin.E004"),
+        ({"DB_RETRY_DELAYS": [1, -1]}, "bulkadmin.E004"),
+        ({"DB_RETRY_DELAYS": ["1"]}, "bulkadmin.E004"),
+    ],
+)
+def test_bad_values_are_errors(ids, bulkadmin, expected):
+    assert ids(**bulkadmin) == [expected]
+
+
+def test_good_retry_delays(ids):
+    assert ids(DB_RETRY_DELAYS=[0, 0.5, 2]) == []
+    assert ids(DB_RETRY_DELAYS=()) == []  # no retries: the job stops at the first failure
+
+
+@pytest.mark.parametrize("served", ["STATIC_ROOT", "MEDIA_ROOT"])
+def test_data_dir_inside_a_served_directory_is_an_error(ids, settings, tmp_path, served):
+    setattr(settings, served, tmp_path / "public")
+    assert ids(DATA_DIR=tmp_path / "public" / "bulkadmin") == ["bulkadmin.E005"]
+    assert ids(DATA_DIR=tmp_path / "public") == ["bulkadmin.E005"]
+    assert ids(DATA_DIR=tmp_path / "private") == []
+
+
+def test_data_dir_inside_staticfiles_dirs_is_an_error(ids, settings, tmp_path):
+    settings.STATICFILES_DIRS = [("vendor", tmp_path / "assets")]
+    assert ids(DATA_DIR=tmp_path / "assets" / "data") == ["bulkadmin.E005"]
+
+
+def test_manage_check_refuses_to_start(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path / "public"
+    settings.BULKADMIN = {"DATA_DIR": tmp_path / "public" / "uploads"}
+    with pytest.raises(SystemCheckError, match="which the web server serves"):
+        call_command("check")
