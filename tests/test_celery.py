@@ -18,6 +18,7 @@ from bulkadmin.engine import cancel
 from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
 from bulkadmin.tasks import launch_celery
 from tests.conftest import manage, spawn
+from tests.test_database_outage import RUNNER_ENV, blip
 from tests.test_engine import make_job
 from tests.testapp.models import SignalRecord
 
@@ -39,7 +40,9 @@ def _empty_queue():
 def workers():
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(count: int = 2, *, name: str = "w") -> list[subprocess.Popen[bytes]]:
+    def start(
+        count: int = 2, *, name: str = "w", env: dict[str, str] | None = None
+    ) -> list[subprocess.Popen[bytes]]:
         for index in range(count):
             worker = [sys.executable, "-m", "celery", "-A", "mysite", "worker", "--concurrency", "1"]
             options = ["--loglevel", "WARNING", "--hostname", f"{name}{index}-{os.getpid()}@%h"]
@@ -47,7 +50,7 @@ def workers():
             started.append(
                 spawn(
                     [*worker, *options, *quiet],
-                    env={"BULKADMIN_TEST_CHUNK_SIZE": "20"},
+                    env={"BULKADMIN_TEST_CHUNK_SIZE": "20", **(env or {})},
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -115,6 +118,22 @@ def test_a_worker_killed_mid_job_and_the_job_still_finishes_exactly_once(users_c
     assert not ImportRow.objects.filter(job=job).exclude(status=RowStatus.SUCCEEDED).exists()
 
 
+def test_a_database_outage_mid_job_is_waited_out(users_csv, knobs, workers):
+    """PostgreSQL restarts (or SQLite stays locked) mid-job: chunk tasks retry, each row once."""
+    knobs(record_signals="1", row_delay="0.01")
+    job = make_job(users_csv(400))
+    workers(2, env=RUNNER_ENV)
+    launch(job)
+    deadline = time.monotonic() + 60
+    while ImportJob.objects.get(pk=job.pk).processed < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    blip(seconds=3)
+    assert ImportJob.objects.get(pk=job.pk).processed < 400, "the outage should land mid-job"
+    job = wait_final(job, timeout=180)
+    assert job.status == JobStatus.SUCCEEDED
+    assert_exactly_once(job, 400)
+
+
 def test_cancel_stops_the_remaining_chunks(users_csv, knobs, workers):
     knobs(row_delay="0.02")
     job = make_job(users_csv(400))
@@ -165,3 +184,31 @@ def test_resume_a_crashed_job_on_celery_and_a_stalled_job_says_so(users_csv, kno
     job = wait_final(job)
     assert job.status == JobStatus.SUCCEEDED
     assert_exactly_once(job, 200)
+
+
+def test_failed_rows_corrected_and_rerun_on_celery(write_file, workers, settings):
+    from bulkadmin.jobs import rerun_failed
+    from bulkadmin.launch import launch_job
+
+    lines = ["username"] + [f"user{i:03d}" for i in range(60)]
+    lines[10], lines[40] = "boom010", "boom040"  # refused by a receiver at import time
+    job = make_job(write_file("b.csv", "\n".join(lines) + "\n"))
+    workers(2)
+    settings.BULKADMIN = {**settings.BULKADMIN, "LAUNCHER": "celery"}
+    assert launch_job(job)
+    job = wait_final(job)
+    assert (job.status, job.succeeded, job.failed) == (JobStatus.FINISHED_WITH_ERRORS, 58, 2)
+
+    for row in ImportRow.objects.filter(job=job, status=RowStatus.FAILED):
+        row.values = {"username": row.values["username"].replace("boom", "fixed")}
+        row.errors = {}
+        row.save(update_fields=["values", "errors"])  # what the row form does
+    rerun = rerun_failed(job)
+    assert launch_job(rerun)  # what the Rerun button does
+    rerun = wait_final(rerun)
+    assert (rerun.status, rerun.parent_id, rerun.succeeded) == (JobStatus.SUCCEEDED, job.pk, 2)
+    assert set(User.objects.filter(username__startswith="fixed").values_list("username", flat=True)) == {
+        "fixed010",
+        "fixed040",
+    }
+    assert User.objects.count() == 60
