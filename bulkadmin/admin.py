@@ -20,6 +20,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.http import require_http_methods
 
 from bulkadmin import views
+from bulkadmin.forms import UploadForm
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import importer_choices, importer_paths
 from bulkadmin.models import LIVE_STATUSES, ImportJob, JobStatus
@@ -50,7 +51,20 @@ class ImportJobAdmin(JobModelAdmin):
     date_hierarchy = "created_at"
     search_fields = ["source_name"]
     fieldsets = [
-        (None, {"fields": ["status", "importer", "source_name", "options", "created_by", "parent", "error"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "status",
+                    "importer_display",
+                    "source_name",
+                    "options_display",
+                    "created_by",
+                    "parent",
+                    "error",
+                ]
+            },
+        ),
         (
             "Runner",
             {
@@ -69,6 +83,21 @@ class ImportJobAdmin(JobModelAdmin):
         ),
     ]
     change_form_template = "bulkadmin/job_change_form.html"
+
+    @admin.display(description="importer")
+    def importer_display(self, job: ImportJob) -> str:
+        return dict(importer_choices()).get(job.importer, job.importer)
+
+    @admin.display(description="options")
+    def options_display(self, job: ImportJob) -> str:
+        """The upload form's own words for the options chosen, not the stored JSON."""
+        fields = UploadForm.base_fields
+        chosen = [
+            str(fields[name].label) if name in fields else name
+            for name, value in sorted(job.options.items())
+            if value is True
+        ]
+        return "; ".join(chosen) or "None"
 
     @admin.display(description="progress")
     def progress_percent(self, job: ImportJob) -> str:

@@ -67,6 +67,16 @@ def test_job_page_shows_state_and_polls(staff_client, users_csv, importer_user):
     assert 'name="_save"' not in html  # read-only: no editing of job fields
 
 
+def test_job_page_names_the_importer_and_options_in_words(staff_client, write_file, importer_user):
+    job = make_job(
+        write_file("u.csv", "username\nann\n"), user=importer_user, options={"update_existing": True}
+    )
+    html = staff_client.get(url("change", job.pk)).content.decode()
+    assert '<div class="readonly">Users</div>' in html
+    assert '<div class="readonly">Update existing users instead of rejecting their rows</div>' in html
+    assert "update_existing" not in html
+
+
 def test_finished_job_page_stops_polling(staff_client, finished):
     html = staff_client.get(url("change", finished.pk)).content.decode()
     assert 'data-polling="false"' in html and "<noscript><meta" not in html

@@ -149,6 +149,8 @@ def test_no_script_from_a_file_runs_on_any_page(page, live_server, tmp_path):
     expect(page.locator("body")).to_contain_text("<img src=x onerror=alert(3)>.csv")
     failed = page.locator("#failed-rows-table")
     expect(failed).to_contain_text(script)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "hostile-job-page.png"), full_page=True)
     failed.locator("a.bulkadmin-fix").first.click()
     expect(page.locator("#id_first_name")).to_have_value(script)
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/")
