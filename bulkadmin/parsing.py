@@ -480,7 +480,23 @@ def _json_cell(value: Any) -> str:
         return ";".join(_json_cell(v) for v in value)
     if isinstance(value, dict):
         raise ValueError("A value may not be an object; use a string, number, true/false or a list.")
-    return _cell_text(value)
+    text = _cell_text(value)
+    if not _is_unicode(text):
+        raise ValueError(_SURROGATE)
+    return text
+
+
+#: JSON's \ud800 escapes can spell lone surrogates, which are not text: they cannot be stored
+#: in PostgreSQL or hashed as a password, and would fail the row far from the upload.
+_SURROGATE = "The value contains an unpaired surrogate escape (\\ud800–\\udfff), which is not text."
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_rows(path: Path) -> _Raw:
@@ -514,6 +530,9 @@ def _json_rows(path: Path) -> _Raw:
         for key in item:
             keys.setdefault(key, None)
     headers = list(keys)
+    for key in headers:
+        if not _is_unicode(key):
+            raise ParseError(f"A key: {_SURROGATE}", row=1)
 
     def rows() -> Iterator[tuple[int, list[str], Errors]]:
         for number, item in enumerate(data, start=2):
