@@ -9,10 +9,14 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 
 
 def initialize_worker(job_id: int, threads: int) -> None:
+    # Ctrl-C reaches the whole process group; the runner handles it (finishing the chunks in
+    # flight), so a worker must not die of it mid-chunk.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned()
     import django
 

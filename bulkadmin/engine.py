@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -86,7 +86,7 @@ class JobRunner:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def claim(self) -> ImportJob:
-        return claim_job(self.job_id, runner_pid=os.getpid(), runner_host=socket.gethostname())
+        return claim_job(self.job_id, **self._owner())
 
     def run(self) -> ImportJob:
         job = self.claim()
@@ -98,7 +98,10 @@ class JobRunner:
         try:
             self._dispatch(settings)
         except BaseException as exc:
-            self._stop_reason = self._stop_reason or f"The runner failed: {exc!r}"
+            # The type only, for the job page: an exception's text may quote row values.
+            self._stop_reason = self._stop_reason or (
+                f"The runner failed ({type(exc).__name__}); see the job's log, then resume the job."
+            )
             raise
         finally:
             self._heartbeat_stop.set()
@@ -259,12 +262,37 @@ class JobRunner:
         return chunk
 
     def _cancel_requested(self) -> bool:
+        """Whether to stop dispatching: a cancel, or another runner owns the job now.
+
+        The second happens when this runner was thought dead (suspended past the stale limit)
+        and the job was resumed meanwhile: the row locks keep rows exactly once, but two
+        runners would do all the remaining work twice over.
+        """
         try:
-            status = ImportJob.objects.filter(pk=self.job_id).values_list("status", flat=True).first()
-        except CONNECTION_ERRORS:
+            jobs = ImportJob.objects.filter(pk=self.job_id)
+            state = jobs.values_list("status", "runner_pid", "runner_host").first()
+            if state is None:
+                return True
+            if state[0] == JobStatus.CRASHED and state[1] is None:
+                # Marked dead while alive (a heartbeat held up): take the job back, unless
+                # someone resumed it first.
+                with write_turn():
+                    jobs.filter(status=JobStatus.CRASHED, runner_pid=None).update(
+                        status=JobStatus.RUNNING, error="", heartbeat_at=timezone.now(), **self._owner()
+                    )
+                state = jobs.values_list("status", "runner_pid", "runner_host").first() or state
+        except DatabaseError:
             connections.close_all()
             return False
+        status, runner_pid, runner_host = state
+        if {"runner_pid": runner_pid, "runner_host": runner_host} != self._owner():
+            self._stop_reason = self._stop_reason or "Another runner took the job over."
+            return True
         return status == JobStatus.CANCELLING
+
+    @staticmethod
+    def _owner() -> dict[str, Any]:
+        return {"runner_pid": os.getpid(), "runner_host": socket.gethostname()[:255]}
 
     # ---- heartbeat and signals -----------------------------------------------------------
     def _beat(self) -> None:
@@ -276,7 +304,9 @@ class JobRunner:
                         ImportJob.objects.filter(pk=self.job_id, runner_pid=os.getpid()).update(
                             heartbeat_at=timezone.now()
                         )
-                except CONNECTION_ERRORS:
+                except Exception as exc:  # the beat must outlive any error, or the job looks dead
+                    lost = isinstance(exc, CONNECTION_ERRORS)  # expected in an outage: no traceback
+                    logger.warning("Job %s: the heartbeat failed (%s).", self.job_id, exc, exc_info=not lost)
                     connections.close_all()
         finally:
             connections.close_all()
@@ -324,19 +354,20 @@ def claim_job(job_id: int, *, runner_pid: int | None, runner_host: str) -> Impor
     """Take the job if it may start: new, queued, crashed, or owned by a dead runner."""
     ImportJob.objects.filter(pk=job_id).mark_stale_crashed()
     now = timezone.now()
-    claimed = (
-        ImportJob.objects.filter(pk=job_id)
-        .filter(status__in=[JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED])
-        .update(
-            status=JobStatus.RUNNING,
-            runner_pid=runner_pid,
-            runner_host=runner_host[:255],
-            heartbeat_at=now,
-            started_at=Coalesce("started_at", now),
-            finished_at=None,
-            error="",
+    with write_turn():
+        claimed = (
+            ImportJob.objects.filter(pk=job_id)
+            .filter(status__in=[JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED])
+            .update(
+                status=JobStatus.RUNNING,
+                runner_pid=runner_pid,
+                runner_host=runner_host[:255],
+                heartbeat_at=now,
+                started_at=Coalesce("started_at", now),
+                finished_at=None,
+                error="",
+            )
         )
-    )
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None:
         raise JobNotRunnable(f"There is no import job {job_id}.")
@@ -368,7 +399,9 @@ def cancel(job: ImportJob) -> bool:
 
 
 def _cancel(job: ImportJob) -> bool:
-    if ImportJob.objects.filter(pk=job.pk, status__in=[JobStatus.VALIDATED, JobStatus.QUEUED]).update(
+    # A job no runner works on (not started, or crashed: given up rather than resumed) ends now.
+    idle = [JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED]
+    if ImportJob.objects.filter(pk=job.pk, status__in=idle).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now()
     ):
         return True

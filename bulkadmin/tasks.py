@@ -12,6 +12,7 @@ a task: Celery's prefork children are daemonic and the parallelism is the worker
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from bulkadmin.sqlite_gate import write_turn
 from bulkadmin.worker import CONNECTION_ERRORS, configure_threads, import_chunk
 
 CELERY_HOST = CELERY_RUNNER
+logger = logging.getLogger("bulkadmin")
 
 
 def launch_celery(job: ImportJob) -> None:
@@ -76,6 +78,8 @@ def dispatch_job(job_id: int) -> int:
 def import_chunk_task(job_id: int, row_ids: list[int]) -> int:
     """Import one chunk unless the job was cancelled; close the job after its last chunk."""
     status = ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status == JobStatus.CRASHED and _reclaim(job_id):
+        status = JobStatus.RUNNING
     if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
         with write_turn():
             ImportJob.objects.filter(pk=job_id, status=JobStatus.CANCELLING).update(
@@ -89,6 +93,21 @@ def import_chunk_task(job_id: int, row_ids: list[int]) -> int:
         result = import_chunk(job_id, row_ids)
     finish_if_done(job_id)
     return result.processed
+
+
+def _reclaim(job_id: int) -> bool:
+    """A chunk that reaches a worker proves the Celery job alive again.
+
+    Chunks queued behind other jobs (or a lost host's, redelivered after the visibility
+    timeout) beat no heartbeat while they wait, so the job can be marked stalled meanwhile;
+    dropping them then would leave their rows pending until someone clicks Resume.
+    """
+    with write_turn():
+        return bool(
+            ImportJob.objects.filter(pk=job_id, status=JobStatus.CRASHED, runner_host=CELERY_RUNNER).update(
+                status=JobStatus.RUNNING, error="", heartbeat_at=timezone.now(), finished_at=None
+            )
+        )
 
 
 def finish_if_done(job_id: int) -> None:
@@ -117,8 +136,13 @@ def heartbeat(job_id: int) -> Iterator[None]:
     def beat() -> None:
         try:
             while not stop.wait(interval):
-                with contextlib.suppress(*CONNECTION_ERRORS), write_turn():
-                    ImportJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+                try:
+                    with write_turn():
+                        ImportJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
+                except Exception as exc:  # the beat must outlive any error, or the job looks dead
+                    lost = isinstance(exc, CONNECTION_ERRORS)  # expected in an outage: no traceback
+                    logger.warning("Job %s: the heartbeat failed (%s).", job_id, exc, exc_info=not lost)
+                    connections.close_all()
         finally:
             connections.close_all()
 

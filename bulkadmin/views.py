@@ -348,7 +348,8 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "failed_rows": [(row, [row.values.get(c, "") for c in shown]) for row in page.object_list],
         "failed_columns": shown,
         "failed_query": query,
-        "can_cancel": can_run and job.status in (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.RUNNING),
+        "can_cancel": can_run
+        and job.status in (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CRASHED),
         "can_resume": can_run and (job.status == JobStatus.CRASHED or job.is_stale),
         "can_fix": can_run and settled and importer_cls is not None,
         "can_rerun": can_run and settled and job.failed > 0,

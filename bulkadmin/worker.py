@@ -9,6 +9,8 @@ undoes or blocks its neighbours.
 
 from __future__ import annotations
 
+import copy
+import logging
 import queue
 import threading
 from collections import deque
@@ -18,7 +20,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import F
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -29,8 +39,41 @@ from bulkadmin.jobs import importer_for
 from bulkadmin.models import ImportJob, ImportRow, RowStatus
 from bulkadmin.sqlite_gate import write_turn
 
+logger = logging.getLogger("bulkadmin")
+
 #: Errors that are the database's, not the row's: the chunk is retried later, no row fails.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+class DatabaseFault(OperationalError):
+    """Another database error that is not the row's fault; raised as a connection error."""
+
+
+def is_database_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database, not the row, failed.
+
+    psycopg2 reports some lost connections as a bare ``DatabaseError`` ("SSL SYSCALL error"),
+    and a server that refuses every write (a read-only standby after a failover) with an
+    ``InternalError``; neither may fail a row. A transaction aborted by the importer's own
+    earlier error (25P02) is the row's.
+    """
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if not isinstance(exc, DatabaseError):
+        return False
+    raw = connection.connection
+    if raw is not None and getattr(raw, "closed", False):
+        return True
+    return isinstance(exc, InternalError) and getattr(exc.__cause__, "pgcode", None) != "25P02"
+
+
+def as_database_fault(exc: Exception) -> Exception:
+    """``exc`` as an error the runner and Celery retry, when it is the database's."""
+    if isinstance(exc, CONNECTION_ERRORS) or not is_database_fault(exc):
+        return exc
+    fault = DatabaseFault(str(exc))
+    fault.__cause__ = exc
+    return fault
 
 
 @dataclass(frozen=True)
@@ -151,9 +194,12 @@ def _import_rows(importer: Importer, job_id: int, row_ids: Sequence[int]) -> Chu
         rows = list(ImportRow.objects.pending().filter(job_id=job_id, pk__in=list(row_ids)).order_by("pk"))
         ready, failures = _prepare(importer, rows)
         return _commit_all(importer, job_id, ready, failures)
-    except CONNECTION_ERRORS:
+    except DatabaseError as exc:
+        fault = as_database_fault(exc)
+        if fault is exc and not isinstance(exc, CONNECTION_ERRORS):
+            raise
         connections.close_all()  # reconnect on the next chunk
-        raise
+        raise fault from exc
 
 
 def _prepare(importer: Importer, rows: list[ImportRow]) -> tuple[list[Prepared], list[Failure]]:
@@ -168,6 +214,14 @@ def _prepare(importer: Importer, rows: list[ImportRow]) -> tuple[list[Prepared],
             failures.append((row, exc.errors))
         except crypto.SecretUnreadable as exc:
             failures.append((row, {"__all__": [str(exc)]}))
+        except Exception as exc:
+            if is_database_fault(exc):
+                raise
+            # A bug or a value the importer did not foresee fails this row alone. Only the
+            # type is kept: the message may quote a secret (a password being hashed).
+            kind = type(exc).__name__
+            logger.warning("Job %s row %s: preparing it raised %s.", row.job_id, row.number, kind)
+            failures.append((row, {"__all__": [f"This row could not be prepared ({kind})."]}))
     return ready, failures
 
 
@@ -181,6 +235,7 @@ def _commit_all(
         try:
             result += _commit(importer, job_id, ok, failed)
         except _RowFailed as failure:
+            importer.setup()  # caches filled in the rolled-back transaction may name lost rows
             index = failure.index
             if index > 0:  # commit the rows before the failing one, then go on from it
                 batches.appendleft((ok[index:], []))
@@ -189,6 +244,21 @@ def _commit_all(
                 row, cleaned = ok[0]
                 errors = importer.explain_error(cleaned, failure.exc)
                 batches.appendleft((ok[1:], [*failed, (row, errors)]))
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            # The COMMIT itself failed (a deferred constraint): which row is unknown, so each
+            # is committed alone until the culprit fails by itself.
+            if is_database_fault(exc) or not ok:
+                raise
+            importer.setup()
+            if len(ok) > 1:
+                batches.extendleft(
+                    reversed([([item], failed if i == 0 else []) for i, item in enumerate(ok)])
+                )
+            else:
+                row, cleaned = ok[0]
+                batches.appendleft(([], [*failed, (row, importer.explain_error(cleaned, exc))]))
     return result
 
 
@@ -196,6 +266,11 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
     if not ok and not failed:
         return ChunkResult()
     with write_turn(), transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Foreign keys are deferred: check them at each statement, so a violation is
+            # the row's error inside import_row rather than the whole chunk's at COMMIT.
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         ids = [row.pk for row, _ in ok] + [row.pk for row, _ in failed]
         # Locks the rows (PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so
         # a row another runner finished meanwhile is seen as done and skipped: exactly once.
@@ -213,10 +288,13 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
             if row.pk not in pending:
                 continue
             try:
-                obj = importer.import_row(cleaned)
+                # A copy: after a rollback the row is imported again, from the same values.
+                obj = importer.import_row(copy.deepcopy(cleaned))
             except CONNECTION_ERRORS:
                 raise
             except Exception as exc:
+                if is_database_fault(exc):
+                    raise as_database_fault(exc) from exc
                 raise _RowFailed(index, exc) from exc
             done.append((row.pk, str(obj.pk)))
         for row, errors in failed:

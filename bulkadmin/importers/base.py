@@ -122,7 +122,11 @@ class Importer:
 
     # ---- import: in the worker -----------------------------------------------------------
     def setup(self) -> None:
-        """Once per worker process before its first row: load caches, warm clients."""
+        """Once per worker process before its first row: load caches, warm clients.
+
+        Called again after a chunk's transaction rolls back (a row failed), so that a cache
+        never names an object created in the transaction that was undone.
+        """
 
     def prepare_row(self, cleaned: Cleaned) -> Cleaned:
         """CPU-heavy work for one row (hashing), run outside the transaction."""
@@ -131,9 +135,11 @@ class Importer:
     def import_row(self, cleaned: Cleaned) -> models.Model:
         """Create (or, in update mode, update) one object through the ORM, signals and all.
 
-        Runs inside the chunk's transaction; an exception fails this row alone. Side effects
-        outside the database (email, HTTP) belong in ``transaction.on_commit`` so that a
-        chunk retried after a neighbour's failure does not repeat them.
+        Runs inside the chunk's transaction; an exception fails this row alone. ``cleaned`` is
+        a fresh copy each time, since a row is imported again when a neighbour's failure rolls
+        its transaction back. Side effects outside the database (email, HTTP) belong in
+        ``transaction.on_commit(..., robust=True)`` so that such a retry does not repeat them
+        and one failing callback does not drop the others.
         """
         obj = self.get_model()(**cleaned)
         obj.save()

@@ -200,7 +200,9 @@ class UserImporter(Importer):
             else:
                 user.groups.set(group_ids)
         if created and self.context.options.get("send_password_email") and user.email:
-            transaction.on_commit(lambda: send_set_password_email(user))
+            # robust: a mail server refusing one message must not drop the others' callbacks
+            # or stop the worker; the failure is logged (Django's "django.db.backends" logger).
+            transaction.on_commit(lambda: send_set_password_email(user), robust=True)
         return user
 
     def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:

@@ -1,0 +1,217 @@
+"""Whose failure is it? A row's own fails that row alone; the database's, or a side effect's, never does.
+
+Found in review: a retried row reusing a dict its first attempt had changed, an exception from
+``prepare_row`` stopping the whole job, a foreign key failing at COMMIT, a mail server failing
+after the commit, database errors that are not ``OperationalError``, Celery chunks dropped after
+their job was marked stalled, and a runner that had lost its job (or Ctrl-C) mid-run.
+"""
+
+from __future__ import annotations
+
+import signal
+import smtplib
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import InternalError
+
+from bulkadmin.engine import JobRunner, cancel, claim_job
+from bulkadmin.importers.users import UserImporter
+from bulkadmin.jobs import create_job
+from bulkadmin.models import CELERY_RUNNER, ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.sqlite_gate import write_turn
+from bulkadmin.worker import import_chunk
+from tests.test_faults import assert_exactly_once, start_runner, wait_for
+from tests.testapp.models import Place
+
+User = get_user_model()
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FlakyPrepareImporter(UserImporter):
+    """``prepare_row`` calls something that can raise, quoting a secret in its message."""
+
+    def prepare_row(self, cleaned):
+        if cleaned["username"] == "bad-prep":
+            raise ValueError(f"lookup failed for {cleaned['password']}")
+        return super().prepare_row(cleaned)
+
+
+def make(path, **kwargs) -> ImportJob:
+    job, report = create_job(path, path.name, **kwargs)
+    assert job is not None, report.errors
+    return job
+
+
+def outcomes(job: ImportJob) -> dict[str, tuple[str, str]]:
+    rows = ImportRow.objects.filter(job=job)
+    return {row.values.get("username") or row.values["name"]: (row.status, row.error_text) for row in rows}
+
+
+def test_a_row_imported_again_after_a_rollback_gets_its_values_afresh(write_file):
+    # The README's example importer pops "tags" from the dict it is given.
+    path = write_file("r.csv", "name,city,tags\nAlpha,Paris,cosy\nBeta,Rome,\nGamma,Oslo,\n")
+    job = make(path, importer_path="tests.testapp.importers.RestaurantImporter")
+    Place.objects.create(name="Beta", city="Rome")  # taken after validation: Beta fails at import
+
+    job = JobRunner(job.pk, workers=1, chunk_size=10).run()
+
+    result = outcomes(job)
+    assert result["Alpha"][0] == result["Gamma"][0] == RowStatus.SUCCEEDED, result
+    assert result["Beta"][0] == RowStatus.FAILED and "KeyError" not in result["Beta"][1]
+
+
+def test_an_exception_in_prepare_row_fails_that_row_alone_without_quoting_it(write_file, settings):
+    importer = f"{__name__}.FlakyPrepareImporter"
+    settings.BULKADMIN = {**settings.BULKADMIN, "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], importer]}
+    path = write_file("p.csv", "username,password\nann,\nbad-prep,Secret-Pass-777\nbob,\n")
+    job = make(path, importer_path=importer)
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    assert (job.status, job.succeeded, job.failed) == (JobStatus.FINISHED_WITH_ERRORS, 2, 1)
+    status, error = outcomes(job)["bad-prep"]
+    assert status == RowStatus.FAILED and error == "This row could not be prepared (ValueError)."
+    assert "Secret-Pass" not in job.error + error
+
+
+def test_a_foreign_key_gone_mid_job_fails_only_the_row_that_needs_it(write_file):
+    Group.objects.create(name="Editors")
+    path = write_file("g.csv", "username,groups\nann,Editors\nbob,\ncyd,Editors\ndan,\n")
+    job = make(path)
+    claim_job(job.pk, runner_pid=None, runner_host="test")
+    ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
+    import_chunk(job.pk, ids[:1])  # the worker is set up: it has the group's id cached
+    Group.objects.filter(name="Editors").delete()  # staff delete the group mid-job
+
+    import_chunk(job.pk, ids[1:])  # on SQLite the foreign key fails at COMMIT
+
+    result = outcomes(job)
+    assert {name: status for name, (status, _) in result.items()} == {
+        "ann": RowStatus.SUCCEEDED,
+        "bob": RowStatus.SUCCEEDED,
+        "cyd": RowStatus.FAILED,
+        "dan": RowStatus.SUCCEEDED,
+    }
+    assert result["cyd"][1] == "groups: Unknown group: Editors."
+    job.refresh_from_db()
+    assert (job.processed, job.succeeded, job.failed) == (4, 3, 1)
+
+
+def test_a_failing_mail_server_neither_stops_the_job_nor_loses_the_other_emails(write_file, monkeypatch):
+    sent: list[str] = []
+
+    def send_mail(**kwargs):
+        if kwargs["recipient_list"] == ["u1@example.com"]:
+            raise smtplib.SMTPServerDisconnected("mail server went away")
+        sent.extend(kwargs["recipient_list"])
+
+    monkeypatch.setattr("bulkadmin.importers.users.send_mail", send_mail)
+    lines = ["username,email"] + [f"u{i},u{i}@example.com" for i in range(5)]
+    job = make(write_file("m.csv", "\n".join(lines) + "\n"), options={"send_password_email": True})
+
+    job = JobRunner(job.pk, workers=1, chunk_size=10).run()
+
+    assert job.status == JobStatus.SUCCEEDED and job.succeeded == 5
+    assert sorted(sent) == [f"u{i}@example.com" for i in (0, 2, 3, 4)]
+
+
+def test_a_server_refusing_writes_is_the_databases_fault_not_the_rows(write_file, monkeypatch, settings):
+    """An InternalError such as a read-only standby after a failover: retried, no row failed."""
+    settings.BULKADMIN = {**settings.BULKADMIN, "DB_RETRY_DELAYS": (0, 0, 0)}
+    original = UserImporter.import_row
+    refusals = iter(range(2))
+
+    def import_row(self, cleaned):
+        if next(refusals, None) is not None:
+            raise InternalError("cannot execute INSERT in a read-only transaction")
+        return original(self, cleaned)
+
+    monkeypatch.setattr(UserImporter, "import_row", import_row)
+    job = make(write_file("d.csv", "username\nann\nbob\n"))
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    assert (job.status, job.succeeded, job.failed) == (JobStatus.SUCCEEDED, 2, 0)
+
+
+def test_celery_chunks_arriving_after_the_job_was_marked_stalled_still_import(users_csv, settings):
+    from bulkadmin.tasks import import_chunk_task
+    from bulkadmin.views import settle_if_stale
+
+    job = make(users_csv(30))
+    claim_job(job.pk, runner_pid=None, runner_host=CELERY_RUNNER)  # what dispatch_job does
+    ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}  # long in the queue
+    settle_if_stale(ImportJob.objects.get(pk=job.pk))  # the job page's poll marks it stalled
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0}
+
+    assert import_chunk_task(job.pk, ids) == 30  # a worker reaches the queued chunk at last
+
+    job.refresh_from_db()
+    assert (job.status, job.succeeded, job.error) == (JobStatus.SUCCEEDED, 30, "")
+
+
+def test_a_crashed_job_can_be_cancelled(users_csv):
+    job = make(users_csv(5))
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
+    assert cancel(ImportJob.objects.get(pk=job.pk))
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+
+
+@pytest.fixture
+def slow_runner(users_csv, knobs):
+    knobs(record_signals="1", row_delay="0.02")
+    job = make(users_csv(300))
+    runner = start_runner(job.pk)
+    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 30)
+    return job, runner
+
+
+def take_over(job: ImportJob, **fields) -> None:
+    """Change the job as another process would: through the write gate, or SQLite starves it."""
+    with write_turn():
+        ImportJob.objects.filter(pk=job.pk).update(**fields)
+    assert ImportJob.objects.get(pk=job.pk).pending > 0, "too late: the job is already done"
+
+
+def test_a_runner_wrongly_marked_crashed_takes_its_job_back(slow_runner):
+    job, runner = slow_runner
+    take_over(job, status=JobStatus.CRASHED, runner_pid=None)
+
+    output, _ = runner.communicate(timeout=120)
+
+    assert runner.returncode == 0, output
+    assert_exactly_once(job, 300)
+
+
+def test_a_runner_whose_job_another_runner_claimed_stops(slow_runner):
+    job, runner = slow_runner
+    take_over(job, runner_pid=1, runner_host="elsewhere")
+
+    output, _ = runner.communicate(timeout=30)
+
+    assert runner.returncode == 3, output
+    job.refresh_from_db()
+    assert job.pending > 0 and job.runner_pid == 1  # left to its new owner
+
+
+def test_ctrl_c_stops_the_runner_cleanly_and_resume_finishes(slow_runner):
+    job, runner = slow_runner
+    import os
+
+    os.killpg(runner.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+
+    output, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 3, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    job.refresh_from_db()
+    assert job.status == JobStatus.CRASHED and "SIGINT" in job.error
+    time.sleep(0.5)
+    resumed = start_runner(job.pk)
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output
+    assert_exactly_once(job, 300)
