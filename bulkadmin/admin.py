@@ -46,7 +46,8 @@ class ImportJobAdmin(JobModelAdmin):
         "created_by",
         "created_at",
     ]
-    list_filter = ["status", "created_by"]
+    # Only the users who started a job, not every account on the site (RelatedOnly).
+    list_filter = ["status", ("created_by", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
     search_fields = ["source_name"]
@@ -93,9 +94,7 @@ class ImportJobAdmin(JobModelAdmin):
         """The upload form's own words for the options chosen, not the stored JSON."""
         fields = UploadForm.base_fields
         chosen = [
-            str(fields[name].label) if name in fields else name
-            for name, value in sorted(job.options.items())
-            if value is True
+            str(fields[name].label) for name, value in job.options.items() if value is True and name in fields
         ]
         return "; ".join(chosen) or "None"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "SETUP_HOOK": None,
     # Worker processes; None means one per core.
     "WORKERS": None,
+    # The most worker processes staff may ask for on the upload page; None means one per core.
+    # (The command line is not limited: whoever runs it owns the machine.)
+    "MAX_WORKERS": None,
     # Threads per worker process, each with its own database connection. Raise it when rows
     # wait on I/O (email, HTTP); leave it at 1 for CPU-bound rows.
     "THREADS": 1,
@@ -61,6 +65,10 @@ def get(name: str) -> Any:
         raise KeyError(f"Unknown BULKADMIN setting {name!r}")
     configured: dict[str, Any] = getattr(settings, "BULKADMIN", {}) or {}
     return configured.get(name, DEFAULTS[name])
+
+
+def max_workers() -> int:
+    return int(get("MAX_WORKERS") or os.cpu_count() or 1)
 
 
 def data_dir() -> Path:

@@ -7,11 +7,11 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
 
+from bulkadmin import conf
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.parsing import FORMATS
 
-MAX_WORKERS = 64
 ACCEPT = ".csv,.tsv,.tab,.txt,.xlsx,.json,text/csv,application/json"
 
 
@@ -36,7 +36,6 @@ class UploadForm(forms.Form):
         label="Worker processes",
         required=False,
         min_value=1,
-        max_value=MAX_WORKERS,
         help_text="Leave blank for one per core.",
     )
 
@@ -47,6 +46,14 @@ class UploadForm(forms.Form):
         field.choices = importer_choices
         if importer_choices and not self.initial.get("importer"):
             self.initial["importer"] = importer_choices[0][0]
+        self.fields["workers"].widget.attrs["max"] = conf.max_workers()
+
+    def clean_workers(self) -> int | None:
+        workers: int | None = self.cleaned_data.get("workers")
+        limit = conf.max_workers()
+        if workers is not None and workers > limit:
+            raise forms.ValidationError(f"At most {limit} worker processes on this server.")
+        return workers
 
     def importer_class(self) -> type[Importer]:
         try:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from bulkadmin import crypto
-from bulkadmin.importers.base import ImportContext, Importer
+from bulkadmin.importers.base import STARTED_BY_A_USER, ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.models import ImportJob, ImportRow, JobStatus
 from bulkadmin.validation import Report, validate_file
@@ -55,6 +55,8 @@ def create_job(
     saved (``None``) when the file is unreadable or has no valid row.
     """
     options = dict(options or {})
+    if getattr(user, "pk", None):
+        options[STARTED_BY_A_USER] = True
     importer_cls = get_importer_class(importer_path)
     importer = importer_cls(ImportContext.for_job_options(user, options))
     with transaction.atomic():

@@ -413,7 +413,11 @@ def _xlsx_rows(path: Path) -> _Raw:
         # Read the cells that are there, not the range the file claims: a wrong "dimension"
         # would otherwise silently cut rows or columns off.
         sheet.reset_dimensions()
-        cells_iter = sheet.iter_rows()
+        # Data rows stop one column past the limit: read-only openpyxl pads every row out to
+        # its last cell, so one value in column XFD would make each row 16,384 cells wide
+        # (a 6 kB file held a worker for minutes). A value in that column is still reported
+        # as one the header has no column for; any further right is not read.
+        cells_iter = sheet.iter_rows(min_row=2, max_col=int(conf.get("MAX_COLUMNS")) + 1)
 
         def texts(number: int, cells: tuple[Any, ...]) -> tuple[list[str], Errors]:
             out: list[str] = []
@@ -430,7 +434,7 @@ def _xlsx_rows(path: Path) -> _Raw:
                 out.append(_cell_text(value))
             return out, errors
 
-        first = next(cells_iter, None)
+        first = next(sheet.iter_rows(max_row=1), None)
         if first is None:
             raise ParseError("The file has no header row.")
         headers, header_errors = texts(1, first)

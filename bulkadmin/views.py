@@ -221,6 +221,10 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(admin_url("add"))
     if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
         raise PermissionDenied
+    if pending.options.get("update_existing") and not model_admin.importer_permitted(
+        request, pending.importer, "change"
+    ):
+        raise PermissionDenied  # revoked since the report: the token outlives permissions
     try:
         with transaction.atomic():
             job, report = create_job(

@@ -10,7 +10,7 @@ import time
 import openpyxl
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models.signals import post_save, pre_save
@@ -251,7 +251,7 @@ def test_confirm_creates_the_job_logs_it_and_launches_after_commit(
     assert len(callbacks) == 1 and launched == [job.pk]
     assert job.status == JobStatus.QUEUED
     assert (job.total, job.created_by, job.workers) == (2, importer_user, 2)
-    assert job.options == {"update_existing": False, "send_password_email": True}
+    assert job.options == {"update_existing": False, "send_password_email": True, "started_by_a_user": True}
     assert job.source_name == "users.csv"
     assert sorted(ImportRow.objects.filter(job=job).values_list("number", flat=True)) == [2, 4]
     assert "Correct-Horse" not in str(list(ImportRow.objects.values()))
@@ -317,3 +317,22 @@ def test_confirm_with_no_valid_row_left(staff_client, launched):
 
 def test_confirm_is_post_only(staff_client):
     assert staff_client.get(url("confirm")).status_code == 405
+
+
+def test_workers_are_capped_for_staff(staff_client, settings):
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_WORKERS": 2}
+    response = upload(staff_client, GOOD, workers="3")
+    assert "At most 2 worker processes on this server." in response.content.decode()
+    assert "confirm_form" not in response.context
+    assert token_of(upload(staff_client, GOOD, workers="2"))
+
+
+def test_confirm_rechecks_the_change_permission_of_update_mode(client, launched):
+    updater = make_user("updater", perms=(*IMPORT_PERMS, "auth.change_user"))
+    client.force_login(updater)
+    token = token_of(upload(client, GOOD, update_existing="on"))
+    updater.user_permissions.remove(Permission.objects.get(codename="change_user"))
+    client.force_login(User.objects.get(pk=updater.pk))  # a fresh permission cache
+
+    assert client.post(url("confirm"), {"token": token}).status_code == 403
+    assert not ImportJob.objects.exists() and launched == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from bulkadmin import parsing
+from bulkadmin import conf, parsing
 from bulkadmin.parsing import ParseError, detect_format, normalize_header, open_table
 
 COLUMNS = ["username", "email", "first_name", "last_name", "password", "is_active", "groups"]
@@ -289,3 +289,59 @@ def test_parse_error_names_row_and_column():
     assert str(error) == "Row 3, column “email”: Bad."
     assert (error.row, error.column, error.message) == (3, "email", "Bad.")
     assert str(ParseError("Bad.")) == "Bad."
+
+
+def xlsx_with_far_cells(rows: int, column: str) -> bytes:
+    """A workbook whose data rows each hold a value in ``column`` too (XFD is the 16,384th)."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["username"])
+    base = io.BytesIO()
+    book.save(base)
+    body = ['<row r="1"><c r="A1" t="inlineStr"><is><t>username</t></is></c></row>']
+    for n in range(2, rows + 2):
+        body.append(
+            f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>u{n}</t></is></c>'
+            f'<c r="{column}{n}"><v>1</v></c></row>'
+        )
+    sheet = (
+        '<?xml version="1.0" encoding="UTF-8"?><worksheet '
+        'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        + "".join(body)
+        + "</sheetData></worksheet>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            name = info.filename
+            dst.writestr(name, sheet.encode() if name == "xl/worksheets/sheet1.xml" else src.read(name))
+    return out.getvalue()
+
+
+def test_a_far_right_xlsx_cell_does_not_widen_every_row(tmp_path, monkeypatch):
+    """One value in column XFD used to make openpyxl hand over 16,384 cells per row."""
+    cells = 0
+    original = parsing._cell_text
+
+    def counting(value):
+        nonlocal cells
+        cells += 1
+        return original(value)
+
+    monkeypatch.setattr(parsing, "_cell_text", counting)
+    path = tmp_path / "wide.xlsx"
+    path.write_bytes(xlsx_with_far_cells(100, "XFD"))
+    _, rows = read(path)
+    assert len(rows) == 100
+    assert cells <= 1 + 100 * (conf.get("MAX_COLUMNS") + 1)
+
+
+def test_a_value_just_past_the_column_limit_is_still_reported(tmp_path):
+    path = tmp_path / "past.xlsx"
+    path.write_bytes(xlsx_with_far_cells(1, "AY"))  # column 51: the limit is 50
+    _, [(_, _, errors)] = read(path)
+    assert "the header has 1 columns" in " ".join(errors[parsing.NON_FIELD])

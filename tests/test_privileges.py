@@ -1,6 +1,7 @@
-"""Non-superusers cannot create or promote staff or superusers through a corrected failed row.
+"""Non-superusers cannot create or promote staff or superusers, nor hand out permissions.
 
-The upload and update mode are covered in tests/test_validation.py. Here: the row form refuses
+The upload and update mode are covered in tests/test_validation.py. Here: groups that grant
+permissions the uploader lacks are refused, at upload and in the worker; the row form refuses
 a promotion and ignores columns the row does not have; update mode needs the change permission
 for every action on the job; and a row that reaches the worker anyway (its stored values
 tampered with) is refused there, with the superuser's account left as it was.
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.hashers import check_password
+from django.contrib.auth.models import Group, Permission
 
 from bulkadmin.engine import JobRunner
-from bulkadmin.importers.users import PRIVILEGE_MESSAGE
+from bulkadmin.importers.base import ImportContext
+from bulkadmin.importers.users import GROUP_MESSAGE, PRIVILEGE_MESSAGE, UserImporter
 from bulkadmin.jobs import rerun_failed
 from bulkadmin.models import ImportRow, JobStatus, RowStatus
+from bulkadmin.validation import validate_file
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
 from tests.test_admin_support import IMPORT_PERMS, PASSWORD, User, make_job, make_user, settle, url
 
@@ -121,3 +125,70 @@ def test_a_tampered_row_is_refused_by_the_worker(write_file, importer_user):
     assert not User.objects.filter(username="newadmin").exists()
     boss.refresh_from_db()
     assert boss.first_name == "" and check_password(PASSWORD, boss.password)
+
+
+def group_with(name: str, *perms: str) -> Group:
+    group = Group.objects.create(name=name)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return group
+
+
+def test_groups_granting_permissions_the_uploader_lacks_are_refused(write_file, importer_user):
+    group_with("Admins", "auth.change_user", "auth.add_user")
+    group_with("Helpers", "auth.add_user")  # the uploader holds this one
+    Group.objects.create(name="Customers")  # no permissions at all
+    path = write_file("g.csv", "username,groups\nann,Admins\nbob,Helpers;Customers\n")
+
+    report = validate_file(path, "g.csv", UserImporter(ImportContext(user=importer_user)))
+
+    assert [(e.row, e.column, e.message) for e in report.errors] == [
+        (2, "groups", GROUP_MESSAGE.format(name="Admins"))
+    ]
+    assert report.valid == 1
+    boss = make_user("boss", superuser=True)
+    assert validate_file(path, "g.csv", UserImporter(ImportContext(user=boss))).errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_given_more_permissions_after_the_upload_is_refused_by_the_worker(write_file, importer_user):
+    group = group_with("Editors")
+    job = make_job(write_file("g.csv", "username,groups\nann,Editors\nbob,\n"), user=importer_user)
+    group.permissions.add(Permission.objects.get(content_type__app_label="auth", codename="delete_user"))
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    assert (job.succeeded, job.failed) == (1, 1)
+    failed = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    assert failed.errors == {"groups": [GROUP_MESSAGE.format(name="Editors")]}
+    assert not User.objects.filter(username="ann").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_starter_was_deleted_does_not_run_as_the_command_line(write_file):
+    """Only the command line runs trusted; a deleted account's job runs as nobody."""
+    updater = make_user("updater", perms=UPDATE_PERMS)
+    plain = make_user("plain", staff=False)
+    job = make_job(
+        write_file("u.csv", "username,first_name\nplain,Owned\n"),
+        user=updater,
+        options={"update_existing": True},
+    )
+    updater.delete()
+    User.objects.filter(pk=plain.pk).update(is_staff=True)  # promoted since the upload
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    assert job.created_by is None and (job.succeeded, job.failed) == (0, 1)
+    assert ImportRow.objects.get(job=job).errors == {"username": [PRIVILEGE_MESSAGE]}
+    assert User.objects.get(pk=plain.pk).first_name == ""
+
+
+def test_the_job_list_filter_names_only_users_who_started_a_job(client, write_file):
+    make_user("hidden-ceo-account", staff=False)
+    viewer = make_user("viewer", perms=("bulkadmin.view_importjob", "auth.add_user"))
+    make_job(write_file("u.csv", "username\nann\n"), user=viewer)
+    client.force_login(viewer)
+    html = client.get(url("changelist")).content.decode()
+    assert "viewer" in html and "hidden-ceo-account" not in html

@@ -45,6 +45,10 @@ class Column:
     help_text: str = ""
 
 
+#: Set in a job's options when a user (not the command line) started it.
+STARTED_BY_A_USER = "started_by_a_user"
+
+
 @dataclass
 class ImportContext:
     """Who imports and how; the same in the request and in the worker."""
@@ -55,7 +59,15 @@ class ImportContext:
 
     @classmethod
     def for_job_options(cls, user: Any, options: dict[str, Any]) -> ImportContext:
-        """The context a job's options describe: the same in the request and in the worker."""
+        """The context a job's options describe: the same in the request and in the worker.
+
+        A job a person started whose account has since been deleted runs as nobody, never as
+        the (trusted) command line.
+        """
+        if user is None and options.get(STARTED_BY_A_USER):
+            from django.contrib.auth.models import AnonymousUser  # needs the app registry
+
+            user = AnonymousUser()
         return cls(user=user, update_existing=bool(options.get("update_existing")), options=dict(options))
 
     @property

@@ -23,6 +23,22 @@ from bulkadmin.importers.base import Cleaned, Column, Errors, Importer, RowInval
 from bulkadmin.importers.fields import parse_bool, parse_text, split_list
 
 PRIVILEGE_MESSAGE = "Only a superuser may create or change staff members and superusers."
+GROUP_MESSAGE = "Only a superuser may add users to {name}: it grants permissions you do not have."
+
+
+def groups_beyond(user: Any, names: set[str]) -> set[str]:
+    """The named groups granting a permission ``user`` lacks.
+
+    Putting an account you control into such a group would hand you its permissions, so a
+    non-superuser may only use groups whose permissions they hold themselves.
+    """
+    if not names:
+        return set()
+    held = user.get_all_permissions() if user is not None else set()
+    granted = Group.objects.filter(name__in=names, permissions__isnull=False).values_list(
+        "name", "permissions__content_type__app_label", "permissions__codename"
+    )
+    return {name for name, app_label, codename in granted if f"{app_label}.{codename}" not in held}
 
 
 def _max_length(model: type[models.Model], name: str) -> int | None:
@@ -46,6 +62,7 @@ class UserImporter(Importer):
     key_column = "username"
 
     _group_ids: dict[str, int] | None = None
+    _forbidden_groups: set[str] = set()
 
     @classmethod
     def get_model(cls) -> type[AbstractUser]:
@@ -135,6 +152,7 @@ class UserImporter(Importer):
         }
         wanted_groups = {name for _, cleaned in rows for name in cleaned.get("groups", ())}
         known_groups = set(Group.objects.filter(name__in=wanted_groups).values_list("name", flat=True))
+        forbidden = set() if self.context.is_trusted else groups_beyond(self.context.user, wanted_groups)
         for number, cleaned in rows:
             row_errors: Errors = {}
             username = cleaned["username"]
@@ -146,6 +164,9 @@ class UserImporter(Importer):
             unknown = [name for name in cleaned.get("groups", ()) if name not in known_groups]
             if unknown:
                 row_errors["groups"] = [f"Unknown group: {name}." for name in unknown]
+            beyond = [name for name in cleaned.get("groups", ()) if name in forbidden]
+            if beyond:
+                row_errors.setdefault("groups", []).extend(GROUP_MESSAGE.format(name=n) for n in beyond)
             if row_errors:
                 errors[number] = row_errors
         return errors
@@ -153,6 +174,9 @@ class UserImporter(Importer):
     # ---- import --------------------------------------------------------------------------
     def setup(self) -> None:
         self._group_ids = dict(Group.objects.values_list("name", "id"))
+        self._forbidden_groups = (
+            set() if self.context.is_trusted else groups_beyond(self.context.user, set(self._group_ids))
+        )
 
     def _group_id(self, name: str) -> int:
         if self._group_ids is None or name not in self._group_ids:
@@ -160,6 +184,8 @@ class UserImporter(Importer):
         assert self._group_ids is not None
         if name not in self._group_ids:
             raise RowInvalid.single("groups", f"Unknown group: {name}.")
+        if name in self._forbidden_groups:  # checked at upload; again here, with today's grants
+            raise RowInvalid.single("groups", GROUP_MESSAGE.format(name=name))
         return self._group_ids[name]
 
     def prepare_row(self, cleaned: Cleaned) -> Cleaned:
