@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import tracemalloc
 from pathlib import Path
 
@@ -345,3 +346,52 @@ def test_a_value_just_past_the_column_limit_is_still_reported(tmp_path):
     path.write_bytes(xlsx_with_far_cells(1, "AY"))  # column 51: the limit is 50
     _, [(_, _, errors)] = read(path)
     assert "the header has 1 columns" in " ".join(errors[parsing.NON_FIELD])
+
+
+def test_json_is_decoded_an_item_at_a_time(tmp_path):
+    """A JSON upload used to cost about 25 times its size in memory (all its dicts at once)."""
+    items = [
+        {"username": f"user{i:06d}", "email": f"user{i:06d}@example.com", "groups": []} for i in range(30_000)
+    ]
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        with open_table(path, path.name, COLUMNS) as table:
+            count = sum(1 for _ in table.rows)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 30_000
+    assert peak < 3 * size, f"peak {peak:,} bytes for a {size:,}-byte file"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"username": "ann"},]', "not valid JSON (Expecting value"),
+        ('[{"username": "ann"} {"username": "bob"}]', "Expecting ',' delimiter"),
+        ('[{"username": "ann"}] []', "Extra data"),
+        ("  [ ]  ", "The file has no rows."),
+        ('  "just a string"  ', "must be an array of objects"),
+        ("", "The file is empty."),
+    ],
+)
+def test_json_array_edges(tmp_path, text, message):
+    path = tmp_path / "edge.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ParseError, match=re.escape(message)):
+        read(path)
+
+
+def test_json_rows_match_the_standard_decoder(tmp_path):
+    items = [{"username": "ann", "is_active": True}, {"username": "bob", "groups": ["a", "b"], "email": None}]
+    path = tmp_path / "u.json"
+    path.write_text("\n" + json.dumps(items, indent=2) + "\n", encoding="utf-8")
+    headers, rows = read(path)
+    assert headers == ["username", "is_active", "groups", "email"]
+    assert [values for _, values, _ in rows] == [
+        {"username": "ann", "is_active": "true", "groups": "", "email": ""},
+        {"username": "bob", "is_active": "", "groups": "a;b", "email": ""},
+    ]
