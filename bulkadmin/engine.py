@@ -130,7 +130,7 @@ class JobRunner:
                 JobStatus.CRASHED,
                 (self._stop_reason or "Rows are still pending; resume the job."),
             )
-        ImportJob.objects.filter(pk=self.job_id, runner_pid=os.getpid()).update(
+        ImportJob.objects.filter(pk=self.job_id, **self._owner()).update(
             status=status,
             error=error,
             runner_pid=None,
@@ -285,10 +285,12 @@ class JobRunner:
             connections.close_all()
             return False
         status, runner_pid, runner_host = state
+        if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
+            return True
         if {"runner_pid": runner_pid, "runner_host": runner_host} != self._owner():
             self._stop_reason = self._stop_reason or "Another runner took the job over."
             return True
-        return status == JobStatus.CANCELLING
+        return False
 
     @staticmethod
     def _owner() -> dict[str, Any]:
@@ -301,7 +303,7 @@ class JobRunner:
             while not self._heartbeat_stop.wait(interval):
                 try:
                     with write_turn():
-                        ImportJob.objects.filter(pk=self.job_id, runner_pid=os.getpid()).update(
+                        ImportJob.objects.filter(pk=self.job_id, **self._owner()).update(
                             heartbeat_at=timezone.now()
                         )
                 except Exception as exc:  # the beat must outlive any error, or the job looks dead

@@ -89,10 +89,11 @@ def create_job(
 def rerun_failed(job: ImportJob, *, user: Any = None) -> ImportJob:
     """A new job, linked to ``job``, holding copies of its failed rows as corrected."""
     with transaction.atomic():
+        started_by_a_user = {STARTED_BY_A_USER: True} if getattr(user, "pk", None) else {}
         rerun = ImportJob.objects.create(
             importer=job.importer,
             source_name=job.source_name,
-            options=job.options,
+            options={**job.options, **started_by_a_user},
             created_by=user if getattr(user, "pk", None) else job.created_by,
             parent=job,
             workers=job.workers,

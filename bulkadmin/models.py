@@ -71,10 +71,15 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
             return self._mark_stale_crashed()
 
     def _mark_stale_crashed(self) -> int:
+        """A dead runner's job is crashed (resumable); one it was asked to cancel is cancelled."""
         return self.stale().update(
-            status=JobStatus.CRASHED,
+            status=Case(
+                When(status=JobStatus.CANCELLING, then=Value(JobStatus.CANCELLED)),
+                default=Value(JobStatus.CRASHED),
+            ),
             runner_pid=None,
             error=Case(
+                When(status=JobStatus.CANCELLING, then=Value("")),
                 When(
                     runner_host=CELERY_RUNNER,
                     then=Value(

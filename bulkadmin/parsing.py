@@ -512,21 +512,33 @@ def _skip_space(text: str, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _json_array_items(text: str) -> Iterator[Any]:
-    """The items of the top-level JSON array in ``text``, decoded one at a time."""
-    end = len(text)
+def _json_array_items(text: str) -> Iterator[dict[str, Any]]:
+    """The objects of the top-level JSON array in ``text``, decoded one at a time.
+
+    Anything else is refused by its first character, before it is decoded: a file that wraps
+    its rows (``{"rows": [...]}``, ``[[...]]``) would otherwise be decoded whole.
+    """
     pos = _skip_space(text, 0)
     if not text.startswith("[", pos):
-        try:
-            json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise _invalid_json(exc) from exc
-        raise ParseError("The JSON must be an array of objects, one per row, not a single value or object.")
+        if pos < len(text) and text[pos] in _JSON_VALUE_STARTS:
+            raise ParseError(
+                "The JSON must be an array of objects, one per row, not a single value or object."
+            )
+        raise _invalid_json(json.JSONDecodeError("Expecting value", text, pos))
     pos = _skip_space(text, pos + 1)
     closed = text.startswith("]", pos)
     if closed:
         pos += 1
+    index = 0
     while not closed:
+        index += 1
+        if not text.startswith("{", pos):
+            if pos < len(text) and text[pos] in _JSON_VALUE_STARTS:
+                raise ParseError(
+                    f"The JSON must be an array of objects, one per row; item {index} is not an object.",
+                    row=index + 1,
+                )
+            raise _invalid_json(json.JSONDecodeError("Expecting value", text, pos))
         try:
             item, pos = _JSON_DECODER.raw_decode(text, pos)
         except (ValueError, RecursionError) as exc:
@@ -540,8 +552,12 @@ def _json_array_items(text: str) -> Iterator[Any]:
         else:
             raise _invalid_json(json.JSONDecodeError("Expecting ',' delimiter", text, pos))
     pos = _skip_space(text, pos)
-    if pos != end:
+    if pos != len(text):
         raise _invalid_json(json.JSONDecodeError("Extra data", text, pos))
+
+
+#: How a JSON value can begin (besides "{" and "["): a string, a number, true/false/null, NaN.
+_JSON_VALUE_STARTS = frozenset('{["-0123456789tfnNI')
 
 
 def _invalid_json(exc: BaseException) -> ParseError:
@@ -565,12 +581,7 @@ def _json_rows(path: Path) -> _Raw:
         ) from exc
     keys: dict[str, None] = {}
     count = 0
-    for index, item in enumerate(_json_array_items(text), start=2):
-        if not isinstance(item, dict):
-            raise ParseError(
-                f"The JSON must be an array of objects, one per row; item {index - 1} is not an object.",
-                row=index,
-            )
+    for item in _json_array_items(text):
         for key in item:
             keys.setdefault(key, None)
         count += 1

@@ -45,6 +45,10 @@ logger = logging.getLogger("bulkadmin")
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
+#: SQLSTATE read_only_sql_transaction: a standby, or a primary being failed over.
+READ_ONLY = "25006"
+
+
 class DatabaseFault(OperationalError):
     """Another database error that is not the row's fault; raised as a connection error."""
 
@@ -54,17 +58,17 @@ def is_database_fault(exc: BaseException) -> bool:
 
     psycopg2 reports some lost connections as a bare ``DatabaseError`` ("SSL SYSCALL error"),
     and a server that refuses every write (a read-only standby after a failover) with an
-    ``InternalError``; neither may fail a row. A transaction aborted by the importer's own
-    earlier error (25P02) is the row's.
+    ``InternalError`` (SQLSTATE 25006); neither may fail a row. Any other ``InternalError``
+    (a trigger's RAISE EXCEPTION, a transaction aborted by the importer's own error) is the row's.
     """
     if isinstance(exc, CONNECTION_ERRORS):
         return True
     if not isinstance(exc, DatabaseError):
         return False
     raw = connection.connection
-    if raw is not None and getattr(raw, "closed", False):
+    if raw is None or getattr(raw, "closed", False):  # gone, or dropped by Django after a failed rollback
         return True
-    return isinstance(exc, InternalError) and getattr(exc.__cause__, "pgcode", None) != "25P02"
+    return isinstance(exc, InternalError) and getattr(exc.__cause__, "pgcode", None) == READ_ONLY
 
 
 def as_database_fault(exc: Exception) -> Exception:
@@ -246,9 +250,9 @@ def _commit_all(
                 batches.appendleft((ok[1:], [*failed, (row, errors)]))
         except CONNECTION_ERRORS:
             raise
-        except Exception as exc:
-            # The COMMIT itself failed (a deferred constraint): which row is unknown, so each
-            # is committed alone until the culprit fails by itself.
+        except DatabaseError as exc:
+            # The COMMIT itself failed (a foreign key, deferred until then): which row is
+            # unknown, so each is committed alone until the culprit fails by itself.
             if is_database_fault(exc) or not ok:
                 raise
             importer.setup()
@@ -259,6 +263,10 @@ def _commit_all(
             else:
                 row, cleaned = ok[0]
                 batches.appendleft(([], [*failed, (row, importer.explain_error(cleaned, exc))]))
+        except Exception:
+            # Raised after the commit, by an on_commit callback (not registered robust=True):
+            # the rows are in, and Django skipped the batch's later callbacks.
+            logger.exception("Job %s: an on_commit callback failed after its rows committed.", job_id)
     return result
 
 
@@ -266,11 +274,6 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
     if not ok and not failed:
         return ChunkResult()
     with write_turn(), transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Foreign keys are deferred: check them at each statement, so a violation is
-            # the row's error inside import_row rather than the whole chunk's at COMMIT.
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         ids = [row.pk for row, _ in ok] + [row.pk for row, _ in failed]
         # Locks the rows (PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so
         # a row another runner finished meanwhile is seen as done and skipped: exactly once.

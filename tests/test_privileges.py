@@ -192,3 +192,14 @@ def test_the_job_list_filter_names_only_users_who_started_a_job(client, write_fi
     client.force_login(viewer)
     html = client.get(url("changelist")).content.decode()
     assert "viewer" in html and "hidden-ceo-account" not in html
+
+
+def test_a_rerun_records_that_a_user_started_it(write_file, importer_user):
+    from bulkadmin.jobs import context_for
+
+    job = make_job(write_file("u.csv", "username\nboom1\n"))  # the command line: trusted
+    assert context_for(job).is_trusted
+    rerun = rerun_failed(settle(job, {2: {"__all__": ["refused"]}}), user=importer_user)
+    importer_user.delete()
+    rerun.refresh_from_db()
+    assert rerun.created_by is None and not context_for(rerun).is_trusted

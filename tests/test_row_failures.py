@@ -118,23 +118,68 @@ def test_a_failing_mail_server_neither_stops_the_job_nor_loses_the_other_emails(
     assert sorted(sent) == [f"u{i}@example.com" for i in (0, 2, 3, 4)]
 
 
-def test_a_server_refusing_writes_is_the_databases_fault_not_the_rows(write_file, monkeypatch, settings):
-    """An InternalError such as a read-only standby after a failover: retried, no row failed."""
-    settings.BULKADMIN = {**settings.BULKADMIN, "DB_RETRY_DELAYS": (0, 0, 0)}
+class PgError(Exception):
+    """Stands for the psycopg2 error Django wraps, with its SQLSTATE."""
+
+    def __init__(self, pgcode: str) -> None:
+        super().__init__(pgcode)
+        self.pgcode = pgcode
+
+
+def refuse_first_rows(monkeypatch, count: int, pgcode: str, username: str | None = None) -> None:
     original = UserImporter.import_row
-    refusals = iter(range(2))
+    refusals = iter(range(count))
 
     def import_row(self, cleaned):
-        if next(refusals, None) is not None:
-            raise InternalError("cannot execute INSERT in a read-only transaction")
+        if (username is None or cleaned["username"] == username) and next(refusals, None) is not None:
+            raise InternalError(f"SQLSTATE {pgcode}") from PgError(pgcode)
         return original(self, cleaned)
 
     monkeypatch.setattr(UserImporter, "import_row", import_row)
+
+
+def test_a_server_refusing_writes_is_the_databases_fault_not_the_rows(write_file, monkeypatch, settings):
+    """A read-only standby after a failover (SQLSTATE 25006): retried, no row failed."""
+    settings.BULKADMIN = {**settings.BULKADMIN, "DB_RETRY_DELAYS": (0, 0, 0)}
+    refuse_first_rows(monkeypatch, 2, "25006")
     job = make(write_file("d.csv", "username\nann\nbob\n"))
 
     job = JobRunner(job.pk, workers=1).run()
 
     assert (job.status, job.succeeded, job.failed) == (JobStatus.SUCCEEDED, 2, 0)
+
+
+def test_a_trigger_refusing_a_row_fails_that_row_alone(write_file, monkeypatch):
+    """Other InternalErrors, such as a trigger's RAISE EXCEPTION (P0001), are the row's."""
+    refuse_first_rows(monkeypatch, 99, "P0001", username="bob")
+    job = make(write_file("d.csv", "username\nann\nbob\ncyd\n"))
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    assert (job.status, job.succeeded, job.failed) == (JobStatus.FINISHED_WITH_ERRORS, 2, 1)
+    assert outcomes(job)["bob"][0] == RowStatus.FAILED
+
+
+def test_a_non_robust_on_commit_callback_failing_loses_no_row(write_file, monkeypatch, caplog):
+    """A custom importer's on_commit side effect that raises: logged; the rows are in."""
+    from django.db import transaction
+
+    original = UserImporter.import_row
+
+    def import_row(self, cleaned):
+        user = original(self, cleaned)
+        if cleaned["username"] == "bob":
+            transaction.on_commit(lambda: 1 / 0)
+        return user
+
+    monkeypatch.setattr(UserImporter, "import_row", import_row)
+    job = make(write_file("c.csv", "username\nann\nbob\ncyd\n"))
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 3)
+    assert User.objects.count() == 3
+    assert "an on_commit callback failed" in caplog.text
 
 
 def test_celery_chunks_arriving_after_the_job_was_marked_stalled_still_import(users_csv, settings):
@@ -153,6 +198,23 @@ def test_celery_chunks_arriving_after_the_job_was_marked_stalled_still_import(us
 
     job.refresh_from_db()
     assert (job.status, job.succeeded, job.error) == (JobStatus.SUCCEEDED, 30, "")
+
+
+def test_a_stale_job_asked_to_cancel_is_cancelled_and_its_late_chunks_dropped(users_csv, settings):
+    from bulkadmin.tasks import import_chunk_task
+
+    job = make(users_csv(10))
+    claim_job(job.pk, runner_pid=None, runner_host=CELERY_RUNNER)
+    assert cancel(ImportJob.objects.get(pk=job.pk))  # cancelling; then the workers vanish
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
+    assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
+    settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0}
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+
+    ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
+    assert import_chunk_task(job.pk, ids) == 0  # a late chunk does not revive it
+    assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+    assert not User.objects.exists()
 
 
 def test_a_crashed_job_can_be_cancelled(users_csv):
