@@ -274,12 +274,9 @@ class JobRunner:
             if state is None:
                 return True
             if state[0] == JobStatus.CRASHED and state[1] is None:
-                # Marked dead while alive (a heartbeat held up): take the job back, unless
-                # someone resumed it first.
-                with write_turn():
-                    jobs.filter(status=JobStatus.CRASHED, runner_pid=None).update(
-                        status=JobStatus.RUNNING, error="", heartbeat_at=timezone.now(), **self._owner()
-                    )
+                # Marked dead while alive (a heartbeat held up): take the job back.
+                if jobs.filter(runner_pid=None).revive(**self._owner()):
+                    return False
                 state = jobs.values_list("status", "runner_pid", "runner_host").first() or state
         except DatabaseError:
             connections.close_all()
@@ -301,15 +298,7 @@ class JobRunner:
         interval = float(conf.get("HEARTBEAT_SECONDS"))
         try:
             while not self._heartbeat_stop.wait(interval):
-                try:
-                    with write_turn():
-                        ImportJob.objects.filter(pk=self.job_id, **self._owner()).update(
-                            heartbeat_at=timezone.now()
-                        )
-                except Exception as exc:  # the beat must outlive any error, or the job looks dead
-                    lost = isinstance(exc, CONNECTION_ERRORS)  # expected in an outage: no traceback
-                    logger.warning("Job %s: the heartbeat failed (%s).", self.job_id, exc, exc_info=not lost)
-                    connections.close_all()
+                beat(self.job_id, **self._owner())
         finally:
             connections.close_all()
 
@@ -329,6 +318,17 @@ class JobRunner:
         name = signal.Signals(signum).name
         logger.warning("Job %s: %s received; finishing the chunks in flight.", self.job_id, name)
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
+
+
+def beat(job_id: int, **owner: Any) -> None:
+    """One heartbeat. It outlives any error, or a live job would look dead."""
+    try:
+        with write_turn():
+            ImportJob.objects.filter(pk=job_id, **owner).update(heartbeat_at=timezone.now())
+    except Exception as exc:
+        lost = isinstance(exc, CONNECTION_ERRORS)  # expected in an outage: no traceback
+        logger.warning("Job %s: the heartbeat failed (%s).", job_id, exc, exc_info=not lost)
+        connections.close_all()
 
 
 def retry_delays() -> tuple[float, ...]:

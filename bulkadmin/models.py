@@ -67,11 +67,21 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         return self.filter(Q(status__in=STARTABLE_STATUSES) | Q(pk__in=self.stale().values("pk")))
 
     def mark_stale_crashed(self) -> int:
-        with write_turn(self.db):  # on SQLite, not starved by the workers' commits
-            return self._mark_stale_crashed()
-
-    def _mark_stale_crashed(self) -> int:
         """A dead runner's job is crashed (resumable); one it was asked to cancel is cancelled."""
+        with write_turn(self.db):  # on SQLite, not starved by the workers' commits
+            return self._mark_stale()
+
+    def revive(self, **owner: Any) -> int:
+        """Take back a job wrongly marked crashed: its runner or a Celery chunk is alive after all.
+
+        Conditional on the job still being crashed, so it loses to a Resume clicked meanwhile.
+        """
+        with write_turn(self.db):
+            return self.filter(status=JobStatus.CRASHED).update(
+                status=JobStatus.RUNNING, error="", heartbeat_at=timezone.now(), finished_at=None, **owner
+            )
+
+    def _mark_stale(self) -> int:
         return self.stale().update(
             status=Case(
                 When(status=JobStatus.CANCELLING, then=Value(JobStatus.CANCELLED)),

@@ -12,7 +12,6 @@ a task: Celery's prefork children are daemonic and the parallelism is the worker
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -23,13 +22,12 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from bulkadmin import conf
-from bulkadmin.engine import JobNotRunnable, claim_job
+from bulkadmin.engine import JobNotRunnable, beat, claim_job
 from bulkadmin.models import CELERY_RUNNER, ImportJob, ImportRow, JobStatus, RowStatus
 from bulkadmin.sqlite_gate import write_turn
 from bulkadmin.worker import CONNECTION_ERRORS, configure_threads, import_chunk
 
 CELERY_HOST = CELERY_RUNNER
-logger = logging.getLogger("bulkadmin")
 
 
 def launch_celery(job: ImportJob) -> None:
@@ -102,12 +100,7 @@ def _reclaim(job_id: int) -> bool:
     timeout) beat no heartbeat while they wait, so the job can be marked stalled meanwhile;
     dropping them then would leave their rows pending until someone clicks Resume.
     """
-    with write_turn():
-        return bool(
-            ImportJob.objects.filter(pk=job_id, status=JobStatus.CRASHED, runner_host=CELERY_RUNNER).update(
-                status=JobStatus.RUNNING, error="", heartbeat_at=timezone.now(), finished_at=None
-            )
-        )
+    return bool(ImportJob.objects.filter(pk=job_id, runner_host=CELERY_RUNNER).revive())
 
 
 def finish_if_done(job_id: int) -> None:
@@ -133,20 +126,14 @@ def heartbeat(job_id: int) -> Iterator[None]:
     stop = threading.Event()
     interval = float(conf.get("HEARTBEAT_SECONDS"))
 
-    def beat() -> None:
+    def keep_beating() -> None:
         try:
             while not stop.wait(interval):
-                try:
-                    with write_turn():
-                        ImportJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now())
-                except Exception as exc:  # the beat must outlive any error, or the job looks dead
-                    lost = isinstance(exc, CONNECTION_ERRORS)  # expected in an outage: no traceback
-                    logger.warning("Job %s: the heartbeat failed (%s).", job_id, exc, exc_info=not lost)
-                    connections.close_all()
+                beat(job_id)
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=beat, name=f"bulkadmin-beat-{socket.gethostname()}", daemon=True)
+    thread = threading.Thread(target=keep_beating, name=f"bulkadmin-beat-{socket.gethostname()}", daemon=True)
     thread.start()
     try:
         yield

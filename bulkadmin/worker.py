@@ -71,15 +71,6 @@ def is_database_fault(exc: BaseException) -> bool:
     return isinstance(exc, InternalError) and getattr(exc.__cause__, "pgcode", None) == READ_ONLY
 
 
-def as_database_fault(exc: Exception) -> Exception:
-    """``exc`` as an error the runner and Celery retry, when it is the database's."""
-    if isinstance(exc, CONNECTION_ERRORS) or not is_database_fault(exc):
-        return exc
-    fault = DatabaseFault(str(exc))
-    fault.__cause__ = exc
-    return fault
-
-
 @dataclass(frozen=True)
 class ChunkResult:
     processed: int = 0
@@ -199,11 +190,12 @@ def _import_rows(importer: Importer, job_id: int, row_ids: Sequence[int]) -> Chu
         ready, failures = _prepare(importer, rows)
         return _commit_all(importer, job_id, ready, failures)
     except DatabaseError as exc:
-        fault = as_database_fault(exc)
-        if fault is exc and not isinstance(exc, CONNECTION_ERRORS):
+        if not is_database_fault(exc):
             raise
         connections.close_all()  # reconnect on the next chunk
-        raise fault from exc
+        if isinstance(exc, CONNECTION_ERRORS):
+            raise
+        raise DatabaseFault(str(exc)) from exc  # what the runner and Celery retry
 
 
 def _prepare(importer: Importer, rows: list[ImportRow]) -> tuple[list[Prepared], list[Failure]]:
@@ -297,7 +289,7 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
                 raise
             except Exception as exc:
                 if is_database_fault(exc):
-                    raise as_database_fault(exc) from exc
+                    raise DatabaseFault(str(exc)) from exc
                 raise _RowFailed(index, exc) from exc
             done.append((row.pk, str(obj.pk)))
         for row, errors in failed:
