@@ -12,7 +12,6 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -23,7 +22,7 @@ from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, JobStatus
 from bulkadmin.sqlite_gate import write_turn
 from bulkadmin.worker import CONNECTION_ERRORS
-from tests.conftest import ROOT, spawn
+from tests import test_faults as faults
 from tests.test_faults import assert_exactly_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,25 +108,15 @@ def blip(seconds: float) -> None:
 
 
 def start_runner(job_id: int, **env: str) -> subprocess.Popen[str]:
-    args = [sys.executable, str(ROOT / "manage.py"), "runbulkjob", str(job_id), "--workers", "2"]
-    return spawn(
-        [*args, "--chunk-size", "10"],
-        env={**RUNNER_ENV, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return faults.start_runner(job_id, chunk_size=10, **RUNNER_ENV, **env)
 
 
 def processed(job_id: int) -> int:
     return ImportJob.objects.values_list("processed", flat=True).get(pk=job_id)
 
 
-def wait_until_processed(job_id: int, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while processed(job_id) < count:
-        assert time.monotonic() < deadline, f"the job did not reach {count} rows"
-        time.sleep(0.05)
+def wait_until_processed(job_id: int, count: int) -> None:
+    faults.wait_for(lambda: processed(job_id) >= count)
 
 
 @pytest.fixture

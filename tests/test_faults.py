@@ -47,9 +47,16 @@ def assert_exactly_once(job: ImportJob, count: int, prefix: str = "user") -> Non
     assert rows.values("object_pk").distinct().count() == count
 
 
-def start_runner(job_id: int) -> subprocess.Popen[str]:
+def start_runner(job_id: int, *, chunk_size: int = 15, **env: str) -> subprocess.Popen[str]:
+    """``runbulkjob`` with two workers, in its own session, its output captured."""
     args = [sys.executable, str(ROOT / "manage.py"), "runbulkjob", str(job_id), "--workers", "2"]
-    return spawn([*args, "--chunk-size", "15"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return spawn(
+        [*args, "--chunk-size", str(chunk_size)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
