@@ -23,15 +23,12 @@ from bulkadmin import views
 from bulkadmin.forms import UploadForm
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import importer_choices, importer_paths
-from bulkadmin.models import LIVE_STATUSES, ImportJob, JobStatus
+from bulkadmin.models import ImportJob, Statuses
 
 if TYPE_CHECKING:
     JobModelAdmin = admin.ModelAdmin[ImportJob]
 else:
     JobModelAdmin = admin.ModelAdmin
-
-#: Jobs a runner may still work on: not deleted from under it.
-BUSY_STATUSES = (*LIVE_STATUSES, JobStatus.QUEUED)
 
 
 @admin.register(ImportJob)
@@ -139,7 +136,7 @@ class ImportJobAdmin(JobModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
-        if obj is not None and obj.status in BUSY_STATUSES:
+        if obj is not None and obj.status in Statuses.WATCHED:  # not deleted from under its runner
             return False
         return super().has_delete_permission(request, obj) and self._importers_allowed(request, obj)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,15 +23,13 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, connections, transaction
 from django.db.models import F
-from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from bulkadmin import conf
 from bulkadmin.bootstrap import worker_ready
 from bulkadmin.executors import make_executor
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
-from bulkadmin.sqlite_gate import write_turn
-from bulkadmin.worker import CONNECTION_ERRORS, ChunkResult, import_chunk
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, Owner, RowStatus
+from bulkadmin.vendors import CONNECTION_ERRORS, write_turn
+from bulkadmin.worker import ChunkResult, import_chunk
 
 logger = logging.getLogger("bulkadmin")
 
@@ -86,7 +83,7 @@ class JobRunner:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def claim(self) -> ImportJob:
-        return claim_job(self.job_id, **self._owner())
+        return claim_job(self.job_id, self._owner())
 
     def run(self) -> ImportJob:
         job = self.claim()
@@ -119,26 +116,8 @@ class JobRunner:
         return _with_db_retries(self._record_end)
 
     def _record_end(self) -> ImportJob:
-        job = ImportJob.objects.get(pk=self.job_id)
-        pending = ImportRow.objects.filter(job_id=self.job_id).pending().exists()
-        if not pending:
-            status, error = job.final_status(), ""
-        elif job.status == JobStatus.CANCELLING:
-            status, error = JobStatus.CANCELLED, ""
-        else:
-            status, error = (
-                JobStatus.CRASHED,
-                (self._stop_reason or "Rows are still pending; resume the job."),
-            )
-        ImportJob.objects.filter(pk=self.job_id, **self._owner()).update(
-            status=status,
-            error=error,
-            runner_pid=None,
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-        )
-        job.refresh_from_db()
-        return job
+        ImportJob.objects.filter(pk=self.job_id).finish(self._owner(), self._stop_reason)
+        return ImportJob.objects.get(pk=self.job_id)
 
     # ---- dispatch ------------------------------------------------------------------------
     def _dispatch(self, settings: Settings) -> None:
@@ -275,7 +254,7 @@ class JobRunner:
                 return True
             if state[0] == JobStatus.CRASHED and state[1] is None:
                 # Marked dead while alive (a heartbeat held up): take the job back.
-                if jobs.filter(runner_pid=None).revive(**self._owner()):
+                if jobs.filter(runner_pid=None).revive(self._owner()):
                     return False
                 state = jobs.values_list("status", "runner_pid", "runner_host").first() or state
         except DatabaseError:
@@ -284,21 +263,21 @@ class JobRunner:
         status, runner_pid, runner_host = state
         if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
             return True
-        if {"runner_pid": runner_pid, "runner_host": runner_host} != self._owner():
+        if Owner(runner_pid, runner_host) != self._owner():
             self._stop_reason = self._stop_reason or "Another runner took the job over."
             return True
         return False
 
     @staticmethod
-    def _owner() -> dict[str, Any]:
-        return {"runner_pid": os.getpid(), "runner_host": socket.gethostname()[:255]}
+    def _owner() -> Owner:
+        return Owner.this_process()
 
     # ---- heartbeat and signals -----------------------------------------------------------
     def _beat(self) -> None:
         interval = float(conf.get("HEARTBEAT_SECONDS"))
         try:
             while not self._heartbeat_stop.wait(interval):
-                beat(self.job_id, **self._owner())
+                beat(self.job_id, self._owner())
         finally:
             connections.close_all()
 
@@ -320,11 +299,10 @@ class JobRunner:
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
 
 
-def beat(job_id: int, **owner: Any) -> None:
+def beat(job_id: int, owner: Owner | None = None) -> None:
     """One heartbeat. It outlives any error, or a live job would look dead."""
     try:
-        with write_turn():
-            ImportJob.objects.filter(pk=job_id, **owner).update(heartbeat_at=timezone.now())
+        ImportJob.objects.filter(pk=job_id).beat(owner)
     except Exception as exc:
         lost = isinstance(exc, CONNECTION_ERRORS)  # expected in an outage: no traceback
         logger.warning("Job %s: the heartbeat failed (%s).", job_id, exc, exc_info=not lost)
@@ -352,31 +330,17 @@ def _database_gone(exc: Exception) -> str:
     return f"The database kept failing ({exc}); resume the job once it is back."
 
 
-def claim_job(job_id: int, *, runner_pid: int | None, runner_host: str) -> ImportJob:
-    """Take the job if it may start: new, queued, crashed, or owned by a dead runner."""
-    ImportJob.objects.filter(pk=job_id).mark_stale_crashed()
-    now = timezone.now()
-    with write_turn():
-        claimed = (
-            ImportJob.objects.filter(pk=job_id)
-            .filter(status__in=[JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED])
-            .update(
-                status=JobStatus.RUNNING,
-                runner_pid=runner_pid,
-                runner_host=runner_host[:255],
-                heartbeat_at=now,
-                started_at=Coalesce("started_at", now),
-                finished_at=None,
-                error="",
-            )
-        )
+def claim_job(job_id: int, owner: Owner) -> ImportJob:
+    """Take the job if it may start, or say why it may not."""
+    claimed = ImportJob.objects.filter(pk=job_id).claim(owner)
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None:
         raise JobNotRunnable(f"There is no import job {job_id}.")
     if not claimed:
         raise JobNotRunnable(
-            f"Import job {job_id} is {job.get_status_display().lower()}; "
-            "only a new, queued or crashed job can be run."
+            f"Import job {job_id} is {job.get_status_display().lower()}"
+            + (" with no row pending" if job.status == JobStatus.CANCELLED else "")
+            + "; only a new, queued, crashed or cancelled job with rows pending can be run."
         )
     return job
 
@@ -384,29 +348,8 @@ def claim_job(job_id: int, *, runner_pid: int | None, runner_host: str) -> Impor
 def _fail_rows(job_id: int, ids: list[int], message: str) -> None:
     with write_turn(), transaction.atomic():
         count = (
-            ImportRow.objects.select_for_update(of=("self",))
-            .filter(pk__in=ids, status=RowStatus.PENDING)
+            ImportRow.objects.filter(pk__in=ids, status=RowStatus.PENDING)
             .order_by()
             .update(status=RowStatus.FAILED, errors={"__all__": [message]}, attempts=F("attempts") + 1)
         )
-        ImportJob.objects.filter(pk=job_id).update(
-            processed=F("processed") + count, failed=F("failed") + count
-        )
-
-
-def cancel(job: ImportJob) -> bool:
-    """Ask the runner to stop; a job not yet started is cancelled at once."""
-    with write_turn():
-        return _cancel(job)
-
-
-def _cancel(job: ImportJob) -> bool:
-    # A job no runner works on (not started, or crashed: given up rather than resumed) ends now.
-    idle = [JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED]
-    if ImportJob.objects.filter(pk=job.pk, status__in=idle).update(
-        status=JobStatus.CANCELLED, finished_at=timezone.now()
-    ):
-        return True
-    return bool(
-        ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(status=JobStatus.CANCELLING)
-    )
+        ImportJob.objects.filter(pk=job_id).add_progress(count, 0, count)

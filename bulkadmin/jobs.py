@@ -8,9 +8,9 @@ from typing import Any
 from django.db import transaction
 
 from bulkadmin import crypto
-from bulkadmin.importers.base import STARTED_BY_A_USER, ImportContext, Importer
+from bulkadmin.importers.base import ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.models import ImportJob, ImportRow, JobStatus
+from bulkadmin.models import ImportJob, ImportRow, JobStatus, StartedVia
 from bulkadmin.validation import Report, validate_file
 
 INSERT_BATCH = 1000
@@ -18,7 +18,16 @@ INSERT_BATCH = 1000
 
 def context_for(job: ImportJob) -> ImportContext:
     """The same context in the worker as in the request that validated the rows."""
-    return ImportContext.for_job_options(job.created_by, job.options)
+    if job.started_via == StartedVia.COMMAND_LINE:
+        return ImportContext.for_command_line(job.options)
+    return ImportContext.for_person(job.created_by, job.options)
+
+
+def starter_context(user: Any, options: dict[str, Any]) -> ImportContext:
+    """The context of a job about to be started by ``user``, or (None) by the command line."""
+    if user is None:
+        return ImportContext.for_command_line(options)
+    return ImportContext.for_person(user, options)
 
 
 def importer_for(job: ImportJob) -> Importer:
@@ -50,21 +59,22 @@ def create_job(
 ) -> tuple[ImportJob | None, Report]:
     """Validate the file again and save a job holding its valid rows.
 
+    ``user`` is the person starting it; None means the command line, with all rights.
+
     Validation runs again because the database may have changed since staff read the report;
     rows that turned invalid are left out, exactly as the report would now say. No job is
     saved (``None``) when the file is unreadable or has no valid row.
     """
     options = dict(options or {})
-    if getattr(user, "pk", None):
-        options[STARTED_BY_A_USER] = True
     importer_cls = get_importer_class(importer_path)
-    importer = importer_cls(ImportContext.for_job_options(user, options))
+    importer = importer_cls(starter_context(user, options))
     with transaction.atomic():
         job = ImportJob.objects.create(
             importer=importer_cls.dotted_path(),
             source_name=display_name(name),
             options=options,
             created_by=user if getattr(user, "pk", None) else None,
+            started_via=StartedVia.COMMAND_LINE if user is None else StartedVia.PERSON,
             workers=workers,
             threads=threads,
             status=JobStatus.VALIDATED,
@@ -87,14 +97,18 @@ def create_job(
 
 
 def rerun_failed(job: ImportJob, *, user: Any = None) -> ImportJob:
-    """A new job, linked to ``job``, holding copies of its failed rows as corrected."""
+    """A new job, linked to ``job``, holding copies of its failed rows as corrected.
+
+    A person's rerun runs with that person's rights; one from the command line (no ``user``)
+    keeps the rights of whoever started ``job``.
+    """
     with transaction.atomic():
-        started_by_a_user = {STARTED_BY_A_USER: True} if getattr(user, "pk", None) else {}
         rerun = ImportJob.objects.create(
             importer=job.importer,
             source_name=job.source_name,
-            options={**job.options, **started_by_a_user},
-            created_by=user if getattr(user, "pk", None) else job.created_by,
+            options=dict(job.options),
+            created_by=user if user is not None else job.created_by,
+            started_via=StartedVia.PERSON if user is not None else job.started_via,
             parent=job,
             workers=job.workers,
             threads=job.threads,

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from django.conf import ENVIRONMENT_VARIABLE, settings
 from django.core.exceptions import ImproperlyConfigured
-from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from bulkadmin import conf
@@ -37,8 +36,6 @@ _INTERMEDIATE = (
     "os._exit(0)\n"
 )
 INTERMEDIATE_TIMEOUT = 30
-#: Not QUEUED: a second click must not start a second runner for a job already handed off.
-LAUNCHABLE_STATUSES = (JobStatus.VALIDATED, JobStatus.CRASHED)
 
 
 def log_path(job: ImportJob) -> Path:
@@ -140,19 +137,14 @@ def launch_job(job: ImportJob) -> bool:
     Returns False when the job was not startable (already queued by a double click, running,
     or finished). A launcher that fails leaves the job crashed, so staff can resume it.
     """
-    queued = ImportJob.objects.filter(pk=job.pk, status__in=LAUNCHABLE_STATUSES).update(
-        status=JobStatus.QUEUED, error="", heartbeat_at=timezone.now()
-    )
-    if not queued:
+    if not job.jobs.queue():
         return False
     job.status = JobStatus.QUEUED
     try:
         get_launcher()(job)
     except Exception as exc:
         logger.exception("Job %s: the runner could not be started.", job.pk)
-        ImportJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CRASHED, error=f"The runner could not be started: {exc}"
-        )
+        job.jobs.fail_launch(f"The runner could not be started: {exc}")
         job.status = JobStatus.CRASHED
         return False
     return True

@@ -1,19 +1,35 @@
-"""An import job and its rows: the rows are the unit of work, the job's counters the progress."""
+"""An import job and its rows: the rows are the unit of work, the job's counters the progress.
+
+The job's whole lifecycle (queue, claim, beat, cancel, finish, mark stale, revive) lives on its
+queryset and model; launchers and runners only call it.
+
+```
+            confirm               claim               no row pending
+ validated ─────────> queued ──────────> running ──────────────────> succeeded | finished with errors
+                        │                 │   │ cancel
+                        │  stale heartbeat│   └───────> cancelling ──> cancelled ──resume──┐
+                        └───────────────> crashed ──resume──> queued <─────────────────────┘
+```
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from bulkadmin import conf
-from bulkadmin.sqlite_gate import write_turn
+from bulkadmin.vendors import write_turn
 
 
 class JobStatus(models.TextChoices):
@@ -27,26 +43,43 @@ class JobStatus(models.TextChoices):
     CRASHED = "crashed", _("Crashed")
 
 
-#: A runner may own the job in these states; a stale heartbeat in them means the runner died.
-LIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
-#: Live, or handed to a launcher (heartbeat set at hand-off): a runner that never claimed a
-#: queued job leaves it stale too, and so resumable.
-WATCHED_STATUSES = (*LIVE_STATUSES, JobStatus.QUEUED)
-#: States a runner may (re)start from.
-STARTABLE_STATUSES = (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED)
-#: ``runner_host`` of a job whose chunks run on Celery workers (no single runner process).
+class StartedVia(models.TextChoices):
+    """Who started a job, which decides its rights: a person has theirs, the command line all."""
+
+    PERSON = "person", _("a person")
+    COMMAND_LINE = "command_line", _("the command line")
+
+
+class Statuses:
+    """Every group of statuses, defined once."""
+
+    #: A runner owns the job; a stale heartbeat means it died.
+    LIVE = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
+    #: Live, or handed to a launcher (heartbeat set at hand-off): a runner that never claimed a
+    #: queued job leaves it stale too, and so resumable. Not deletable from under its runner.
+    WATCHED = LIVE | {JobStatus.QUEUED}
+    #: No runner will touch the job again unless someone resumes or reruns it.
+    SETTLED = frozenset(
+        {JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FINISHED_WITH_ERRORS, JobStatus.CRASHED}
+    )
+    #: Settled for good: nothing pending that a runner could still do, or given up (cancelled).
+    FINAL = SETTLED - {JobStatus.CRASHED}
+    #: A runner may claim the job: new, handed off, crashed, or cancelled with rows still pending.
+    STARTABLE = frozenset({JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED, JobStatus.CANCELLED})
+    #: A launcher may hand the job off. Not QUEUED: a second click must not start a second runner.
+    LAUNCHABLE = STARTABLE - {JobStatus.QUEUED}
+    #: No runner works on the job, so a cancel ends it at once.
+    IDLE = frozenset({JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.CRASHED})
+
+
+#: ``runner_host`` of a job whose chunks run on workers of a queue (no single runner process).
 CELERY_RUNNER = "celery"
-FINAL_STATUSES = (
-    JobStatus.CANCELLED,
-    JobStatus.SUCCEEDED,
-    JobStatus.FINISHED_WITH_ERRORS,
+
+STALLED_MESSAGE = _(
+    "Stalled: no chunk has moved on the Celery workers for a while (workers down or the queue "
+    "stuck). Resume the job to send its pending rows again."
 )
-
-
-class RowStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
+DEAD_RUNNER_MESSAGE = _("The runner stopped sending heartbeats; resume the job to finish its pending rows.")
 
 
 def stale_before() -> Any:
@@ -54,54 +87,165 @@ def stale_before() -> Any:
 
 
 class ImportJobQuerySet(models.QuerySet["ImportJob"]):
+    """The job's lifecycle: every change of status is one conditional UPDATE here.
+
+    Each method filters on the states its transition starts from, so a transition that lost a
+    race (a Resume clicked while a runner finished) changes nothing and returns 0.
+    """
+
     def live(self) -> ImportJobQuerySet:
-        return self.filter(status__in=LIVE_STATUSES)
+        return self.filter(status__in=Statuses.LIVE)
 
     def stale(self) -> ImportJobQuerySet:
         """Jobs a runner claims to own but whose heartbeat stopped: the runner died."""
-        return self.filter(status__in=WATCHED_STATUSES).filter(
+        return self.filter(status__in=Statuses.WATCHED).filter(
             Q(heartbeat_at__lt=stale_before()) | Q(heartbeat_at__isnull=True)
         )
 
-    def claimable(self) -> ImportJobQuerySet:
-        return self.filter(Q(status__in=STARTABLE_STATUSES) | Q(pk__in=self.stale().values("pk")))
+    def startable(self) -> ImportJobQuerySet:
+        """Jobs a runner may claim; a cancelled one only while rows are pending."""
+        return self.filter(status__in=Statuses.STARTABLE).exclude(
+            status=JobStatus.CANCELLED, processed__gte=F("total")
+        )
+
+    def owned_by(self, owner: Owner) -> ImportJobQuerySet:
+        return self.filter(runner_pid=owner.pid, runner_host=owner.host)
+
+    def queue(self) -> int:
+        """Hand a job to a launcher; the heartbeat starts so a launch that never runs turns stale."""
+        with write_turn(self.db):
+            return (
+                self.filter(status__in=Statuses.LAUNCHABLE)
+                .exclude(status=JobStatus.CANCELLED, processed__gte=F("total"))
+                .update(status=JobStatus.QUEUED, error="", heartbeat_at=timezone.now(), finished_at=None)
+            )
+
+    def fail_launch(self, error: str) -> int:
+        with write_turn(self.db):
+            return self.filter(status=JobStatus.QUEUED).update(status=JobStatus.CRASHED, error=error)
+
+    def claim(self, owner: Owner) -> int:
+        """A runner takes the job (a dead runner's too, once marked crashed)."""
+        self.mark_stale_crashed()
+        now = timezone.now()
+        with write_turn(self.db):
+            return self.startable().update(
+                status=JobStatus.RUNNING,
+                runner_pid=owner.pid,
+                runner_host=owner.host,
+                heartbeat_at=now,
+                started_at=Coalesce("started_at", now),
+                finished_at=None,
+                error="",
+            )
+
+    def beat(self, owner: Owner | None = None) -> int:
+        with write_turn(self.db):
+            jobs = self.owned_by(owner) if owner is not None else self
+            return jobs.update(heartbeat_at=timezone.now())
+
+    def add_progress(self, processed: int, succeeded: int, failed: int) -> int:
+        """Count finished rows: called in the transaction that finished them."""
+        return self.update(
+            processed=F("processed") + processed,
+            succeeded=F("succeeded") + succeeded,
+            failed=F("failed") + failed,
+            heartbeat_at=timezone.now(),
+        )
+
+    def request_cancel(self) -> int:
+        """A job no runner works on ends at once; a running one is asked to stop."""
+        with write_turn(self.db):
+            idle = self.filter(status__in=Statuses.IDLE).update(
+                status=JobStatus.CANCELLED, finished_at=timezone.now(), runner_pid=None
+            )
+            return idle + self.filter(status=JobStatus.RUNNING).update(status=JobStatus.CANCELLING)
+
+    def acknowledge_cancel(self) -> int:
+        """A worker that saw the request stops: the job is cancelled (and resumable)."""
+        with write_turn(self.db):
+            return self.filter(status=JobStatus.CANCELLING).update(
+                status=JobStatus.CANCELLED, finished_at=timezone.now(), runner_pid=None
+            )
+
+    def finish(self, owner: Owner | None, stop_reason: str = "") -> int:
+        """A runner's end: final when no row is pending, else cancelled or crashed (resumable)."""
+        now = timezone.now()
+        done = Q(processed__gte=F("total"))
+        jobs = self.owned_by(owner) if owner is not None else self
+        with write_turn(self.db):
+            return jobs.filter(status__in=Statuses.LIVE).update(
+                status=Case(
+                    When(done & Q(failed__gt=0), then=Value(JobStatus.FINISHED_WITH_ERRORS)),
+                    When(done, then=Value(JobStatus.SUCCEEDED)),
+                    When(status=JobStatus.CANCELLING, then=Value(JobStatus.CANCELLED)),
+                    default=Value(JobStatus.CRASHED),
+                ),
+                error=Case(
+                    When(done | Q(status=JobStatus.CANCELLING), then=Value("")),
+                    default=Value(stop_reason or str(_("Rows are still pending; resume the job."))),
+                ),
+                runner_pid=None,
+                finished_at=now,
+                heartbeat_at=now,
+            )
+
+    def finish_if_done(self) -> int:
+        """Queue workers have no runner: the chunk that completes the job finishes it."""
+        return self.filter(processed__gte=F("total")).finish(None)
 
     def mark_stale_crashed(self) -> int:
         """A dead runner's job is crashed (resumable); one it was asked to cancel is cancelled."""
         with write_turn(self.db):  # on SQLite, not starved by the workers' commits
-            return self._mark_stale()
+            return self.stale().update(
+                status=Case(
+                    When(status=JobStatus.CANCELLING, then=Value(JobStatus.CANCELLED)),
+                    default=Value(JobStatus.CRASHED),
+                ),
+                runner_pid=None,
+                error=Case(
+                    When(status=JobStatus.CANCELLING, then=Value("")),
+                    When(runner_host=CELERY_RUNNER, then=Value(str(STALLED_MESSAGE))),
+                    default=Value(str(DEAD_RUNNER_MESSAGE)),
+                ),
+            )
 
-    def revive(self, **owner: Any) -> int:
-        """Take back a job wrongly marked crashed: its runner or a Celery chunk is alive after all.
+    def revive(self, owner: Owner) -> int:
+        """Take back a job wrongly marked crashed: its runner or a queued chunk is alive after all.
 
         Conditional on the job still being crashed, so it loses to a Resume clicked meanwhile.
         """
         with write_turn(self.db):
             return self.filter(status=JobStatus.CRASHED).update(
-                status=JobStatus.RUNNING, error="", heartbeat_at=timezone.now(), finished_at=None, **owner
+                status=JobStatus.RUNNING,
+                error="",
+                heartbeat_at=timezone.now(),
+                finished_at=None,
+                runner_pid=owner.pid,
+                runner_host=owner.host,
             )
 
-    def _mark_stale(self) -> int:
-        return self.stale().update(
-            status=Case(
-                When(status=JobStatus.CANCELLING, then=Value(JobStatus.CANCELLED)),
-                default=Value(JobStatus.CRASHED),
-            ),
-            runner_pid=None,
-            error=Case(
-                When(status=JobStatus.CANCELLING, then=Value("")),
-                When(
-                    runner_host=CELERY_RUNNER,
-                    then=Value(
-                        "Stalled: no chunk has moved on the Celery workers for a while (workers "
-                        "down or the queue stuck). Resume the job to send its pending rows again."
-                    ),
-                ),
-                default=Value(
-                    "The runner stopped sending heartbeats; resume the job to finish its pending rows."
-                ),
-            ),
-        )
+
+@dataclass(frozen=True)
+class Owner:
+    """Who runs a job: a runner process, or (pid None) the workers of a queue."""
+
+    pid: int | None
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), socket.gethostname()[:255])
+
+
+#: The workers of a Celery queue, as one owner.
+QUEUE_WORKERS = Owner(None, CELERY_RUNNER)
+
+
+class RowStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class ImportJob(models.Model):
@@ -118,6 +262,11 @@ class ImportJob(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+    )
+    #: Whose rights the job runs with: a person's (none once their account is deleted), or the
+    #: command line's (all). Never derived from ``created_by`` being empty.
+    started_via = models.CharField(
+        _("started via"), max_length=16, choices=StartedVia.choices, default=StartedVia.PERSON
     )
     parent = models.ForeignKey(
         "self",
@@ -154,20 +303,48 @@ class ImportJob(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in Statuses.FINAL
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status in Statuses.SETTLED
 
     @property
     def is_stale(self) -> bool:
-        return self.status in WATCHED_STATUSES and (
+        return self.status in Statuses.WATCHED and (
             self.heartbeat_at is None or self.heartbeat_at < stale_before()
         )
+
+    @property
+    def is_resumable(self) -> bool:
+        """Crashed (or about to be seen so), or cancelled with rows still pending."""
+        return self.pending > 0 and (self.status in (JobStatus.CRASHED, JobStatus.CANCELLED) or self.is_stale)
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.status in Statuses.IDLE or self.status == JobStatus.RUNNING
 
     @property
     def pending(self) -> int:
         return self.total - self.processed
 
-    def final_status(self) -> JobStatus:
-        return JobStatus.FINISHED_WITH_ERRORS if self.failed else JobStatus.SUCCEEDED
+    @property
+    def jobs(self) -> ImportJobQuerySet:
+        """This job as a queryset, for the lifecycle's conditional updates."""
+        return ImportJob.objects.filter(pk=self.pk)
+
+    def request_cancel(self) -> bool:
+        """Cancel now if no runner works on the job, else ask its runner to stop."""
+        changed = bool(self.jobs.request_cancel())
+        self.refresh_from_db(fields=["status", "finished_at", "runner_pid"])
+        return changed
+
+    def settle_if_stale(self) -> bool:
+        """A live job whose runner stopped beating is crashed: say so, so it can be resumed."""
+        if self.is_stale and self.jobs.mark_stale_crashed():
+            self.refresh_from_db(fields=["status", "runner_pid", "error"])
+            return True
+        return False
 
 
 class ImportRowQuerySet(models.QuerySet["ImportRow"]):

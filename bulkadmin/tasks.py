@@ -18,16 +18,12 @@ from collections.abc import Iterator
 
 from celery import shared_task
 from django.db import connections
-from django.db.models import Case, F, Value, When
-from django.utils import timezone
 
 from bulkadmin import conf
 from bulkadmin.engine import JobNotRunnable, beat, claim_job
-from bulkadmin.models import CELERY_RUNNER, ImportJob, ImportRow, JobStatus, RowStatus
-from bulkadmin.sqlite_gate import write_turn
-from bulkadmin.worker import CONNECTION_ERRORS, configure_threads, import_chunk
-
-CELERY_HOST = CELERY_RUNNER
+from bulkadmin.models import QUEUE_WORKERS, ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.vendors import CONNECTION_ERRORS
+from bulkadmin.worker import configure_threads, forget_job, import_chunk
 
 
 def launch_celery(job: ImportJob) -> None:
@@ -39,12 +35,10 @@ def launch_celery(job: ImportJob) -> None:
 def dispatch_job(job_id: int) -> int:
     """Claim the job and enqueue a task for every chunk of its pending rows."""
     try:
-        claim_job(job_id, runner_pid=None, runner_host=CELERY_HOST)
+        claim_job(job_id, QUEUE_WORKERS)
     except JobNotRunnable:
         # Delivered again after the dispatching worker died: re-enqueue what is still pending.
-        if not ImportJob.objects.filter(
-            pk=job_id, status=JobStatus.RUNNING, runner_host=CELERY_HOST
-        ).exists():
+        if not ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).owned_by(QUEUE_WORKERS).exists():
             return 0
     size = int(conf.get("CHUNK_SIZE"))
     last_pk, chunks = 0, 0
@@ -60,7 +54,7 @@ def dispatch_job(job_id: int) -> int:
         import_chunk_task.delay(job_id, ids)
         chunks += 1
     if not chunks:
-        finish_if_done(job_id)
+        ImportJob.objects.filter(pk=job_id).finish_if_done()
     return chunks
 
 
@@ -75,21 +69,22 @@ def dispatch_job(job_id: int) -> int:
 )  # type: ignore[untyped-decorator]
 def import_chunk_task(job_id: int, row_ids: list[int]) -> int:
     """Import one chunk unless the job was cancelled; close the job after its last chunk."""
-    status = ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    jobs = ImportJob.objects.filter(pk=job_id)
+    status = jobs.values_list("status", flat=True).first()
     if status == JobStatus.CRASHED and _reclaim(job_id):
         status = JobStatus.RUNNING
     if status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
-        with write_turn():
-            ImportJob.objects.filter(pk=job_id, status=JobStatus.CANCELLING).update(
-                status=JobStatus.CANCELLED, finished_at=timezone.now()
-            )
+        jobs.acknowledge_cancel()
+        forget_job(job_id)
         return 0
-    if status not in (JobStatus.RUNNING,):
+    if status != JobStatus.RUNNING:
+        forget_job(job_id)
         return 0  # crashed and not resumed, or already finished: leave its rows pending
     configure_threads(int(conf.get("THREADS")))
     with heartbeat(job_id):
         result = import_chunk(job_id, row_ids)
-    finish_if_done(job_id)
+    if jobs.finish_if_done():
+        forget_job(job_id)
     return result.processed
 
 
@@ -100,24 +95,7 @@ def _reclaim(job_id: int) -> bool:
     timeout) beat no heartbeat while they wait, so the job can be marked stalled meanwhile;
     dropping them then would leave their rows pending until someone clicks Resume.
     """
-    return bool(ImportJob.objects.filter(pk=job_id, runner_host=CELERY_RUNNER).revive())
-
-
-def finish_if_done(job_id: int) -> None:
-    """The chunk that brings ``processed`` to ``total`` gives the job its final status."""
-    with write_turn():
-        ImportJob.objects.filter(
-            pk=job_id,
-            status__in=[JobStatus.RUNNING, JobStatus.CANCELLING],
-            processed__gte=F("total"),
-        ).update(
-            status=Case(
-                When(failed__gt=0, then=Value(JobStatus.FINISHED_WITH_ERRORS)),
-                default=Value(JobStatus.SUCCEEDED),
-            ),
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-        )
+    return bool(ImportJob.objects.filter(pk=job_id).owned_by(QUEUE_WORKERS).revive(QUEUE_WORKERS))
 
 
 @contextlib.contextmanager

@@ -22,13 +22,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from bulkadmin import conf, crypto, engine, exports, uploads
+from bulkadmin import conf, crypto, exports, uploads
 from bulkadmin.forms import ConfirmForm, FailedRowForm, UploadForm
 from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job, rerun_failed, split_secret
 from bulkadmin.launch import launch_job
-from bulkadmin.models import FINAL_STATUSES, ImportJob, ImportRow, JobStatus
+from bulkadmin.models import ImportJob, ImportRow, JobStatus
 from bulkadmin.validation import Report, validate_file
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 #: Report errors shown on the page; the report itself keeps at most validation.MAX_REPORTED_ERRORS.
 ERRORS_SHOWN = 500
-#: Jobs in these states are not owned by a runner: their failed rows may be corrected and rerun.
-SETTLED_STATUSES = (*FINAL_STATUSES, JobStatus.CRASHED)
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -96,7 +94,7 @@ def form_page(
 
 def build_importer(importer_cls: type[Importer], user: Any, options: dict[str, Any]) -> Importer:
     """Validation sees who uploads: only a superuser may set is_staff/is_superuser."""
-    return importer_cls(ImportContext.for_job_options(user, options))
+    return importer_cls(ImportContext.for_person(user, options))
 
 
 # ---- upload, report, confirm ---------------------------------------------------------------
@@ -298,20 +296,14 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
         "is_final": job.is_final,
         "is_stale": job.is_stale,
         #: Polling goes on while a runner may still change the job.
-        "polling": job.status not in SETTLED_STATUSES,
+        "polling": not job.is_settled,
         "error": job.error,
     }
 
 
-def settle_if_stale(job: ImportJob) -> None:
-    """A live job whose runner stopped beating is crashed: say so, so it can be resumed."""
-    if job.is_stale and ImportJob.objects.filter(pk=job.pk).mark_stale_crashed():
-        job.refresh_from_db(fields=["status", "runner_pid", "error"])
-
-
 def progress(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> JsonResponse:
     job = get_job(model_admin, request, object_id)
-    settle_if_stale(job)
+    job.settle_if_stale()
     return JsonResponse(progress_data(job))
 
 
@@ -331,7 +323,7 @@ def failed_rows_page(
 
 
 def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> dict[str, Any]:
-    settle_if_stale(job)
+    job.settle_if_stale()
     try:
         importer_cls: type[Importer] | None = get_importer_class(job.importer)
     except Exception:  # an importer since removed from the settings: show the job all the same
@@ -341,7 +333,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
     columns = [c for c in (importer_cls.column_names() if importer_cls else []) if c not in secret]
     shown = [c for c in columns if any(c in row.values for row in page.object_list)]
     can_run = model_admin.has_run_permission(request, job)
-    settled = job.status in SETTLED_STATUSES
+    settled = job.is_settled
     return {
         "progress": progress_data(job),
         "progress_url": admin_url("progress", job.pk),
@@ -352,9 +344,8 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "failed_rows": [(row, [row.values.get(c, "") for c in shown]) for row in page.object_list],
         "failed_columns": shown,
         "failed_query": query,
-        "can_cancel": can_run
-        and job.status in (JobStatus.VALIDATED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CRASHED),
-        "can_resume": can_run and (job.status == JobStatus.CRASHED or job.is_stale),
+        "can_cancel": can_run and job.is_cancellable,
+        "can_resume": can_run and job.is_resumable,
         "can_fix": can_run and settled and importer_cls is not None,
         "can_rerun": can_run and settled and job.failed > 0,
         "cancel_url": admin_url("cancel", job.pk),
@@ -368,7 +359,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
 # ---- actions -------------------------------------------------------------------------------
 def cancel(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     job = get_job(model_admin, request, object_id, run=True)
-    if engine.cancel(job):
+    if job.request_cancel():
         model_admin.log_change(request, job, "Cancelled the import.")
         messages.success(request, "The import is being cancelled; rows already imported stay.")
     else:
@@ -378,9 +369,9 @@ def cancel(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
 
 def resume(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     job = get_job(model_admin, request, object_id, run=True)
-    settle_if_stale(job)
-    if job.status != JobStatus.CRASHED:
-        messages.warning(request, "Only a crashed import can be resumed.")
+    job.settle_if_stale()
+    if not job.is_resumable or job.status not in (JobStatus.CRASHED, JobStatus.CANCELLED):
+        messages.warning(request, "Only a crashed or cancelled import with rows pending can be resumed.")
         return HttpResponseRedirect(admin_url("change", job.pk))
     with transaction.atomic():
         model_admin.log_change(request, job, "Resumed the import.")
@@ -391,7 +382,7 @@ def resume(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
 
 def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     job = get_job(model_admin, request, object_id, run=True)
-    if job.status not in SETTLED_STATUSES or not job.rows.failed().exists():
+    if not job.is_settled or not job.rows.failed().exists():
         messages.warning(request, "There are no failed rows to rerun once the import has stopped.")
         return HttpResponseRedirect(admin_url("change", job.pk))
     with transaction.atomic():
@@ -426,7 +417,7 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
     if row is None:
         raise Http404("No such failed row.")
     job_url = admin_url("change", job.pk)
-    if job.status not in SETTLED_STATUSES:
+    if not job.is_settled:
         messages.warning(request, "Rows can be corrected once the import has stopped.")
         return HttpResponseRedirect(job_url)
     try:

@@ -20,55 +20,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    InternalError,
-    OperationalError,
-    connection,
-    connections,
-    transaction,
-)
-from django.db.models import F
-from django.utils import timezone
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils.module_loading import import_string
 
-from bulkadmin import conf, crypto
+from bulkadmin import conf, crypto, vendors
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ImportJob, ImportRow, RowStatus
-from bulkadmin.sqlite_gate import write_turn
+from bulkadmin.vendors import CONNECTION_ERRORS, DatabaseFault, is_database_fault, write_turn
 
 logger = logging.getLogger("bulkadmin")
-
-#: Errors that are the database's, not the row's: the chunk is retried later, no row fails.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-
-
-#: SQLSTATE read_only_sql_transaction: a standby, or a primary being failed over.
-READ_ONLY = "25006"
-
-
-class DatabaseFault(OperationalError):
-    """Another database error that is not the row's fault; raised as a connection error."""
-
-
-def is_database_fault(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database, not the row, failed.
-
-    psycopg2 reports some lost connections as a bare ``DatabaseError`` ("SSL SYSCALL error"),
-    and a server that refuses every write (a read-only standby after a failover) with an
-    ``InternalError`` (SQLSTATE 25006); neither may fail a row. Any other ``InternalError``
-    (a trigger's RAISE EXCEPTION, a transaction aborted by the importer's own error) is the row's.
-    """
-    if isinstance(exc, CONNECTION_ERRORS):
-        return True
-    if not isinstance(exc, DatabaseError):
-        return False
-    raw = connection.connection
-    if raw is None or getattr(raw, "closed", False):  # gone, or dropped by Django after a failed rollback
-        return True
-    return isinstance(exc, InternalError) and getattr(exc.__cause__, "pgcode", None) == READ_ONLY
 
 
 @dataclass(frozen=True)
@@ -113,6 +74,12 @@ def get_importer(job_id: int) -> Importer:
                 import_string(hook)(importer)
             _importers[job_id] = importer
         return importer
+
+
+def forget_job(job_id: int) -> None:
+    """Drop a finished job's importer and its caches: queue workers run for weeks."""
+    with _importers_lock:
+        _importers.pop(job_id, None)
 
 
 # ---- threads within a worker process -------------------------------------------------------
@@ -269,12 +236,11 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
         ids = [row.pk for row, _ in ok] + [row.pk for row, _ in failed]
         # Locks the rows (PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so
         # a row another runner finished meanwhile is seen as done and skipped: exactly once.
-        # No ordering (the default would join the job) and of=self: lock these rows only, never
-        # the job's row, which every chunk shares.
+        # No ordering (the default would join the job): lock these rows only, never the job's
+        # row, which every chunk shares.
         pending = set(
-            ImportRow.objects.select_for_update(of=("self",))
-            .filter(pk__in=ids, status=RowStatus.PENDING)
-            .order_by()
+            vendors.for_alias()
+            .lock(ImportRow.objects.filter(pk__in=ids, status=RowStatus.PENDING).order_by())
             .values_list("pk", flat=True)
         )
         done: list[tuple[int, str]] = []
@@ -302,37 +268,17 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
         if failures:
             ImportRow.objects.bulk_update(failures, ["status", "errors", "attempts"])
         result = ChunkResult(len(done) + len(failures), len(done), len(failures))
-        ImportJob.objects.filter(pk=job_id).update(
-            processed=F("processed") + result.processed,
-            succeeded=F("succeeded") + result.succeeded,
-            failed=F("failed") + result.failed,
-            heartbeat_at=timezone.now(),
-        )
+        ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
     return result
 
 
-#: Rows per UPDATE of outcomes: two parameters each, well under SQLite's variable limit.
-OUTCOME_BATCH = 500
-
-
 def _mark_succeeded(done: list[tuple[int, str]]) -> None:
-    """One UPDATE joined to a VALUES list for a batch of imported rows.
-
-    ``bulk_update`` builds a CASE per row and field, and cost as much as importing the rows;
-    here only ``object_pk`` differs between rows. ``UPDATE … FROM`` works on PostgreSQL and on
-    SQLite 3.33+.
-    """
-    table = connection.ops.quote_name(ImportRow._meta.db_table)
-    for start in range(0, len(done), OUTCOME_BATCH):
-        batch = done[start : start + OUTCOME_BATCH]
-        values = ", ".join(["(CAST(%s AS BIGINT), %s)"] * len(batch))
-        params: list[Any] = [RowStatus.SUCCEEDED]
-        for pk, object_pk in batch:
-            params += [pk, object_pk]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET status = %s, object_pk = v.column2, secret = '', "  # noqa: S608
-                f"errors = '{{}}', attempts = attempts + 1 "
-                f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1",
-                params,
-            )
+    """One statement per batch of imported rows: only ``object_pk`` differs between them."""
+    vendors.for_alias().update_from_values(
+        connection,
+        ImportRow,
+        "status = %s, object_pk = v.new_object_pk, secret = '', errors = '{}', attempts = attempts + 1",
+        ("row_id", "new_object_pk"),
+        done,
+        [RowStatus.SUCCEEDED],
+    )

@@ -1,4 +1,4 @@
-"""Settings for the demo site. SQLite by default; ``DATABASE_URL`` switches to PostgreSQL."""
+"""Settings for the demo site. SQLite by default; ``DATABASE_URL`` switches to PostgreSQL or MariaDB."""
 
 from __future__ import annotations
 
@@ -63,12 +63,22 @@ SQLITE_OPTIONS: dict[str, Any] = {
 }
 
 
+MYSQL_OPTIONS: dict[str, Any] = {
+    # Every character a file may hold, and errors rather than silent truncation.
+    "charset": "utf8mb4",
+    "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+}
+
+
 def database_from_env(default_sqlite: Path) -> dict[str, Any]:
+    """``DATABASE_URL`` (sqlite://, postgres://, mysql:// for MariaDB) or the SQLite file."""
     config: dict[str, Any] = dict(
         dj_database_url.config(default=f"sqlite:///{default_sqlite}", conn_max_age=0)
     )
     if config["ENGINE"].endswith("sqlite3"):
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+    elif config["ENGINE"].endswith("mysql"):
+        config["OPTIONS"] = {**MYSQL_OPTIONS, **config.get("OPTIONS", {})}
     return config
 
 

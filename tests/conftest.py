@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from mysite.sampledata import write_users
 
@@ -31,13 +32,20 @@ def _export_test_database(django_db_setup, django_db_blocker):
 
 def _disconnect_others() -> None:
     """Close what a live server thread or a runner left open, so the test database can be dropped."""
-    if connection.vendor != "postgresql":
-        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        elif connection.vendor == "mysql":
+            cursor.execute(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            )
+            for (thread_id,) in cursor.fetchall():
+                with contextlib.suppress(DatabaseError):  # ended meanwhile
+                    cursor.execute(f"KILL {int(thread_id)}")
 
 
 @pytest.fixture

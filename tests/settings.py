@@ -1,4 +1,4 @@
-"""Test settings: the demo's, on a real SQLite file or (with DATABASE_URL) PostgreSQL.
+"""Test settings: the demo's, on a real SQLite file or (with DATABASE_URL) PostgreSQL or MariaDB.
 
 Subprocesses started by tests (pool workers, ``runbulkjob``) load these settings too; the
 conftest exports the test database's name in ``BULKADMIN_TEST_DB_NAME`` so they open the
@@ -20,6 +20,8 @@ TEST_DB_DIR.mkdir(exist_ok=True)
 _default = DATABASES["default"]
 if _default["ENGINE"].endswith("sqlite3"):
     _default["TEST"] = {"NAME": str(TEST_DB_DIR / f"test-{os.getpid()}.sqlite3")}
+elif _default["ENGINE"].endswith("mysql"):
+    _default["TEST"] = {"NAME": f"test_bulkadmin_{os.getpid()}", "CHARSET": "utf8mb4"}
 else:
     _default["TEST"] = {"NAME": f"test_bulkadmin_{os.getpid()}"}
 if os.environ.get("BULKADMIN_TEST_DB_NAME"):

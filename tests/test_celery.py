@@ -14,7 +14,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 
-from bulkadmin.engine import cancel
 from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
 from bulkadmin.tasks import launch_celery
 from tests.conftest import manage, spawn
@@ -142,7 +141,7 @@ def test_cancel_stops_the_remaining_chunks(users_csv, knobs, workers):
     deadline = time.monotonic() + 60
     while ImportJob.objects.get(pk=job.pk).processed < 40 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert cancel(ImportJob.objects.get(pk=job.pk))
+    assert ImportJob.objects.get(pk=job.pk).request_cancel()
     job = wait_final(job)
     assert job.status == JobStatus.CANCELLED
     time.sleep(2)  # chunks already running may still commit; nothing after that

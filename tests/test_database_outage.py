@@ -1,6 +1,6 @@
 """The database goes away during a job: rows are neither lost nor done twice.
 
-On PostgreSQL the test restarts (or stops) the local server; on SQLite another program holds
+On PostgreSQL and MariaDB the test restarts (or stops) the local server; on SQLite another program holds
 the database's write lock, and the runner has a short busy timeout, so its writes fail the way
 they would against a database that is away. A short outage is waited out; a long one stops the
 job, which turns crashed and is resumed.
@@ -20,8 +20,7 @@ from django.db import connection, connections
 
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, JobStatus
-from bulkadmin.sqlite_gate import write_turn
-from bulkadmin.worker import CONNECTION_ERRORS
+from bulkadmin.vendors import CONNECTION_ERRORS, write_turn
 from tests import test_faults as faults
 from tests.test_faults import assert_exactly_once
 
@@ -41,6 +40,27 @@ def pg_ctl(action: str) -> None:
         versions = sorted(os.listdir("/etc/postgresql"))
         args = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", action]
     subprocess.run(args, check=True, capture_output=True, timeout=60)
+
+
+MARIADB = "/usr/sbin/mariadbd"
+
+
+def mariadb_ctl(action: str) -> None:
+    """Stop and start the local MariaDB server the way this machine starts it."""
+    if action in ("stop", "restart"):
+        stop = ["start-stop-daemon", "--stop", "--oknodo", "--retry", "TERM/60/KILL/5", "--exec", MARIADB]
+        subprocess.run(stop, check=True, capture_output=True, timeout=90)
+    if action in ("start", "restart"):
+        start = ["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", MARIADB]
+        subprocess.run(start, check=True, capture_output=True, timeout=60)
+
+
+def server_ctl(action: str) -> None:
+    """Restart, stop or start the database server the tests run on."""
+    if connection.vendor == "postgresql":
+        pg_ctl(action)
+    else:
+        mariadb_ctl(action)
 
 
 def reconnect(timeout: float = 60) -> None:
@@ -81,12 +101,12 @@ class SqliteWriteLock:
 @contextlib.contextmanager
 def database_away() -> Iterator[None]:
     """The database refuses the runner's writes inside the block; it is back after it."""
-    if connection.vendor == "postgresql":
-        pg_ctl("stop")
+    if connection.vendor != "sqlite":
+        server_ctl("stop")
         try:
             yield
         finally:
-            pg_ctl("start")
+            server_ctl("start")
             reconnect()
     else:
         lock = SqliteWriteLock(str(connection.settings_dict["NAME"]))
@@ -98,9 +118,9 @@ def database_away() -> Iterator[None]:
 
 
 def blip(seconds: float) -> None:
-    """A short outage: a PostgreSQL restart, or the SQLite lock held for ``seconds``."""
-    if connection.vendor == "postgresql":
-        pg_ctl("restart")
+    """A short outage: a server restart, or the SQLite lock held for ``seconds``."""
+    if connection.vendor != "sqlite":
+        server_ctl("restart")
         reconnect()
     else:
         with database_away():

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from bulkadmin.engine import JobNotRunnable, JobRunner, cancel
+from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.jobs import create_job, rerun_failed
 from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
 from mysite.models import Profile
@@ -127,8 +127,8 @@ def test_a_finished_job_is_not_run_again(users_csv):
         JobRunner(job.pk, workers=1).run()
 
 
-def test_cancel_stops_dispatch_and_leaves_unstarted_rows_pending(users_csv, knobs):
-    knobs(row_delay="0.02")
+def test_cancel_stops_dispatch_and_a_resume_finishes_every_row_once(users_csv, knobs):
+    knobs(row_delay="0.02", record_signals="1")
     job = make_job(users_csv(400))
     runner = JobRunner(job.pk, workers=2, chunk_size=10)
     result: dict[str, ImportJob] = {}
@@ -137,7 +137,7 @@ def test_cancel_stops_dispatch_and_leaves_unstarted_rows_pending(users_csv, knob
     deadline = time.monotonic() + 60
     while ImportJob.objects.get(pk=job.pk).processed < 40 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert cancel(ImportJob.objects.get(pk=job.pk))
+    assert ImportJob.objects.get(pk=job.pk).request_cancel()
     thread.join(60)
     job = result["job"]
     assert job.status == JobStatus.CANCELLED
@@ -145,14 +145,24 @@ def test_cancel_stops_dispatch_and_leaves_unstarted_rows_pending(users_csv, knob
     assert 0 < pending < 360
     assert job.processed + pending == 400
     assert User.objects.count() == job.succeeded
-    # and resuming a cancelled job is refused; a rerun is how staff go on
+    assert job.is_resumable
+
+    knobs(row_delay="0")
+    job = JobRunner(job.pk, workers=2, chunk_size=10).run()
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.processed, job.succeeded, job.failed) == (400, 400, 0)
+    assert User.objects.count() == 400
+    posts = SignalRecord.objects.filter(signal="post")
+    assert posts.count() == 400 and posts.values("username").distinct().count() == 400
+    # once finished, there is nothing left to resume
     with pytest.raises(JobNotRunnable):
         JobRunner(job.pk, workers=1).run()
 
 
 def test_cancel_before_start_cancels_at_once(users_csv):
     job = make_job(users_csv(5))
-    assert cancel(job)
+    assert job.request_cancel()
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
 
 

@@ -15,13 +15,13 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import InternalError
+from django.db import InternalError, OperationalError, connection
 
-from bulkadmin.engine import JobRunner, cancel, claim_job
+from bulkadmin.engine import JobRunner, claim_job
 from bulkadmin.importers.users import UserImporter
 from bulkadmin.jobs import create_job
-from bulkadmin.models import CELERY_RUNNER, ImportJob, ImportRow, JobStatus, RowStatus
-from bulkadmin.sqlite_gate import write_turn
+from bulkadmin.models import QUEUE_WORKERS, ImportJob, ImportRow, JobStatus, Owner, RowStatus
+from bulkadmin.vendors import write_turn
 from bulkadmin.worker import import_chunk
 from tests.test_faults import assert_exactly_once, start_runner, wait_for
 from tests.testapp.models import Place
@@ -81,7 +81,7 @@ def test_a_foreign_key_gone_mid_job_fails_only_the_row_that_needs_it(write_file)
     Group.objects.create(name="Editors")
     path = write_file("g.csv", "username,groups\nann,Editors\nbob,\ncyd,Editors\ndan,\n")
     job = make(path)
-    claim_job(job.pk, runner_pid=None, runner_host="test")
+    claim_job(job.pk, Owner(None, "test"))
     ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
     import_chunk(job.pk, ids[:1])  # the worker is set up: it has the group's id cached
     Group.objects.filter(name="Editors").delete()  # staff delete the group mid-job
@@ -118,30 +118,51 @@ def test_a_failing_mail_server_neither_stops_the_job_nor_loses_the_other_emails(
     assert sorted(sent) == [f"u{i}@example.com" for i in (0, 2, 3, 4)]
 
 
-class PgError(Exception):
-    """Stands for the psycopg2 error Django wraps, with its SQLSTATE."""
+class DriverError(Exception):
+    """Stands for the driver's error that Django wraps: psycopg2's with its SQLSTATE, MySQLdb's
+    with its error number."""
 
-    def __init__(self, pgcode: str) -> None:
-        super().__init__(pgcode)
-        self.pgcode = pgcode
+    def __init__(self, code: str | int) -> None:
+        super().__init__(code, "refused")
+        self.pgcode = code
 
 
-def refuse_first_rows(monkeypatch, count: int, pgcode: str, username: str | None = None) -> None:
+def refuse_first_rows(monkeypatch, count: int, error, username: str | None = None) -> None:
     original = UserImporter.import_row
     refusals = iter(range(count))
 
     def import_row(self, cleaned):
         if (username is None or cleaned["username"] == username) and next(refusals, None) is not None:
-            raise InternalError(f"SQLSTATE {pgcode}") from PgError(pgcode)
+            raise error()
         return original(self, cleaned)
 
     monkeypatch.setattr(UserImporter, "import_row", import_row)
 
 
+def read_only_error() -> Exception:
+    """What this database's driver raises when the server refuses every write."""
+    if connection.vendor == "postgresql":  # a standby after a failover: SQLSTATE 25006
+        exc: Exception = InternalError("SQLSTATE 25006")
+        exc.__cause__ = DriverError("25006")
+    elif connection.vendor == "mysql":  # --read-only: error 1290, here as an InternalError
+        exc = InternalError("1290")
+        exc.__cause__ = DriverError(1290)
+    else:  # SQLite: a read-only database file
+        exc = OperationalError("attempt to write a readonly database")
+    return exc
+
+
+def trigger_error() -> Exception:
+    """A trigger's RAISE EXCEPTION (SQLSTATE P0001 on PostgreSQL): the row's fault everywhere."""
+    exc = InternalError("SQLSTATE P0001")
+    exc.__cause__ = DriverError("P0001")
+    return exc
+
+
 def test_a_server_refusing_writes_is_the_databases_fault_not_the_rows(write_file, monkeypatch, settings):
-    """A read-only standby after a failover (SQLSTATE 25006): retried, no row failed."""
+    """A read-only server: retried, no row failed."""
     settings.BULKADMIN = {**settings.BULKADMIN, "DB_RETRY_DELAYS": (0, 0, 0)}
-    refuse_first_rows(monkeypatch, 2, "25006")
+    refuse_first_rows(monkeypatch, 2, read_only_error)
     job = make(write_file("d.csv", "username\nann\nbob\n"))
 
     job = JobRunner(job.pk, workers=1).run()
@@ -151,7 +172,7 @@ def test_a_server_refusing_writes_is_the_databases_fault_not_the_rows(write_file
 
 def test_a_trigger_refusing_a_row_fails_that_row_alone(write_file, monkeypatch):
     """Other InternalErrors, such as a trigger's RAISE EXCEPTION (P0001), are the row's."""
-    refuse_first_rows(monkeypatch, 99, "P0001", username="bob")
+    refuse_first_rows(monkeypatch, 99, trigger_error, username="bob")
     job = make(write_file("d.csv", "username\nann\nbob\ncyd\n"))
 
     job = JobRunner(job.pk, workers=1).run()
@@ -184,13 +205,12 @@ def test_a_non_robust_on_commit_callback_failing_loses_no_row(write_file, monkey
 
 def test_celery_chunks_arriving_after_the_job_was_marked_stalled_still_import(users_csv, settings):
     from bulkadmin.tasks import import_chunk_task
-    from bulkadmin.views import settle_if_stale
 
     job = make(users_csv(30))
-    claim_job(job.pk, runner_pid=None, runner_host=CELERY_RUNNER)  # what dispatch_job does
+    claim_job(job.pk, QUEUE_WORKERS)  # what dispatch_job does
     ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}  # long in the queue
-    settle_if_stale(ImportJob.objects.get(pk=job.pk))  # the job page's poll marks it stalled
+    ImportJob.objects.get(pk=job.pk).settle_if_stale()  # the job page's poll marks it stalled
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0}
 
@@ -204,8 +224,8 @@ def test_a_stale_job_asked_to_cancel_is_cancelled_and_its_late_chunks_dropped(us
     from bulkadmin.tasks import import_chunk_task
 
     job = make(users_csv(10))
-    claim_job(job.pk, runner_pid=None, runner_host=CELERY_RUNNER)
-    assert cancel(ImportJob.objects.get(pk=job.pk))  # cancelling; then the workers vanish
+    claim_job(job.pk, QUEUE_WORKERS)
+    assert ImportJob.objects.get(pk=job.pk).request_cancel()  # cancelling; then the workers vanish
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
     assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0}
@@ -220,7 +240,7 @@ def test_a_stale_job_asked_to_cancel_is_cancelled_and_its_late_chunks_dropped(us
 def test_a_crashed_job_can_be_cancelled(users_csv):
     job = make(users_csv(5))
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
-    assert cancel(ImportJob.objects.get(pk=job.pk))
+    assert ImportJob.objects.get(pk=job.pk).request_cancel()
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
 
 

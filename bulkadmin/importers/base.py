@@ -45,35 +45,37 @@ class Column:
     help_text: str = ""
 
 
-#: Set in a job's options when a user (not the command line) started it.
-STARTED_BY_A_USER = "started_by_a_user"
-
-
 @dataclass
 class ImportContext:
-    """Who imports and how; the same in the request and in the worker."""
+    """Who imports and how; the same in the request and in the worker.
+
+    Rights are explicit: ``trusted`` is set only for the command line. A missing user is never
+    taken to mean trusted.
+    """
 
     user: AbstractBaseUser | AnonymousUser | None = None
     update_existing: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = False
 
     @classmethod
-    def for_job_options(cls, user: Any, options: dict[str, Any]) -> ImportContext:
-        """The context a job's options describe: the same in the request and in the worker.
-
-        A job a person started whose account has since been deleted runs as nobody, never as
-        the (trusted) command line.
-        """
-        if user is None and options.get(STARTED_BY_A_USER):
+    def for_person(cls, user: Any, options: dict[str, Any]) -> ImportContext:
+        """A person's rights; a person whose account has since been deleted has none."""
+        if user is None:
             from django.contrib.auth.models import AnonymousUser  # needs the app registry
 
             user = AnonymousUser()
         return cls(user=user, update_existing=bool(options.get("update_existing")), options=dict(options))
 
+    @classmethod
+    def for_command_line(cls, options: dict[str, Any]) -> ImportContext:
+        """Whoever runs ``manage.py`` owns the site: all rights."""
+        return cls(update_existing=bool(options.get("update_existing")), options=dict(options), trusted=True)
+
     @property
     def is_trusted(self) -> bool:
-        """The command line (no user) and superusers may grant privileges."""
-        return self.user is None or bool(getattr(self.user, "is_superuser", False))
+        """The command line and superusers may grant privileges."""
+        return self.trusted or bool(getattr(self.user, "is_superuser", False))
 
 
 class Importer:

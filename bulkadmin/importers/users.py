@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from bulkadmin import conf
+from bulkadmin import conf, vendors
 from bulkadmin.importers.base import Cleaned, Column, Errors, Importer, RowInvalid
 from bulkadmin.importers.fields import parse_bool, parse_text, split_list
 
@@ -225,11 +225,22 @@ class UserImporter(Importer):
                     user.groups.add(*group_ids)
             else:
                 user.groups.set(group_ids)
+            self._check_groups_saved(user, group_ids)
         if created and self.context.options.get("send_password_email") and user.email:
             # robust: a mail server refusing one message must not drop the others' callbacks
             # or stop the worker; the failure is logged (Django's "django.db.backends" logger).
             transaction.on_commit(lambda: send_set_password_email(user), robust=True)
         return user
+
+    def _check_groups_saved(self, user: AbstractUser, group_ids: list[int]) -> None:
+        """A group deleted since ``setup()`` fails the row, as its foreign key does elsewhere."""
+        if not group_ids or not vendors.for_alias().m2m_add_drops_missing_targets:
+            return
+        missing = set(group_ids) - set(user.groups.filter(pk__in=group_ids).values_list("pk", flat=True))
+        if missing:
+            names = [name for name, pk in (self._group_ids or {}).items() if pk in missing]
+            self.setup()
+            raise RowInvalid.single("groups", f"Unknown group: {', '.join(sorted(names))}.")
 
     def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
         if (

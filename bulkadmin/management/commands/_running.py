@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.models import ImportJob, JobStatus
-from bulkadmin.worker import CONNECTION_ERRORS
+from bulkadmin.vendors import CONNECTION_ERRORS
 
 FAILED_ROWS_SHOWN = 20
 FOLLOW_POLL_SECONDS = 0.5
@@ -106,7 +106,7 @@ def follow_job(command: BaseCommand, job_id: int, *, progress: bool) -> ImportJo
         while not job.is_final and job.status != JobStatus.CRASHED:
             time.sleep(FOLLOW_POLL_SECONDS)
             job.refresh_from_db()
-            ImportJob.objects.filter(pk=job_id).mark_stale_crashed()
+            job.settle_if_stale()
             bar.update(job.processed - bar.n)
     finally:
         bar.close()

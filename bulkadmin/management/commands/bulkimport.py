@@ -51,7 +51,7 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc), returncode=2) from exc
         job_options = {"update_existing": options["update_existing"]}
-        importer = importer_cls(ImportContext.for_job_options(None, job_options))
+        importer = importer_cls(ImportContext.for_command_line(job_options))
 
         report = validate_file(path, path.name, importer)
         self._print_report(report)
