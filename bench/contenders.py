@@ -3,12 +3,18 @@
 Every contender creates the same users from the same CSV file; all but ``bulk_create`` go
 through ``save()``, so the workload's ``pre_save`` receiver and the demo's ``post_save``
 receiver (a Profile per user) run for each row. The file is read before the clock starts for
-the contenders that need its rows in memory; bulkadmin reads it itself (its create phase).
+the contenders that need its rows in memory (loop, baseline, ceiling, import-export,
+bulk_create); bulkadmin reads it itself (its create phase), and ``bulkimport-<W>w`` times the
+whole command from the start of its interpreter to its exit.
+
+This module imports nothing of Django's at import time: the ceiling's spawned processes
+unpickle :func:`ceiling_worker` from it before they set Django up.
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import re
 import signal
@@ -18,9 +24,23 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+ROOT = Path(__file__).resolve().parent.parent
 USER_FIELDS = ("username", "email", "first_name", "last_name")
+#: Rows per transaction in the ceiling's processes: bulkadmin's default chunk size.
+CEILING_BATCH = 100
+#: The ceiling's start method: every process a fresh interpreter that sets Django up itself, the
+#: processes starting in parallel (forkserver would start its server first, serially).
+CEILING_START_METHOD: Final = "spawn"
+#: Tables the contenders write, emptied before each run (plus every table of bulkadmin's models).
+WRITTEN_TABLES = (
+    "auth_user",
+    "auth_user_groups",
+    "auth_user_user_permissions",
+    "mysite_profile",
+    "django_admin_log",
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +74,35 @@ def parse_celery(name: str) -> int | None:
     return int(match["w"]) if match else None
 
 
+CEILING_RE = re.compile(r"^ceiling(?:-(?P<n>\d+)p)?$")
+
+
+def parse_ceiling(name: str) -> int | None:
+    """``ceiling-3p``: 3 processes; ``ceiling``: one per core; else None."""
+    match = CEILING_RE.match(name)
+    if match is None:
+        return None
+    processes = int(match["n"]) if match["n"] else os.cpu_count() or 1
+    return processes if processes >= 1 else None
+
+
+BULKIMPORT_RE = re.compile(r"^bulkimport-(?P<w>\d+)w$")
+
+
+def parse_bulkimport(name: str) -> int | None:
+    """``bulkimport-2w``: the whole ``manage.py bulkimport --workers 2`` command, else None."""
+    match = BULKIMPORT_RE.match(name)
+    return int(match["w"]) if match and int(match["w"]) >= 1 else None
+
+
 def is_known(name: str) -> bool:
-    return name in SIMPLE or parse_bulkadmin(name) is not None or parse_celery(name) is not None
+    return (
+        name in SIMPLE
+        or parse_bulkadmin(name) is not None
+        or parse_celery(name) is not None
+        or parse_ceiling(name) is not None
+        or parse_bulkimport(name) is not None
+    )
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -94,6 +141,84 @@ def run_baseline(path: Path) -> dict[str, float]:
         for future in futures:
             future.result()
     return {"run": time.perf_counter() - started}
+
+
+def ceiling_worker(rows: list[dict[str, Any]]) -> None:
+    """One of the ceiling's processes: Django set up, then only ``create()`` in atomic batches."""
+    import django
+
+    django.setup()
+    from django.db import connections, transaction
+
+    try:
+        for i in range(0, len(rows), CEILING_BATCH):
+            with transaction.atomic():
+                for row in rows[i : i + CEILING_BATCH]:
+                    create_user(row)  # User.objects.create(**row), as loop and baseline do
+    finally:
+        connections.close_all()
+
+
+def split_rows(rows: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+    """``parts`` contiguous slices whose lengths differ by at most one (empty ones dropped)."""
+    size, extra = divmod(len(rows), parts)
+    slices, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        slices.append(rows[start:end])
+        start = end
+    return [s for s in slices if s]
+
+
+def run_ceiling(path: Path, processes: int) -> dict[str, float]:
+    """The least a save()-path importer can do with ``processes`` processes.
+
+    The rows are read and split here, before the clock; then ``processes`` spawned processes each
+    set Django up and create their slice with ``User.objects.create(**row)`` (what ``loop`` and
+    ``baseline`` do per row, so the receivers run) in transactions of ``CEILING_BATCH`` rows. No
+    job, no row tracking, no outcomes written: timed from here to the last process joined.
+    """
+    from django.db import connections
+
+    slices = split_rows(read_rows(path), processes)
+    context = multiprocessing.get_context(CEILING_START_METHOD)
+    started = time.perf_counter()
+    connections.close_all()  # no child may share this process's sockets
+    children = [context.Process(target=ceiling_worker, args=(rows,)) for rows in slices]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    elapsed = time.perf_counter() - started
+    failed = [child.exitcode for child in children if child.exitcode != 0]
+    if failed:
+        raise RuntimeError(
+            f"ceiling: {len(failed)} of {len(children)} processes failed (exit codes {failed})"
+        )
+    return {"run": elapsed}
+
+
+def run_bulkimport(path: Path, workers: int) -> dict[str, float]:
+    """``python manage.py bulkimport FILE --workers W --no-progress`` as a user runs it.
+
+    This process's environment is the bench's (``DJANGO_SETTINGS_MODULE=bench.settings``, the
+    bench ``DATABASE_URL``, ``BENCH_WORKLOAD``), so the command and its pool workers see it too.
+    Timed from the command's process start to its exit: interpreter start, Django setup,
+    validation, create_job and the run. Any exit code but 0 fails the measurement.
+    """
+    command = [sys.executable, "manage.py", "bulkimport", str(path), "--workers", str(workers)]
+    command.append("--no-progress")
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr).strip().splitlines()
+        raise RuntimeError(
+            f"{' '.join(command)} exited with code {done.returncode}:\n" + "\n".join(output[-30:])
+        )
+    return {"run": elapsed}
 
 
 def run_import_export(path: Path) -> dict[str, float]:
@@ -252,10 +377,15 @@ def run(name: str, path: Path, rows: int) -> dict[str, Any]:
 
     reset_database()
     spec, celery_workers = parse_bulkadmin(name), parse_celery(name)
+    ceiling, bulkimport_workers = parse_ceiling(name), parse_bulkimport(name)
     if spec:
         timings = run_bulkadmin(path, spec)
     elif celery_workers:
         timings = run_celery(path, celery_workers)
+    elif ceiling:
+        timings = run_ceiling(path, ceiling)
+    elif bulkimport_workers:
+        timings = run_bulkimport(path, bulkimport_workers)
     else:
         timings = SIMPLE[name](path)
     users = get_user_model().objects.count()
@@ -266,14 +396,35 @@ def run(name: str, path: Path, rows: int) -> dict[str, Any]:
     return {"timings": timings, "pid": os.getpid()}
 
 
+def written_tables() -> list[str]:
+    """``WRITTEN_TABLES`` and bulkadmin's tables, those that exist in the database."""
+    from django.apps import apps
+    from django.db import connection
+
+    bulkadmin = [
+        m._meta.db_table for m in apps.get_app_config("bulkadmin").get_models(include_auto_created=True)
+    ]
+    existing = set(connection.introspection.table_names())
+    return [t for t in dict.fromkeys([*WRITTEN_TABLES, *bulkadmin]) if t in existing]
+
+
 def reset_database() -> None:
     """Empty the tables the contenders write (a fresh SQLite file needs nothing)."""
     from django.db import connection
 
-    if connection.vendor != "postgresql":
+    if connection.vendor not in ("postgresql", "mysql"):
         return
+    quote = connection.ops.quote_name
+    tables = [quote(t) for t in written_tables()]
     with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE auth_user, auth_user_groups, auth_user_user_permissions, mysite_profile, "
-            "bulkadmin_importrow, bulkadmin_importjob, django_admin_log RESTART IDENTITY CASCADE"
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            return
+        # MySQL/MariaDB: TRUNCATE (which also resets AUTO_INCREMENT) refuses a table that foreign
+        # keys point at unless the checks are off for this session.
+        cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+        try:
+            for table in tables:
+                cursor.execute(f"TRUNCATE TABLE {table}")
+        finally:
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")

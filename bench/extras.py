@@ -54,7 +54,7 @@ def run_validation(path: Path) -> dict[str, Any]:
     from bulkadmin.validation import validate_file
 
     reset_database()
-    importer = UserImporter(ImportContext())
+    importer = UserImporter(ImportContext.for_command_line({}))
     phase("run")
     started = time.perf_counter()
     report = validate_file(path, path.name, importer)

@@ -1,8 +1,9 @@
 """The demo's settings plus the workload app; the database comes from ``DATABASE_URL``.
 
 ``bench/run.py`` points ``DATABASE_URL`` at a benchmark-only database (a fresh SQLite file per
-run, or the ``bulkadmin_bench`` PostgreSQL database) and sets ``BENCH_WORKLOAD`` before each
-contender's process starts, so pool workers and forkservers inherit both.
+run, or the ``bulkadmin_bench`` database on PostgreSQL or MariaDB/MySQL) and sets
+``BENCH_WORKLOAD`` before each contender's process starts, so pool workers and forkservers
+inherit both.
 """
 
 from __future__ import annotations
