@@ -7,12 +7,13 @@ so staff cannot create through a file what they could not create by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import update_wrapper
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils.html import format_html
@@ -23,7 +24,8 @@ from bulkadmin import views
 from bulkadmin.forms import UploadForm
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import importer_choices, importer_paths
-from bulkadmin.models import ImportJob, Statuses
+from bulkadmin.jobs import delete_job
+from bulkadmin.models import ImportChunk, ImportJob, ImportRow, Statuses
 
 if TYPE_CHECKING:
     JobModelAdmin = admin.ModelAdmin[ImportJob]
@@ -139,6 +141,29 @@ class ImportJobAdmin(JobModelAdmin):
         if obj is not None and obj.status in Statuses.WATCHED:  # not deleted from under its runner
             return False
         return super().has_delete_permission(request, obj) and self._importers_allowed(request, obj)
+
+    def get_deleted_objects(
+        self, objs: Sequence[ImportJob] | QuerySet[ImportJob], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """The jobs, and how many chunks and failed rows go with them: counted, never listed.
+
+        Django's own collector would load and list every row of a million-row job; the rows
+        are the job's own records, so deleting the job needs no permission on them.
+        """
+        jobs = list(objs)
+        counts = {
+            str(ImportJob._meta.verbose_name_plural): len(jobs),
+            str(ImportChunk._meta.verbose_name_plural): ImportChunk.objects.filter(job__in=jobs).count(),
+            str(ImportRow._meta.verbose_name_plural): ImportRow.objects.filter(job__in=jobs).count(),
+        }
+        return [str(job) for job in jobs], {k: v for k, v in counts.items() if v}, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: ImportJob) -> None:
+        delete_job(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        for job in queryset:
+            delete_job(job)
 
     def has_run_permission(self, request: HttpRequest, job: ImportJob) -> bool:
         """Cancel, resume, correct and rerun: for those who may start such an import.

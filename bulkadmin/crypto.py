@@ -23,6 +23,11 @@ class SecretUnreadable(Exception):
     pass
 
 
+#: Stands in a row's secrets for ones that could not be decrypted: the worker fails the row.
+UNREADABLE = "__unreadable__"
+UNREADABLE_MESSAGE = "The row's secret columns cannot be decrypted (was the secret key changed?)."
+
+
 @functools.lru_cache(maxsize=4)
 def _fernet(key_material: str) -> Fernet:
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"bulkadmin", info=b"secret columns").derive(
@@ -48,7 +53,25 @@ def unseal(token: str) -> dict[str, str]:
     try:
         data = json.loads(_current().decrypt(token.encode()))
     except (InvalidToken, ValueError) as exc:
-        raise SecretUnreadable(
-            "The row's secret columns cannot be decrypted (was the secret key changed?)."
-        ) from exc
+        raise SecretUnreadable(UNREADABLE_MESSAGE) from exc
     return {str(k): str(v) for k, v in data.items()}
+
+
+def seal_rows(rows: dict[int, dict[str, str]]) -> str:
+    """Encrypt a chunk's secret columns, by row number, in one token."""
+    kept = {str(number): values for number, values in rows.items() if any(values.values())}
+    if not kept:
+        return ""
+    return _current().encrypt(json.dumps(kept).encode()).decode()
+
+
+def unseal_rows(token: str) -> dict[int, dict[str, str]]:
+    if not token:
+        return {}
+    try:
+        data = json.loads(_current().decrypt(token.encode()))
+    except (InvalidToken, ValueError) as exc:
+        raise SecretUnreadable(
+            "The rows' secret columns cannot be decrypted (was the secret key changed?)."
+        ) from exc
+    return {int(number): {str(k): str(v) for k, v in values.items()} for number, values in data.items()}

@@ -9,33 +9,35 @@ same transaction as the rows they count.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, connections, transaction
-from django.db.models import F
+from django.db import DatabaseError, connections
 
 from bulkadmin import conf
 from bulkadmin.bootstrap import worker_ready
 from bulkadmin.executors import make_executor
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, Owner, RowStatus
-from bulkadmin.vendors import CONNECTION_ERRORS, write_turn
-from bulkadmin.worker import ChunkResult, import_chunk
+from bulkadmin.models import ImportChunk, ImportJob, JobStatus, Owner
+from bulkadmin.vendors import CONNECTION_ERRORS
+from bulkadmin.worker import ChunkResult, Unit, fail_rows, import_units, pending_rows
 
 logger = logging.getLogger("bulkadmin")
 
 #: A row that broke the pool this many times while running alone is failed.
 FAIL_AFTER_BREAKS = 2
 CANCEL_POLL_SECONDS = 0.5
+DIED_MESSAGE = "The worker process died while importing this row."
 
 ProgressCallback = Callable[[ChunkResult], None]
 T = TypeVar("T")
@@ -46,8 +48,10 @@ class JobNotRunnable(Exception):
 
 
 @dataclass
-class Chunk:
-    ids: list[int]
+class Task:
+    """One executor call: a unit of work (a chunk, or some of its rows) per worker thread."""
+
+    units: list[Unit]
     breaks: int = 0
     retries: int = 0
 
@@ -124,11 +128,11 @@ class JobRunner:
         executor = self._start_executor(settings)
         if executor is None:
             return
-        limit = settings.workers * settings.threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
-        in_flight: dict[Future[ChunkResult], Chunk] = {}
-        retries: list[Chunk] = []  # resubmitted before any new chunk
-        suspects: list[Chunk] = []  # lost with a broken pool: each runs alone to find the culprit
-        last_pk = 0
+        limit = settings.workers * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
+        units = self._units(settings.chunk_size)
+        in_flight: dict[Future[ChunkResult], Task] = {}
+        retries: list[Task] = []  # resubmitted before any new task
+        suspects: list[Task] = []  # lost with a broken pool: each runs alone to find the culprit
         exhausted = False
         next_cancel_check = 0.0
         try:
@@ -141,27 +145,25 @@ class JobRunner:
                     if suspects:
                         if in_flight:
                             break
-                        chunk = suspects.pop(0)
+                        task = suspects.pop(0)
                     elif retries:
-                        chunk = retries.pop(0)
+                        task = retries.pop(0)
                     elif not exhausted:
-                        ids = self._next_ids(last_pk, settings.chunk_size)
-                        if ids is None:
-                            break  # the database is gone; _stop_reason says so
-                        if not ids:
+                        batch = list(itertools.islice(units, settings.threads))
+                        if not batch:
                             exhausted = True
                             continue
-                        last_pk = ids[-1]
-                        chunk = Chunk(ids)
+                        task = Task(batch)
                     else:
                         break
-                    in_flight[executor.submit(import_chunk, self.job_id, chunk.ids)] = chunk
-                    if suspects or chunk.breaks:
+                    in_flight[executor.submit(import_units, self.job_id, task.units)] = task
+                    if suspects or task.breaks:
                         break  # a suspect runs alone
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 broken = False
+                failed: list[tuple[Task, Exception]] = []
                 for future in done:
                     try:
                         result = future.result()
@@ -169,11 +171,12 @@ class JobRunner:
                         broken = True
                         continue
                     except CONNECTION_ERRORS as exc:
-                        retries.append(self._after_connection_error(in_flight.pop(future), exc))
+                        failed.append((in_flight.pop(future), exc))
                         continue
                     in_flight.pop(future)
                     if self.on_progress:
                         self.on_progress(result)
+                retries += self._after_connection_errors(failed)
                 if broken:
                     suspects[:0] = self._after_break(list(in_flight.values()))
                     in_flight.clear()
@@ -200,45 +203,54 @@ class JobRunner:
             return None
         return executor
 
-    def _after_break(self, lost: list[Chunk]) -> list[Chunk]:
-        """Chunks lost with a broken pool, as suspects; a culprit found alone is split or failed."""
-        if len(lost) != 1:
-            for chunk in lost:
-                chunk.breaks = max(chunk.breaks, 1)
-            return lost
-        chunk = lost[0]
-        chunk.breaks += 1
-        if len(chunk.ids) > 1:
-            return [Chunk([pk], breaks=1) for pk in chunk.ids]
-        if chunk.breaks > FAIL_AFTER_BREAKS:
-            _fail_rows(self.job_id, chunk.ids, "The worker process died while importing this row.")
-            return []
-        return [chunk]
-
-    def _next_ids(self, after: int, size: int) -> list[int] | None:
+    def _units(self, size: int) -> Iterator[Unit]:
+        """The pending work, in units of at most ``size`` rows; stops if the database stays away."""
         try:
-            return _with_db_retries(
-                lambda: list(
-                    ImportRow.objects.filter(job_id=self.job_id, status=RowStatus.PENDING, pk__gt=after)
-                    .order_by("pk")
-                    .values_list("pk", flat=True)[:size]
-                )
-            )
+            yield from iter_units(self.job_id, size, fetch=partial(_with_db_retries_of, pending_chunks))
         except CONNECTION_ERRORS as exc:
             self._stop_reason = _database_gone(exc)
-            return None
 
-    def _after_connection_error(self, chunk: Chunk, exc: Exception) -> Chunk:
+    def _after_break(self, lost: list[Task]) -> list[Task]:
+        """Tasks lost with a broken pool, as suspects; a culprit found alone is split or failed."""
+        if len(lost) != 1:
+            for task in lost:
+                task.breaks = max(task.breaks, 1)
+            return lost
+        task = lost[0]
+        task.breaks += 1
+        if len(task.units) > 1:
+            return [Task([unit], breaks=1) for unit in task.units]
+        unit = task.units[0]
+        numbers = unit.only or tuple(row.number for row in pending_rows(unit))
+        if len(numbers) > 1:
+            return [Task([Unit(unit.chunk_id, (number,))], breaks=1) for number in numbers]
+        if task.breaks > FAIL_AFTER_BREAKS:
+            fail_rows(self.job_id, unit.chunk_id, numbers, DIED_MESSAGE)
+            return []
+        return [task]
+
+    def _after_connection_errors(self, failed: list[tuple[Task, Exception]]) -> list[Task]:
+        """Tasks whose database connection failed, to retry after one wait shared by them all.
+
+        The tasks in flight fail together when the database goes away; waiting once per task
+        would add their delays up.
+        """
+        if not failed:
+            return []
         delays = retry_delays()
-        if chunk.retries >= len(delays):
+        exc = failed[0][1]
+        if any(task.retries >= len(delays) for task, _ in failed):
             self._stop_reason = _database_gone(exc)
-            return chunk
-        delay = delays[chunk.retries]
-        chunk.retries += 1
-        logger.warning("Job %s: database error (%s); retrying in %ss.", self.job_id, exc, delay)
+            return [task for task, _ in failed]
+        delay = max(delays[task.retries] for task, _ in failed)
+        for task, _ in failed:
+            task.retries += 1
+        logger.warning(
+            "Job %s: database error (%s); retrying %s chunks in %ss.", self.job_id, exc, len(failed), delay
+        )
         time.sleep(delay)
         connections.close_all()
-        return chunk
+        return [task for task, _ in failed]
 
     def _cancel_requested(self) -> bool:
         """Whether to stop dispatching: a cancel, or another runner owns the job now.
@@ -345,11 +357,39 @@ def claim_job(job_id: int, owner: Owner) -> ImportJob:
     return job
 
 
-def _fail_rows(job_id: int, ids: list[int], message: str) -> None:
-    with write_turn(), transaction.atomic():
-        count = (
-            ImportRow.objects.filter(pk__in=ids, status=RowStatus.PENDING)
-            .order_by()
-            .update(status=RowStatus.FAILED, errors={"__all__": [message]}, attempts=F("attempts") + 1)
-        )
-        ImportJob.objects.filter(pk=job_id).add_progress(count, 0, count)
+def iter_units(
+    job_id: int, size: int, *, fetch: Callable[[int, int], list[ImportChunk]] | None = None
+) -> Iterator[Unit]:
+    """A job's pending chunks in order, each split into units of ``size`` rows if larger.
+
+    Chunks are stored at the size chosen when the job was created; a runner asked for smaller
+    chunks hands out parts of them (a chunk's record keeps each row exactly once either way).
+    """
+    fetch = fetch or pending_chunks
+    after = 0
+    while page := fetch(job_id, after):
+        after = page[-1].number
+        parts: list[list[Unit]] = []
+        for chunk in page:
+            if chunk.size <= size:
+                parts.append([Unit(chunk.pk)])
+                continue
+            numbers = chunk.row_numbers()
+            parts.append([Unit(chunk.pk, tuple(numbers[i : i + size])) for i in range(0, len(numbers), size)])
+        # Parts of one chunk lock the same record: hand out parts of different chunks side by side.
+        for round_ in itertools.zip_longest(*parts):
+            yield from (unit for unit in round_ if unit is not None)
+
+
+def _with_db_retries_of(query: Callable[..., T], *args: Any) -> T:
+    return _with_db_retries(partial(query, *args))
+
+
+def pending_chunks(job_id: int, after: int, page: int = 64) -> list[ImportChunk]:
+    """The next pending chunks of a job, in order, without their rows."""
+    return list(
+        ImportChunk.objects.pending()
+        .filter(job_id=job_id, number__gt=after)
+        .order_by("number")
+        .only("pk", "number", "size")[:page]
+    )

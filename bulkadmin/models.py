@@ -1,14 +1,21 @@
-"""An import job and its rows: the rows are the unit of work, the job's counters the progress.
+"""An import job, its chunks and its failed rows: the chunk is the unit of work and of
+bookkeeping, the job's counters the progress.
+
+A confirmed file's valid rows are stored a chunk at a time (one record per ``CHUNK_SIZE`` rows,
+secrets sealed). A worker commits a chunk's objects and the chunk's outcome in one
+transaction; only a row that fails gets a record of its own (``ImportRow``), which staff
+correct, download and rerun.
 
 The job's whole lifecycle (queue, claim, beat, cancel, finish, mark stale, revive) lives on its
 queryset and model; launchers and runners only call it.
 
 ```
-            confirm               claim               no row pending
- validated ─────────> queued ──────────> running ──────────────────> succeeded | finished with errors
-                        │                 │   │ cancel
-                        │  stale heartbeat│   └───────> cancelling ──> cancelled ──resume──┐
-                        └───────────────> crashed ──resume──> queued <─────────────────────┘
+ preparing ──rows saved──> validated ──launch──> queued ──claim──> running ──no row pending──> succeeded
+                                                   │                │   │            (or finished with errors)
+                                                   │ stale heartbeat│   │ cancel
+                                                   └──────────────> crashed      cancelling ──> cancelled
+                                                                       │                           │
+                                                                       └──resume──> queued <─resume┘
 ```
 """
 
@@ -33,6 +40,8 @@ from bulkadmin.vendors import write_turn
 
 
 class JobStatus(models.TextChoices):
+    #: Its rows are being saved (confirm): nothing may start it yet.
+    PREPARING = "preparing", _("Preparing")
     VALIDATED = "validated", _("Validated")
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
@@ -242,9 +251,12 @@ class Owner:
 QUEUE_WORKERS = Owner(None, CELERY_RUNNER)
 
 
-class RowStatus(models.TextChoices):
+class ChunkStatus(models.TextChoices):
     PENDING = "pending", _("Pending")
-    SUCCEEDED = "succeeded", _("Succeeded")
+    DONE = "done", _("Done")
+
+
+class RowStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
@@ -347,22 +359,87 @@ class ImportJob(models.Model):
         return False
 
 
-class ImportRowQuerySet(models.QuerySet["ImportRow"]):
-    def pending(self) -> ImportRowQuerySet:
-        return self.filter(status=RowStatus.PENDING)
+class ImportChunkQuerySet(models.QuerySet["ImportChunk"]):
+    def pending(self) -> ImportChunkQuerySet:
+        return self.filter(status=ChunkStatus.PENDING)
 
+    def done(self) -> ImportChunkQuerySet:
+        return self.filter(status=ChunkStatus.DONE)
+
+    def beat(self) -> int:
+        """Queue workers say which chunks they are on, so a dead host's chunks can be found."""
+        with write_turn(self.db):
+            return self.pending().update(heartbeat_at=timezone.now())
+
+    def unstarted(self) -> ImportChunkQuerySet:
+        """Pending chunks no queue worker has begun (still in the queue, normally)."""
+        return self.pending().filter(heartbeat_at__isnull=True)
+
+    def lost(self, *, unstarted: bool = False) -> ImportChunkQuerySet:
+        """Pending chunks a queue worker started and then went silent on (its host died);
+        with ``unstarted``, also those no worker ever started (their message was lost too)."""
+        silent = Q(heartbeat_at__lt=stale_before())
+        return self.pending().filter(silent | Q(heartbeat_at__isnull=True) if unstarted else silent)
+
+    def take_lost(self, *, unstarted: bool = False) -> list[int]:
+        """Claim lost chunks for sending again; two workers never both claim one."""
+        taken = []
+        for pk in self.lost(unstarted=unstarted).values_list("pk", flat=True):
+            with write_turn(self.db):
+                again = ImportChunk.objects.filter(pk=pk).lost(unstarted=unstarted)
+                if again.update(heartbeat_at=timezone.now()):
+                    taken.append(pk)
+        return taken
+
+
+class ImportChunk(models.Model):
+    """A run of a job's rows, stored together and finished together.
+
+    ``rows`` holds ``[number, {column: value}]`` pairs (secret columns left out), ``secret`` the
+    sealed secret columns by row number, erased once the chunk is done. A chunk is normally done
+    in one transaction; when a row fails, the rows around it commit in smaller transactions and
+    ``done_rows`` lists the rows finished so far, so a retry skips them.
+    """
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField(_("chunk"))
+    size = models.PositiveIntegerField(_("rows"))
+    rows = models.JSONField(_("rows"), default=list)
+    secret = models.TextField(_("secret columns"), blank=True, editable=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=ChunkStatus.choices, default=ChunkStatus.PENDING
+    )
+    done_rows = models.JSONField(_("rows done"), default=list, blank=True)
+    #: The primary key of the object each imported row created or updated, by row number.
+    object_pks = models.JSONField(_("objects"), default=dict, blank=True)
+    #: Beaten by the queue worker on the chunk (Celery): a silent one was lost with its host.
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+
+    objects = ImportChunkQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("import chunk")
+        verbose_name_plural = _("import chunks")
+        ordering = ["job_id", "number"]  # by the column: "job" would join (and lock) the job
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="bulkadmin_chunk_unique_number")
+        ]
+        indexes = [models.Index(fields=["job", "status", "number"], name="bulkadmin_chunk_by_status")]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.number} of job {self.job_id}"
+
+    def row_numbers(self) -> list[int]:
+        return [int(number) for number, _values in self.rows]
+
+
+class ImportRowQuerySet(models.QuerySet["ImportRow"]):
     def failed(self) -> ImportRowQuerySet:
         return self.filter(status=RowStatus.FAILED)
 
-    def succeeded(self) -> ImportRowQuerySet:
-        return self.filter(status=RowStatus.SUCCEEDED)
-
-    def count_attempt(self) -> None:
-        self.update(attempts=F("attempts") + 1)
-
     def search(self, text: str, columns: Iterable[str]) -> ImportRowQuerySet:
         """Rows with ``text`` in one of ``columns`` (or that row number): key lookups work alike
-        on SQLite and PostgreSQL, where a search of the JSON text would miss escaped characters."""
+        on every database, where a search of the JSON text would miss escaped characters."""
         match = Q()
         for column in columns:
             match |= Q(**{f"values__{column}__icontains": text})
@@ -372,17 +449,16 @@ class ImportRowQuerySet(models.QuerySet["ImportRow"]):
 
 
 class ImportRow(models.Model):
+    """A row that failed: its values, its errors, and its secrets (sealed) for the rerun."""
+
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rows")
     number = models.PositiveIntegerField(_("row"), help_text=_("Line in the source file."))
     values = models.JSONField(_("values"), default=dict)
-    #: Secret columns (passwords), encrypted; erased once the row is imported.
+    #: Secret columns (passwords), encrypted.
     secret = models.TextField(_("secret columns"), blank=True, editable=False)
-    status = models.CharField(
-        _("status"), max_length=12, choices=RowStatus.choices, default=RowStatus.PENDING
-    )
+    status = models.CharField(_("status"), max_length=12, choices=RowStatus.choices, default=RowStatus.FAILED)
     errors = models.JSONField(_("errors"), default=dict, blank=True)
-    object_pk = models.CharField(_("object"), max_length=64, blank=True)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=1)
 
     objects = ImportRowQuerySet.as_manager()
 

@@ -224,16 +224,18 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     ):
         raise PermissionDenied  # revoked since the report: the token outlives permissions
     try:
-        with transaction.atomic():
-            job, report = create_job(
-                pending.path,
-                pending.name,
-                importer_path=pending.importer,
-                user=request.user,
-                options=pending.options,
-                workers=pending.workers,
-            )
-            if job is not None:
+        # Chunks are saved in short transactions of their own (no long write lock on SQLite);
+        # the job only becomes startable once all are in.
+        job, report = create_job(
+            pending.path,
+            pending.name,
+            importer_path=pending.importer,
+            user=request.user,
+            options=pending.options,
+            workers=pending.workers,
+        )
+        if job is not None:
+            with transaction.atomic():
                 model_admin.log_addition(request, job, [{"added": {}}])
                 transaction.on_commit(partial(launch_job, job))
     finally:
@@ -385,8 +387,8 @@ def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> 
     if not job.is_settled or not job.rows.failed().exists():
         messages.warning(request, "There are no failed rows to rerun once the import has stopped.")
         return HttpResponseRedirect(admin_url("change", job.pk))
+    new = rerun_failed(job, user=request.user)
     with transaction.atomic():
-        new = rerun_failed(job, user=request.user)
         model_admin.log_addition(request, new, [{"added": {}}])
         transaction.on_commit(partial(launch_job, new))
     messages.success(request, f"Rerunning {new.total:,} failed rows of {job}.")
@@ -436,7 +438,8 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
         if errors:
             form.add_row_errors(errors)
         else:
-            row.values, row.secret = split_secret(importer, values)
+            row.values, secret = split_secret(importer, values)
+            row.secret = crypto.seal(secret)
             row.errors = {}
             row.save(update_fields=["values", "secret", "errors"])
             model_admin.log_change(request, job, f"Corrected row {row.number}.")

@@ -1,10 +1,11 @@
-"""What runs in a worker: one chunk of rows, each row's outcome in the same transaction as its object.
+"""What runs in a worker: one chunk of rows, its outcome in the same transaction as its objects.
 
 Used by the local process pool (``bootstrap.initialize_worker`` prepares each worker),
-in-process for ``--workers 1``, and by Celery chunk tasks. A chunk is committed in as few
+in-process for ``--workers 1``, and by queue workers (Celery). A chunk is committed in as few
 transactions as possible: all its rows in one, and when a row fails, the rows before it are
 committed together, the failing row is recorded alone and the rest go on, so a bad row never
-undoes or blocks its neighbours.
+undoes or blocks its neighbours. Each transaction locks the chunk's record first and skips
+the rows it lists as done: a chunk run twice (a retry, a redelivery) does each row once.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils.module_loading import import_string
 
 from bulkadmin import conf, crypto, vendors
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
-from bulkadmin.models import ImportJob, ImportRow, RowStatus
+from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
 from bulkadmin.vendors import CONNECTION_ERRORS, DatabaseFault, is_database_fault, write_turn
 
 logger = logging.getLogger("bulkadmin")
@@ -123,25 +124,41 @@ class ThreadGang:
 
 
 # ---- one chunk -----------------------------------------------------------------------------
-def import_chunk(job_id: int, row_ids: Sequence[int]) -> ChunkResult:
-    """Import the still-pending rows among ``row_ids``; safe to call again for the same ids."""
+@dataclass(frozen=True)
+class Unit:
+    """A chunk, or some of its rows (``only``: row numbers), handed to a worker as one task."""
+
+    chunk_id: int
+    only: tuple[int, ...] | None = None
+
+
+def import_chunk(job_id: int, chunk_id: int, only: Sequence[int] | None = None) -> ChunkResult:
+    """Import the chunk's rows not yet done (or those of ``only``); safe to call again."""
+    return import_units(job_id, [Unit(chunk_id, tuple(only) if only is not None else None)])
+
+
+def import_units(job_id: int, units: Sequence[Unit]) -> ChunkResult:
+    """Import several chunks, one per thread of this worker when it has several."""
     importer = get_importer(job_id)
-    if _gang is None or len(row_ids) < 2:
-        return _import_rows(importer, job_id, row_ids)
-    slices = [list(row_ids[i :: _gang.size]) for i in range(_gang.size)]
-
-    def run(ids: list[int]) -> ChunkResult:
-        return _import_rows(importer, job_id, ids)
-
-    results = _gang.map(run, [s for s in slices if s])
+    if _gang is None or len(units) < 2:
+        results = [_import_unit(importer, job_id, unit) for unit in units]
+    else:
+        results = _gang.map(partial(_import_unit, importer, job_id), list(units))
     total = ChunkResult()
     for result in results:
         total += result
     return total
 
 
-Prepared = tuple[ImportRow, Cleaned]
-Failure = tuple[ImportRow, Errors]
+@dataclass(frozen=True)
+class Row:
+    number: int
+    values: dict[str, str]
+    secret: dict[str, str]
+
+
+Prepared = tuple[Row, Cleaned]
+Failure = tuple[Row, Errors]
 
 
 class _RowFailed(Exception):
@@ -151,11 +168,11 @@ class _RowFailed(Exception):
         self.exc = exc
 
 
-def _import_rows(importer: Importer, job_id: int, row_ids: Sequence[int]) -> ChunkResult:
+def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
     try:
-        rows = list(ImportRow.objects.pending().filter(job_id=job_id, pk__in=list(row_ids)).order_by("pk"))
-        ready, failures = _prepare(importer, rows)
-        return _commit_all(importer, job_id, ready, failures)
+        rows = pending_rows(unit)
+        ready, failures = _prepare(job_id, importer, rows)
+        return _commit_all(importer, job_id, unit.chunk_id, ready, failures)
     except DatabaseError as exc:
         if not is_database_fault(exc):
             raise
@@ -165,14 +182,37 @@ def _import_rows(importer: Importer, job_id: int, row_ids: Sequence[int]) -> Chu
         raise DatabaseFault(str(exc)) from exc  # what the runner and Celery retry
 
 
-def _prepare(importer: Importer, rows: list[ImportRow]) -> tuple[list[Prepared], list[Failure]]:
+def pending_rows(unit: Unit) -> list[Row]:
+    """The unit's rows not yet done, read without a lock (the commit checks again)."""
+    chunk = (
+        ImportChunk.objects.filter(pk=unit.chunk_id, status=ChunkStatus.PENDING)
+        .only("rows", "secret", "done_rows")
+        .first()
+    )
+    if chunk is None:
+        return []
+    skip = set(chunk.done_rows)
+    wanted = set(unit.only) if unit.only is not None else None
+    try:
+        secrets = crypto.unseal_rows(chunk.secret)
+    except crypto.SecretUnreadable:
+        secrets = {number: {crypto.UNREADABLE: "1"} for number in chunk.row_numbers()}
+    return [
+        Row(number, values, secrets.get(number, {}))
+        for number, values in chunk.rows
+        if number not in skip and (wanted is None or number in wanted)
+    ]
+
+
+def _prepare(job_id: int, importer: Importer, rows: list[Row]) -> tuple[list[Prepared], list[Failure]]:
     """Clean and prepare rows outside any transaction: CPU work holds no locks."""
     ready: list[Prepared] = []
     failures: list[Failure] = []
     for row in rows:
         try:
-            values = {**row.values, **crypto.unseal(row.secret)}
-            ready.append((row, importer.prepare_row(importer.clean_row(values))))
+            if crypto.UNREADABLE in row.secret:
+                raise crypto.SecretUnreadable(crypto.UNREADABLE_MESSAGE)
+            ready.append((row, importer.prepare_row(importer.clean_row({**row.values, **row.secret}))))
         except RowInvalid as exc:
             failures.append((row, exc.errors))
         except crypto.SecretUnreadable as exc:
@@ -183,20 +223,20 @@ def _prepare(importer: Importer, rows: list[ImportRow]) -> tuple[list[Prepared],
             # A bug or a value the importer did not foresee fails this row alone. Only the
             # type is kept: the message may quote a secret (a password being hashed).
             kind = type(exc).__name__
-            logger.warning("Job %s row %s: preparing it raised %s.", row.job_id, row.number, kind)
+            logger.warning("Job %s row %s: preparing it raised %s.", job_id, row.number, kind)
             failures.append((row, {"__all__": [f"This row could not be prepared ({kind})."]}))
     return ready, failures
 
 
 def _commit_all(
-    importer: Importer, job_id: int, ready: list[Prepared], failures: list[Failure]
+    importer: Importer, job_id: int, chunk_id: int, ready: list[Prepared], failures: list[Failure]
 ) -> ChunkResult:
     result = ChunkResult()
     batches: deque[tuple[list[Prepared], list[Failure]]] = deque([(ready, failures)])
     while batches:
         ok, failed = batches.popleft()
         try:
-            result += _commit(importer, job_id, ok, failed)
+            result += _commit(importer, job_id, chunk_id, ok, failed)
         except _RowFailed as failure:
             importer.setup()  # caches filled in the rolled-back transaction may name lost rows
             index = failure.index
@@ -229,24 +269,27 @@ def _commit_all(
     return result
 
 
-def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Failure]) -> ChunkResult:
+def _commit(
+    importer: Importer, job_id: int, chunk_id: int, ok: list[Prepared], failed: list[Failure]
+) -> ChunkResult:
     if not ok and not failed:
         return ChunkResult()
     with write_turn(), transaction.atomic():
-        ids = [row.pk for row, _ in ok] + [row.pk for row, _ in failed]
-        # Locks the rows (PostgreSQL; SQLite's IMMEDIATE transaction locks the database), so
-        # a row another runner finished meanwhile is seen as done and skipped: exactly once.
-        # No ordering (the default would join the job): lock these rows only, never the job's
-        # row, which every chunk shares.
-        pending = set(
+        # Locks the chunk's record (row locks; SQLite's IMMEDIATE transaction locks the whole
+        # database), so rows another worker finished meanwhile are seen as done: exactly once.
+        state = (
             vendors.for_alias()
-            .lock(ImportRow.objects.filter(pk__in=ids, status=RowStatus.PENDING).order_by())
-            .values_list("pk", flat=True)
+            .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
+            .values_list("size", "done_rows", "object_pks")
+            .first()
         )
-        done: list[tuple[int, str]] = []
-        failures: list[ImportRow] = []
+        if state is None:
+            return ChunkResult()
+        size, done_rows, object_pks = state
+        done = set(done_rows)
+        imported: dict[str, str] = {}
         for index, (row, cleaned) in enumerate(ok):
-            if row.pk not in pending:
+            if row.number in done:
                 continue
             try:
                 # A copy: after a rollback the row is imported again, from the same values.
@@ -257,28 +300,38 @@ def _commit(importer: Importer, job_id: int, ok: list[Prepared], failed: list[Fa
                 if is_database_fault(exc):
                     raise DatabaseFault(str(exc)) from exc
                 raise _RowFailed(index, exc) from exc
-            done.append((row.pk, str(obj.pk)))
-        for row, errors in failed:
-            if row.pk in pending:
-                row.status, row.errors, row.attempts = RowStatus.FAILED, errors, row.attempts + 1
-                failures.append(row)
-        if not done and not failures:
+            imported[str(row.number)] = str(obj.pk)
+        failures = [
+            ImportRow(
+                job_id=job_id,
+                number=row.number,
+                values=row.values,
+                secret=crypto.seal(row.secret) if crypto.UNREADABLE not in row.secret else "",
+                errors=errors,
+            )
+            for row, errors in failed
+            if row.number not in done
+        ]
+        if not imported and not failures:
             return ChunkResult()
-        _mark_succeeded(done)
-        if failures:
-            ImportRow.objects.bulk_update(failures, ["status", "errors", "attempts"])
-        result = ChunkResult(len(done) + len(failures), len(done), len(failures))
+        ImportRow.objects.bulk_create(failures)
+        done.update(int(number) for number in imported)
+        done.update(row.number for row in failures)
+        finished = len(done) >= size
+        ImportChunk.objects.filter(pk=chunk_id).update(
+            status=ChunkStatus.DONE if finished else ChunkStatus.PENDING,
+            done_rows=[] if finished else sorted(done),
+            object_pks={**object_pks, **imported},
+            **({"secret": ""} if finished else {}),
+        )
+        result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
         ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
     return result
 
 
-def _mark_succeeded(done: list[tuple[int, str]]) -> None:
-    """One statement per batch of imported rows: only ``object_pk`` differs between them."""
-    vendors.for_alias().update_from_values(
-        connection,
-        ImportRow,
-        "status = %s, object_pk = v.new_object_pk, secret = '', errors = '{}', attempts = attempts + 1",
-        ("row_id", "new_object_pk"),
-        done,
-        [RowStatus.SUCCEEDED],
-    )
+def fail_rows(job_id: int, chunk_id: int, numbers: Sequence[int], message: str) -> ChunkResult:
+    """Record rows as failed without importing them (a row that keeps killing its worker)."""
+    failures: list[Failure] = [
+        (row, {"__all__": [message]}) for row in pending_rows(Unit(chunk_id, tuple(numbers)))
+    ]
+    return _commit(Importer(), job_id, chunk_id, [], failures)  # imports nothing: no setup()

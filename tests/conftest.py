@@ -106,3 +106,44 @@ def manage(
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})},
         check=False,
     )
+
+
+# ---- what became of a job's rows -----------------------------------------------------------
+def row_outcomes(job) -> dict[int, str]:
+    """Each row's outcome by its number: succeeded, failed or pending."""
+    from bulkadmin.models import ImportChunk, ImportRow
+
+    failed = set(ImportRow.objects.filter(job=job).failed().values_list("number", flat=True))
+    outcomes: dict[int, str] = {}
+    for chunk in ImportChunk.objects.filter(job=job):
+        done = set(chunk.done_rows) if chunk.status == "pending" else set(chunk.row_numbers())
+        for number in chunk.row_numbers():
+            if number in failed:
+                outcomes[number] = "failed"
+            elif number in done:
+                outcomes[number] = "succeeded"
+            else:
+                outcomes[number] = "pending"
+    return outcomes
+
+
+def object_pks(job) -> dict[int, str]:
+    """The object each imported row created or updated, by row number."""
+    from bulkadmin.models import ImportChunk
+
+    pks: dict[int, str] = {}
+    for chunk_pks in ImportChunk.objects.filter(job=job).values_list("object_pks", flat=True):
+        pks.update({int(number): pk for number, pk in chunk_pks.items()})
+    return pks
+
+
+def import_rows(job, numbers) -> None:
+    """Have a worker import these rows of the job now, in this process (what a chunk task does)."""
+    from bulkadmin.models import ImportChunk
+    from bulkadmin.worker import import_chunk
+
+    wanted = set(numbers)
+    for chunk in ImportChunk.objects.filter(job=job).order_by("number"):
+        mine = [number for number in chunk.row_numbers() if number in wanted]
+        if mine:
+            import_chunk(job.pk, chunk.pk, mine)

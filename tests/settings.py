@@ -40,7 +40,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BULKADMIN_TEST_CELERY_QUEUE") or f"b
 # kombu looks for unacknowledged messages to restore only every interval × throttle seconds
 # (100 s by default); once a second here.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 6,
+    "visibility_timeout": int(os.environ.get("BULKADMIN_TEST_VISIBILITY_TIMEOUT", "6")),
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
 }

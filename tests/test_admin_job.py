@@ -12,7 +12,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.utils import timezone
 
 from bulkadmin import crypto
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus, RowStatus
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
 from tests.test_admin_support import make_job, settle, url
 
@@ -205,15 +205,17 @@ def test_edit_a_failed_row(staff_client, finished, importer_user):
 
 def test_rows_of_a_running_job_cannot_be_edited(staff_client, users_csv, importer_user):
     job = running_job(users_csv, importer_user)
-    row = ImportRow.objects.filter(job=job).order_by("pk")[0]
-    ImportRow.objects.filter(pk=row.pk).update(status=RowStatus.FAILED)
+    row = ImportRow.objects.create(job=job, number=2, values={"username": "boom1"}, errors={"__all__": ["x"]})
     response = staff_client.post(url("row", job.pk, row.pk), {"username": "x"})
     assert response.status_code == 302 and ImportRow.objects.get(pk=row.pk).values["username"] != "x"
 
 
-def test_a_succeeded_row_is_not_editable(staff_client, finished):
-    row = ImportRow.objects.get(job=finished, number=2)
-    assert staff_client.get(url("row", finished.pk, row.pk)).status_code == 404
+def test_only_a_failed_row_of_this_job_is_editable(staff_client, finished, users_csv, importer_user):
+    assert not ImportRow.objects.filter(job=finished, number=2).exists()  # succeeded: no record
+    other = settle(make_job(users_csv(3), user=importer_user), {2: {"__all__": ["refused"]}})
+    row_of_other_job = ImportRow.objects.get(job=other)
+    assert staff_client.get(url("row", finished.pk, row_of_other_job.pk)).status_code == 404
+    assert staff_client.get(url("row", other.pk, row_of_other_job.pk)).status_code == 200
 
 
 def test_rerun_failed_rows(
@@ -284,11 +286,11 @@ def test_cancel_a_finished_job_does_nothing(staff_client, finished):
     assert any("nothing to cancel" in str(m) for m in response.context["messages"])
 
 
-@pytest.mark.parametrize("how", ["crashed", "stale"])
+@pytest.mark.parametrize("how", ["crashed", "stale", "cancelled"])
 def test_resume(staff_client, users_csv, importer_user, launched, django_capture_on_commit_callbacks, how):
-    job = running_job(users_csv, importer_user, heartbeat_age=3600 if how == "stale" else 0)
-    if how == "crashed":
-        ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
+    job = running_job(users_csv, importer_user, heartbeat_age=3600 if how == "stale" else 0, processed=5)
+    if how in ("crashed", "cancelled"):
+        ImportJob.objects.filter(pk=job.pk).update(status=how)
     assert "Resume" in staff_client.get(url("change", job.pk)).content.decode()
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(url("resume", job.pk))
@@ -321,3 +323,32 @@ def test_actions_need_csrf(client, importer_user, finished):
     row = ImportRow.objects.get(job=finished, number=3)
     assert strict.post(url("row", finished.pk, row.pk), {"username": "x"}).status_code == 403
     assert strict.post(url("confirm"), {"token": "x"}).status_code == 403
+
+
+def test_deleting_a_job_counts_its_chunks_and_rows_and_never_lists_them(super_client, users_csv, admin_user_):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def delete_page(rows: int) -> tuple[ImportJob, int, str]:
+        job = settle(make_job(users_csv(rows, prefix=f"d{rows}-"), user=admin_user_), {2: {"__all__": ["x"]}})
+        with CaptureQueriesContext(connection) as queries:
+            html = super_client.get(url("delete", job.pk)).content.decode()
+        return job, len(queries), html
+
+    small, small_queries, _ = delete_page(10)
+    big, big_queries, html = delete_page(2500)
+    assert big_queries == small_queries  # the page costs the same whatever the job's size
+    assert "Import chunks: 25" in html and "Import rows: 1" in html
+    assert "d2500-" not in html  # no row listed
+
+    response = super_client.post(url("delete", big.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not ImportJob.objects.filter(pk=big.pk).exists()
+    assert not ImportChunk.objects.filter(job_id=big.pk).exists()
+    assert not ImportRow.objects.filter(job_id=big.pk).exists()
+    assert ImportChunk.objects.filter(job=small).exists()  # the other job is untouched
+
+
+def test_a_cancelled_job_with_nothing_pending_offers_no_resume(staff_client, finished):
+    ImportJob.objects.filter(pk=finished.pk).update(status=JobStatus.CANCELLED)
+    assert 'value="Resume"' not in staff_client.get(url("change", finished.pk)).content.decode()

@@ -11,9 +11,9 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from bulkadmin import launch
+from bulkadmin import crypto, launch
 from bulkadmin.jobs import create_job
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow, JobStatus
 
 User = get_user_model()
 PASSWORD = "admin-test-password"
@@ -77,10 +77,20 @@ def make_job(path: Path, user=None, **kwargs) -> ImportJob:
 
 def settle(job: ImportJob, failures: dict[int, dict[str, list[str]]], status: str | None = None) -> ImportJob:
     """Pretend a runner processed the job: the rows numbered in ``failures`` failed."""
-    rows = ImportRow.objects.filter(job=job)
-    for number, errors in failures.items():
-        rows.filter(number=number).update(status=RowStatus.FAILED, errors=errors)
-    rows.exclude(number__in=failures).update(status=RowStatus.SUCCEEDED, secret="")
+    for chunk in ImportChunk.objects.filter(job=job):
+        secrets = crypto.unseal_rows(chunk.secret)
+        ImportRow.objects.bulk_create(
+            ImportRow(
+                job=job,
+                number=number,
+                values=values,
+                secret=crypto.seal(secrets.get(number, {})),
+                errors=failures[number],
+            )
+            for number, values in chunk.rows
+            if number in failures
+        )
+    ImportChunk.objects.filter(job=job).update(status=ChunkStatus.DONE, secret="")
     now = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
         status=status or (JobStatus.FINISHED_WITH_ERRORS if failures else JobStatus.SUCCEEDED),

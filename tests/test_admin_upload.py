@@ -17,9 +17,10 @@ from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
 from bulkadmin import conf, uploads, views
-from bulkadmin.models import ImportJob, ImportRow, JobStatus
+from bulkadmin.models import ImportChunk, ImportJob, JobStatus, StartedVia
 from bulkadmin.uploads import PendingUpload
 from bulkadmin.validation import MASK
+from tests.conftest import row_outcomes
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
 from tests.test_admin_support import IMPORT_PERMS, User, make_user, url
 
@@ -251,10 +252,11 @@ def test_confirm_creates_the_job_logs_it_and_launches_after_commit(
     assert len(callbacks) == 1 and launched == [job.pk]
     assert job.status == JobStatus.QUEUED
     assert (job.total, job.created_by, job.workers) == (2, importer_user, 2)
-    assert job.options == {"update_existing": False, "send_password_email": True, "started_by_a_user": True}
+    assert job.options == {"update_existing": False, "send_password_email": True}
+    assert job.started_via == StartedVia.PERSON
     assert job.source_name == "users.csv"
-    assert sorted(ImportRow.objects.filter(job=job).values_list("number", flat=True)) == [2, 4]
-    assert "Correct-Horse" not in str(list(ImportRow.objects.values()))
+    assert sorted(row_outcomes(job)) == [2, 4]
+    assert "Correct-Horse" not in str(list(ImportChunk.objects.values()))
     entry = LogEntry.objects.get()
     assert (entry.action_flag, entry.object_id, entry.user_id) == (ADDITION, str(job.pk), importer_user.pk)
     assert not path.exists()

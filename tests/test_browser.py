@@ -37,6 +37,7 @@ def page(monkeypatch):
             pytest.fail("no Chromium at /usr/bin/chromium")
         pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
     from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

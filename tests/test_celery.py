@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 import redis
@@ -14,11 +15,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.models import ImportJob, ImportRow, JobStatus
 from bulkadmin.tasks import launch_celery
-from tests.conftest import manage, spawn
+from tests.conftest import import_rows, manage, row_outcomes, spawn
 from tests.test_database_outage import RUNNER_ENV, blip
 from tests.test_engine import make_job
+from tests.test_faults import wait_for
 from tests.testapp.models import SignalRecord
 
 User = get_user_model()
@@ -75,7 +77,7 @@ def wait_final(job: ImportJob, timeout: float = 120) -> ImportJob:
         if job.is_final:
             return job
         time.sleep(0.2)
-    rows = dict(ImportRow.objects.filter(job=job).values_list("status").annotate(n=Count("id")))
+    rows = Counter(row_outcomes(job).values())
     queued = redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(settings.CELERY_TASK_DEFAULT_QUEUE)
     raise AssertionError(
         f"job still {job.status} with {job.processed}/{job.total} rows; rows {rows}; {queued} queued"
@@ -114,7 +116,24 @@ def test_a_worker_killed_mid_job_and_the_job_still_finishes_exactly_once(users_c
     job = wait_final(job, timeout=180)
     assert job.status == JobStatus.SUCCEEDED
     assert_exactly_once(job, 400)
-    assert not ImportRow.objects.filter(job=job).exclude(status=RowStatus.SUCCEEDED).exists()
+    assert set(row_outcomes(job).values()) == {"succeeded"}
+
+
+def test_a_dead_worker_host_s_chunks_are_finished_by_the_others_without_resume(users_csv, knobs, workers):
+    """The broker would give the dead host's chunk back after an hour: the survivors do not wait."""
+    knobs(record_signals="1", row_delay="0.01")
+    job = make_job(users_csv(400))
+    hour = {"BULKADMIN_TEST_VISIBILITY_TIMEOUT": "3600"}
+    first, _second = workers(2, env=hour)
+    launch(job)
+    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 60)
+    os.killpg(first.pid, signal.SIGKILL)  # the host, mid-chunk
+    first.wait(timeout=30)
+
+    job = wait_final(job, timeout=90)  # STALE_AFTER_SECONDS is 5 here; an hour is the broker's
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert_exactly_once(job, 400)
 
 
 def test_a_database_outage_mid_job_is_waited_out(users_csv, knobs, workers):
@@ -146,7 +165,7 @@ def test_cancel_stops_the_remaining_chunks(users_csv, knobs, workers):
     assert job.status == JobStatus.CANCELLED
     time.sleep(2)  # chunks already running may still commit; nothing after that
     job.refresh_from_db()
-    pending = ImportRow.objects.filter(job=job, status=RowStatus.PENDING).count()
+    pending = list(row_outcomes(job).values()).count("pending")
     assert pending > 0 and job.processed + pending == 400
     assert User.objects.count() == job.succeeded
 
@@ -162,14 +181,12 @@ def test_bulkimport_enqueues_on_celery_and_follows_the_job(users_csv, workers):
 
 def test_resume_a_crashed_job_on_celery_and_a_stalled_job_says_so(users_csv, knobs, workers, settings):
     from bulkadmin.engine import JobRunner
-    from bulkadmin.worker import import_chunk
 
     knobs(record_signals="1")
     job = make_job(users_csv(200))
     JobRunner(job.pk, workers=1).claim()
     ImportJob.objects.filter(pk=job.pk).update(runner_host="celery", runner_pid=None)
-    ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
-    import_chunk(job.pk, ids[:80])  # the first workers got this far, then all of them died
+    import_rows(job, range(2, 82))  # the first workers got this far, then all of them died
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}
     assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
     job.refresh_from_db()
@@ -198,7 +215,7 @@ def test_failed_rows_corrected_and_rerun_on_celery(write_file, workers, settings
     job = wait_final(job)
     assert (job.status, job.succeeded, job.failed) == (JobStatus.FINISHED_WITH_ERRORS, 58, 2)
 
-    for row in ImportRow.objects.filter(job=job, status=RowStatus.FAILED):
+    for row in ImportRow.objects.filter(job=job):
         row.values = {"username": row.values["username"].replace("boom", "fixed")}
         row.errors = {}
         row.save(update_fields=["values", "errors"])  # what the row form does

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from bulkadmin.engine import JobRunner
 from bulkadmin.jobs import create_job
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
-from tests.conftest import manage
+from bulkadmin.models import ImportJob, JobStatus
+from tests.conftest import import_rows, manage, row_outcomes
 
 User = get_user_model()
 CORPUS = Path(__file__).resolve().parent / "corpus" / "files"
@@ -112,12 +113,11 @@ def test_runbulkjob_resumes_a_crashed_job(users_csv):
     path = users_csv(30)
     job, _ = create_job(path, path.name)
     assert job is not None
-    # What a runner killed after its first chunk leaves behind: ten rows done, the job crashed.
-    done = list(job.rows.order_by("number")[:10])
-    for row in done:
-        user = User.objects.create_user(row.values["username"])
-        ImportRow.objects.filter(pk=row.pk).update(status=RowStatus.SUCCEEDED, object_pk=str(user.pk))
-    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED, processed=10, succeeded=10)
+    # What a runner killed after its first rows leaves behind: ten rows done, the job crashed.
+    JobRunner(job.pk, workers=1).claim()
+    import_rows(job, range(2, 12))
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
+    assert list(row_outcomes(job).values()).count("succeeded") == 10
 
     result = manage("runbulkjob", str(job.pk), "--workers", "1", "--progress")
     assert result.returncode == 0, result.stderr
@@ -134,7 +134,7 @@ def test_runbulkjob_on_a_finished_job_is_refused_clearly(users_csv):
     assert manage("runbulkjob", str(job.pk), "--workers", "1").returncode == 0
     again = manage("runbulkjob", str(job.pk), "--workers", "1")
     assert again.returncode != 0
-    assert f"Import job {job.pk} is succeeded; only a new, queued or crashed job can be run." in again.stderr
+    assert f"Import job {job.pk} is succeeded; only a new, queued, crashed or cancelled" in again.stderr
     no_traceback(again)
     assert User.objects.count() == 5
 

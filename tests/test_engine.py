@@ -11,8 +11,9 @@ from django.contrib.auth.models import Group
 
 from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.jobs import create_job, rerun_failed
-from bulkadmin.models import ImportJob, ImportRow, JobStatus, RowStatus
+from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus
 from mysite.models import Profile
+from tests.conftest import import_rows, object_pks, row_outcomes
 from tests.testapp.models import Restaurant, SignalRecord, Tag
 
 User = get_user_model()
@@ -43,8 +44,11 @@ def test_signals_fire_once_per_user_in_several_worker_processes(users_csv, knobs
 
     assert os.getpid() not in pids
     assert Profile.objects.count() == 600  # the demo site's post_save receiver ran too
-    assert not ImportRow.objects.filter(job=job).exclude(status=RowStatus.SUCCEEDED).exists()
-    assert set(ImportRow.objects.filter(job=job).values_list("secret", flat=True)) == {""}
+    assert set(row_outcomes(job).values()) == {"succeeded"}
+    assert not ImportRow.objects.filter(job=job).exists()  # only failed rows get a record
+    assert set(ImportChunk.objects.filter(job=job).values_list("secret", flat=True)) == {""}
+    users = {str(pk) for pk in User.objects.values_list("pk", flat=True)}
+    assert set(object_pks(job).values()) == users and len(object_pks(job)) == 600
 
 
 def test_groups_are_assigned(write_file):
@@ -65,7 +69,7 @@ def test_a_failing_row_mid_chunk_fails_alone(write_file, knobs):
 
     assert job.status == JobStatus.FINISHED_WITH_ERRORS
     assert (job.processed, job.succeeded, job.failed) == (20, 19, 1)
-    failed = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    failed = ImportRow.objects.get(job=job)
     assert failed.number == 11
     assert "receiver refused u-boom" in failed.error_text
     assert User.objects.count() == 19
@@ -95,10 +99,7 @@ def test_resume_processes_only_pending_rows(users_csv, knobs):
     # Half the rows were done by an earlier run that then died.
     first = JobRunner(job.pk, workers=1, chunk_size=10)
     first.claim()
-    from bulkadmin.worker import import_chunk
-
-    ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
-    import_chunk(job.pk, ids[:50])
+    import_rows(job, range(2, 52))
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.CRASHED)
 
     job = JobRunner(job.pk, workers=2, chunk_size=10).run()
@@ -141,7 +142,7 @@ def test_cancel_stops_dispatch_and_a_resume_finishes_every_row_once(users_csv, k
     thread.join(60)
     job = result["job"]
     assert job.status == JobStatus.CANCELLED
-    pending = ImportRow.objects.filter(job=job, status=RowStatus.PENDING).count()
+    pending = list(row_outcomes(job).values()).count("pending")
     assert 0 < pending < 360
     assert job.processed + pending == 400
     assert User.objects.count() == job.succeeded
@@ -170,7 +171,7 @@ def test_rerun_failed_rows_with_a_correction(write_file):
     path = write_file("r.csv", "username,email\nok1,a@example.com\nboom1,b@example.com\nok2,\n")
     job = JobRunner(make_job(path).pk, workers=1).run()
     assert job.failed == 1
-    row = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    row = ImportRow.objects.get(job=job)
     row.values = {**row.values, "username": "fixed1"}
     row.save()
     rerun = rerun_failed(job)
@@ -195,11 +196,11 @@ def test_update_existing(write_file):
 def test_passwords_are_hashed_in_the_worker_and_erased(write_file):
     path = write_file("p.csv", "username,password\nann,Tr0ub4dor&3-horse\nbob,\n")
     job = make_job(path)
-    assert "Tr0ub4dor" not in str(list(ImportRow.objects.filter(job=job).values()))
+    assert "Tr0ub4dor" not in str(list(ImportChunk.objects.filter(job=job).values()))
     job = JobRunner(job.pk, workers=2).run()
     assert User.objects.get(username="ann").check_password("Tr0ub4dor&3-horse")
     assert not User.objects.get(username="bob").has_usable_password()
-    assert set(ImportRow.objects.filter(job=job).values_list("secret", flat=True)) == {""}
+    assert set(ImportChunk.objects.filter(job=job).values_list("secret", flat=True)) == {""}
 
 
 def test_real_password_hasher_once(write_file, settings):
@@ -252,7 +253,7 @@ def test_a_queued_job_whose_runner_never_started_becomes_resumable(users_csv, se
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
 
 
-def test_a_chunk_locks_its_rows_but_never_the_shared_job_row(users_csv):
+def test_a_chunk_locks_its_record_but_never_the_shared_job_row(users_csv):
     """Locking the job's row would serialize every chunk of every worker (it did, once)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -261,11 +262,12 @@ def test_a_chunk_locks_its_rows_but_never_the_shared_job_row(users_csv):
 
     job = make_job(users_csv(5))
     JobRunner(job.pk, workers=1).claim()
-    ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
+    chunk = ImportChunk.objects.get(job=job)
     with CaptureQueriesContext(connection) as queries:
-        import_chunk(job.pk, ids)
+        import_chunk(job.pk, chunk.pk)
     locking = [q["sql"] for q in queries if "FOR UPDATE" in q["sql"]]
     if connection.features.has_select_for_update:
-        assert locking, "the chunk must lock its rows"
+        assert locking, "the chunk must lock its record"
+        assert all("importchunk" in sql.lower() for sql in locking), locking
     for sql in locking:
         assert "importjob" not in sql.lower(), sql

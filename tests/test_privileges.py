@@ -17,7 +17,7 @@ from bulkadmin.engine import JobRunner
 from bulkadmin.importers.base import ImportContext
 from bulkadmin.importers.users import GROUP_MESSAGE, PRIVILEGE_MESSAGE, UserImporter
 from bulkadmin.jobs import rerun_failed
-from bulkadmin.models import ImportRow, JobStatus, RowStatus
+from bulkadmin.models import ImportRow, JobStatus
 from bulkadmin.validation import validate_file
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
 from tests.test_admin_support import IMPORT_PERMS, PASSWORD, User, make_job, make_user, settle, url
@@ -109,9 +109,7 @@ def test_a_tampered_row_is_refused_by_the_worker(write_file, importer_user):
     """The last line: the worker checks the rerun's user again, whatever the stored values say."""
     boss = User.objects.create_superuser("boss", "boss@example.com", PASSWORD)
     job = failed_job(write_file, importer_user, "username,first_name\nboom1,A\nboom2,B\nplain,C\n")
-    ImportRow.objects.filter(job=job, number=3).update(
-        status=RowStatus.FAILED, values={"username": "newadmin", "is_superuser": "true"}
-    )
+    ImportRow.objects.create(job=job, number=3, values={"username": "newadmin", "is_superuser": "true"})
     ImportRow.objects.filter(job=job, number=2).update(values={"username": "boss", "first_name": "Owned"})
     job.options = {"update_existing": True}  # as if update mode had been granted
     job.save(update_fields=["options"])
@@ -160,7 +158,7 @@ def test_a_group_given_more_permissions_after_the_upload_is_refused_by_the_worke
     job = JobRunner(job.pk, workers=1).run()
 
     assert (job.succeeded, job.failed) == (1, 1)
-    failed = ImportRow.objects.get(job=job, status=RowStatus.FAILED)
+    failed = ImportRow.objects.get(job=job)
     assert failed.errors == {"groups": [GROUP_MESSAGE.format(name="Editors")]}
     assert not User.objects.filter(username="ann").exists()
 

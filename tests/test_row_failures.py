@@ -20,9 +20,9 @@ from django.db import InternalError, OperationalError, connection
 from bulkadmin.engine import JobRunner, claim_job
 from bulkadmin.importers.users import UserImporter
 from bulkadmin.jobs import create_job
-from bulkadmin.models import QUEUE_WORKERS, ImportJob, ImportRow, JobStatus, Owner, RowStatus
+from bulkadmin.models import QUEUE_WORKERS, ImportChunk, ImportJob, ImportRow, JobStatus, Owner
 from bulkadmin.vendors import write_turn
-from bulkadmin.worker import import_chunk
+from tests.conftest import import_rows, row_outcomes
 from tests.test_faults import assert_exactly_once, start_runner, wait_for
 from tests.testapp.models import Place
 
@@ -46,8 +46,19 @@ def make(path, **kwargs) -> ImportJob:
 
 
 def outcomes(job: ImportJob) -> dict[str, tuple[str, str]]:
-    rows = ImportRow.objects.filter(job=job)
-    return {row.values.get("username") or row.values["name"]: (row.status, row.error_text) for row in rows}
+    """Each row's outcome and error text, by its username (or name)."""
+    status = row_outcomes(job)
+    errors = {row.number: row.error_text for row in ImportRow.objects.filter(job=job)}
+    return {
+        values.get("username") or values["name"]: (status[number], errors.get(number, ""))
+        for chunk in ImportChunk.objects.filter(job=job)
+        for number, values in chunk.rows
+    }
+
+
+def all_units(job: ImportJob) -> list[tuple[int, None]]:
+    """What dispatch_job sends a chunk task: every chunk of the job, whole."""
+    return [(pk, None) for pk in ImportChunk.objects.filter(job=job).values_list("pk", flat=True)]
 
 
 def test_a_row_imported_again_after_a_rollback_gets_its_values_afresh(write_file):
@@ -59,8 +70,8 @@ def test_a_row_imported_again_after_a_rollback_gets_its_values_afresh(write_file
     job = JobRunner(job.pk, workers=1, chunk_size=10).run()
 
     result = outcomes(job)
-    assert result["Alpha"][0] == result["Gamma"][0] == RowStatus.SUCCEEDED, result
-    assert result["Beta"][0] == RowStatus.FAILED and "KeyError" not in result["Beta"][1]
+    assert result["Alpha"][0] == result["Gamma"][0] == "succeeded", result
+    assert result["Beta"][0] == "failed" and "KeyError" not in result["Beta"][1]
 
 
 def test_an_exception_in_prepare_row_fails_that_row_alone_without_quoting_it(write_file, settings):
@@ -73,7 +84,7 @@ def test_an_exception_in_prepare_row_fails_that_row_alone_without_quoting_it(wri
 
     assert (job.status, job.succeeded, job.failed) == (JobStatus.FINISHED_WITH_ERRORS, 2, 1)
     status, error = outcomes(job)["bad-prep"]
-    assert status == RowStatus.FAILED and error == "This row could not be prepared (ValueError)."
+    assert status == "failed" and error == "This row could not be prepared (ValueError)."
     assert "Secret-Pass" not in job.error + error
 
 
@@ -82,18 +93,17 @@ def test_a_foreign_key_gone_mid_job_fails_only_the_row_that_needs_it(write_file)
     path = write_file("g.csv", "username,groups\nann,Editors\nbob,\ncyd,Editors\ndan,\n")
     job = make(path)
     claim_job(job.pk, Owner(None, "test"))
-    ids = list(ImportRow.objects.filter(job=job).order_by("pk").values_list("pk", flat=True))
-    import_chunk(job.pk, ids[:1])  # the worker is set up: it has the group's id cached
+    import_rows(job, [2])  # the worker is set up: it has the group's id cached
     Group.objects.filter(name="Editors").delete()  # staff delete the group mid-job
 
-    import_chunk(job.pk, ids[1:])  # on SQLite the foreign key fails at COMMIT
+    import_rows(job, [3, 4, 5])  # on SQLite the foreign key fails at COMMIT
 
     result = outcomes(job)
     assert {name: status for name, (status, _) in result.items()} == {
-        "ann": RowStatus.SUCCEEDED,
-        "bob": RowStatus.SUCCEEDED,
-        "cyd": RowStatus.FAILED,
-        "dan": RowStatus.SUCCEEDED,
+        "ann": "succeeded",
+        "bob": "succeeded",
+        "cyd": "failed",
+        "dan": "succeeded",
     }
     assert result["cyd"][1] == "groups: Unknown group: Editors."
     job.refresh_from_db()
@@ -178,7 +188,7 @@ def test_a_trigger_refusing_a_row_fails_that_row_alone(write_file, monkeypatch):
     job = JobRunner(job.pk, workers=1).run()
 
     assert (job.status, job.succeeded, job.failed) == (JobStatus.FINISHED_WITH_ERRORS, 2, 1)
-    assert outcomes(job)["bob"][0] == RowStatus.FAILED
+    assert outcomes(job)["bob"][0] == "failed"
 
 
 def test_a_non_robust_on_commit_callback_failing_loses_no_row(write_file, monkeypatch, caplog):
@@ -204,24 +214,23 @@ def test_a_non_robust_on_commit_callback_failing_loses_no_row(write_file, monkey
 
 
 def test_celery_chunks_arriving_after_the_job_was_marked_stalled_still_import(users_csv, settings):
-    from bulkadmin.tasks import import_chunk_task
+    from bulkadmin.tasks import import_chunks_task
 
     job = make(users_csv(30))
     claim_job(job.pk, QUEUE_WORKERS)  # what dispatch_job does
-    ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 0.0}  # long in the queue
     ImportJob.objects.get(pk=job.pk).settle_if_stale()  # the job page's poll marks it stalled
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CRASHED
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0}
 
-    assert import_chunk_task(job.pk, ids) == 30  # a worker reaches the queued chunk at last
+    assert import_chunks_task(job.pk, all_units(job)) == 30  # a worker reaches the queued chunk at last
 
     job.refresh_from_db()
     assert (job.status, job.succeeded, job.error) == (JobStatus.SUCCEEDED, 30, "")
 
 
 def test_a_stale_job_asked_to_cancel_is_cancelled_and_its_late_chunks_dropped(users_csv, settings):
-    from bulkadmin.tasks import import_chunk_task
+    from bulkadmin.tasks import import_chunks_task
 
     job = make(users_csv(10))
     claim_job(job.pk, QUEUE_WORKERS)
@@ -231,8 +240,7 @@ def test_a_stale_job_asked_to_cancel_is_cancelled_and_its_late_chunks_dropped(us
     settings.BULKADMIN = {**settings.BULKADMIN, "STALE_AFTER_SECONDS": 30.0}
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
 
-    ids = list(ImportRow.objects.filter(job=job).values_list("pk", flat=True))
-    assert import_chunk_task(job.pk, ids) == 0  # a late chunk does not revive it
+    assert import_chunks_task(job.pk, all_units(job)) == 0  # a late chunk does not revive it
     assert ImportJob.objects.get(pk=job.pk).status == JobStatus.CANCELLED
     assert not User.objects.exists()
 

@@ -22,7 +22,10 @@ pytestmark = pytest.mark.django_db
 
 
 def validate(path, *, user=None, update=False):
-    return validate_file(path, path.name, UserImporter(ImportContext(user=user, update_existing=update)))
+    """Validate as ``user`` would, or (no user) as the command line."""
+    options = {"update_existing": update}
+    context = ImportContext.for_person(user, options) if user else ImportContext.for_command_line(options)
+    return validate_file(path, path.name, UserImporter(context))
 
 
 def errors_of(report):
@@ -52,7 +55,7 @@ def test_valid_file(write_file):
 
 
 def test_clean_row_types_and_blank_booleans_are_left_alone():
-    importer = UserImporter()
+    importer = UserImporter(ImportContext.for_command_line({}))
     cleaned = importer.clean_row(
         {
             "username": " ann ",
@@ -261,7 +264,9 @@ def test_on_valid_receives_only_valid_rows_in_batches(write_file, monkeypatch):
         "u.csv", "username,password\nann,Correct-Horse-1\ntaken,\nbad user,\nbob,\ncyd,\nann,\n"
     )
     batches: list[list[tuple[int, dict[str, str]]]] = []
-    report = validate_file(path, "u.csv", UserImporter(), on_valid=batches.append)
+    report = validate_file(
+        path, "u.csv", UserImporter(ImportContext.for_command_line({})), on_valid=batches.append
+    )
     assert [[n for n, _ in batch] for batch in batches] == [[2], [5, 6]]
     assert (
         batches[0][0][1]["password"] == "Correct-Horse-1"
