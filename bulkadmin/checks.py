@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     errors += _check_data_dir_is_not_served(configured.get("DATA_DIR"))
+    errors += _check_launcher(configured)
     for alias, db in settings.DATABASES.items():
         if (
             db.get("ENGINE", "").endswith("sqlite3")
@@ -80,4 +84,69 @@ def _check_data_dir_is_not_served(data_dir: Any) -> list[checks.CheckMessage]:
                     id="bulkadmin.E005",
                 )
             ]
+    return []
+
+
+#: What a Python interpreter's file is called (python3, python3.12, pypy3, python.exe).
+PYTHON_NAME = re.compile(r"^(python|pypy)[\d.]*(\.exe)?$", re.IGNORECASE)
+
+
+def _check_launcher(configured: dict[str, Any]) -> list[checks.CheckMessage]:
+    launcher = configured.get("LAUNCHER", conf.DEFAULTS["LAUNCHER"])
+    if launcher == "subprocess" or launcher == "tasks":
+        problems = _check_python(configured.get("PYTHON"))
+    else:
+        problems = []
+    if launcher == "tasks":
+        problems += _check_task_backend()
+    return problems
+
+
+def _check_python(python: Any) -> list[checks.CheckMessage]:
+    """The detached runner needs a Python; under uWSGI ``sys.executable`` is uWSGI itself."""
+    path = Path(str(python or sys.executable or ""))
+    if python and not (path.is_file() and os.access(path, os.X_OK)):
+        return [
+            checks.Error(
+                f"BULKADMIN['PYTHON'] ({path}) is not an executable file.",
+                hint="Point it at the Python of this project's virtualenv, e.g. /srv/app/.venv/bin/python.",
+                id="bulkadmin.E006",
+            )
+        ]
+    if not python and not PYTHON_NAME.match(path.name):
+        return [
+            checks.Error(
+                f"This process runs as {path.name or 'an unknown program'} ({path}), not Python, so "
+                "the detached runner cannot be started with it.",
+                hint="Set BULKADMIN['PYTHON'] to the Python of this project's virtualenv "
+                "(web servers such as uWSGI embed Python).",
+                id="bulkadmin.E006",
+            )
+        ]
+    return []
+
+
+def _check_task_backend() -> list[checks.CheckMessage]:
+    try:
+        from bulkadmin.jobtasks import backend_runs_inline
+
+        inline = backend_runs_inline()
+    except Exception as exc:  # no tasks framework installed, or TASKS misconfigured
+        return [
+            checks.Error(
+                f"BULKADMIN['LAUNCHER'] is 'tasks' but Django's Tasks framework is not usable ({exc}).",
+                hint="Install django-tasks-db (and django-tasks on Django 5.2) and set TASKS.",
+                id="bulkadmin.E007",
+            )
+        ]
+    if inline:
+        return [
+            checks.Warning(
+                "BULKADMIN['LAUNCHER'] is 'tasks' but the default task backend runs tasks in the caller "
+                "(or never): an import would run inside the web request.",
+                hint="Jobs start as detached subprocesses instead. Use a backend with real workers, "
+                "such as django_tasks_db.DatabaseBackend with `manage.py db_worker`.",
+                id="bulkadmin.W002",
+            )
+        ]
     return []

@@ -48,8 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     # Base URL of the site, for links in emails sent by workers (which have no request).
     "SITE_URL": "http://127.0.0.1:8000",
-    # How a confirmed job is started: "subprocess" (detached runbulkjob) or "celery".
+    # How a confirmed job is started: "subprocess" (detached runbulkjob), "celery" (chunks as
+    # Celery tasks) or "tasks" (the runner as a task of Django's Tasks framework).
     "LAUNCHER": "subprocess",
+    # The Python that runs a detached runbulkjob; None means this interpreter (sys.executable),
+    # which under uWSGI is not Python: set it there (manage.py check says so).
+    "PYTHON": None,
     # Seconds a signed upload token (between the report and the confirm click) stays valid.
     "UPLOAD_TOKEN_MAX_AGE": 6 * 60 * 60,
     # Uploads older than this many seconds are deleted opportunistically (abandoned reports).

@@ -5,7 +5,9 @@ starts a tiny intermediate interpreter, which starts the runner in a new session
 once; the web process reaps the intermediate, so no zombie is left and the runner outlives a
 web worker restart. The web process never forks Django or creates a pool (invariant 2).
 
-Other launchers (Celery) register in ``LAUNCHERS`` under the name ``BULKADMIN["LAUNCHER"]`` uses.
+Other launchers are small callables too: ``"celery"`` (``bulkadmin.tasks``) fans the job's chunks
+out as Celery tasks; ``"tasks"`` (``bulkadmin.jobtasks``) runs the runner as one task of Django's
+Tasks framework. They register in ``LAUNCHERS`` under the name ``BULKADMIN["LAUNCHER"]`` uses.
 """
 
 from __future__ import annotations
@@ -79,29 +81,46 @@ def runner_environment() -> tuple[dict[str, str], str]:
     return env, root
 
 
+def python_executable() -> str:
+    """The Python that runs ``runbulkjob``: ``BULKADMIN["PYTHON"]``, else this interpreter.
+
+    Under uWSGI (and some other servers) ``sys.executable`` is the server's binary, not Python;
+    ``manage.py check`` says so (bulkadmin.E006).
+    """
+    return str(conf.get("PYTHON") or sys.executable)
+
+
 def runner_command(job: ImportJob) -> list[str]:
-    return [sys.executable, "-m", "django", "runbulkjob", str(job.pk)]
+    return [python_executable(), "-m", "django", "runbulkjob", str(job.pk)]
 
 
-def launch_subprocess(job: ImportJob) -> None:
-    """Start the runner detached (double launch) with its output in the job's log file."""
-    env, cwd = runner_environment()
-    # Created owner-only: a log may quote row values.
-    with os.fdopen(os.open(log_path(job), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
-        intermediate = subprocess.Popen(
-            [sys.executable, "-c", _INTERMEDIATE, *runner_command(job)],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    code = intermediate.wait(timeout=INTERMEDIATE_TIMEOUT)
-    if code != 0:
-        raise RuntimeError(f"The launcher exited with status {code}; see {log_path(job)}.")
+class SubprocessLauncher:
+    """The default: a detached ``runbulkjob`` (double launch), its output in the job's log file."""
 
+    #: ``bulkimport`` runs such a job itself, in the foreground, rather than launching it.
+    runs_in_foreground = True
+
+    def __call__(self, job: ImportJob) -> None:
+        env, cwd = runner_environment()
+        # Created owner-only: a log may quote row values.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        with os.fdopen(os.open(log_path(job), flags, 0o600), "ab") as log:
+            intermediate = subprocess.Popen(
+                [python_executable(), "-c", _INTERMEDIATE, *runner_command(job)],
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        code = intermediate.wait(timeout=INTERMEDIATE_TIMEOUT)
+        if code != 0:
+            raise RuntimeError(f"The launcher exited with status {code}; see {log_path(job)}.")
+
+
+launch_subprocess = SubprocessLauncher()
 
 #: Launchers by the name ``BULKADMIN["LAUNCHER"]`` gives; a dotted path to a callable also works.
 LAUNCHERS: dict[str, Launcher] = {
@@ -110,12 +129,12 @@ LAUNCHERS: dict[str, Launcher] = {
 
 
 def register_launcher(name: str, launcher: Launcher) -> None:
-    """The hook for another way to start runners (the Celery launcher registers as "celery")."""
+    """The hook for another way to start runners."""
     LAUNCHERS[name] = launcher
 
 
 #: Launchers imported only when chosen, so their optional dependencies stay optional.
-LAZY_LAUNCHERS = {"celery": "bulkadmin.tasks.launch_celery"}
+LAZY_LAUNCHERS = {"celery": "bulkadmin.tasks.launch_celery", "tasks": "bulkadmin.jobtasks.launch_task"}
 
 
 def get_launcher(name: str | None = None) -> Launcher:
@@ -126,9 +145,15 @@ def get_launcher(name: str | None = None) -> Launcher:
     if "." in chosen:
         launcher: Launcher = import_string(chosen)
         return launcher
+    known = sorted({*LAUNCHERS, *LAZY_LAUNCHERS})
     raise ImproperlyConfigured(
-        f"Unknown BULKADMIN['LAUNCHER'] {chosen!r}; known launchers: {', '.join(sorted(LAUNCHERS))}."
+        f"Unknown BULKADMIN['LAUNCHER'] {chosen!r}; known launchers: {', '.join(known)}."
     )
+
+
+def runs_in_foreground(launcher: Launcher) -> bool:
+    """Whether ``bulkimport`` should run the job itself rather than hand it to this launcher."""
+    return bool(getattr(launcher, "runs_in_foreground", False))
 
 
 def launch_job(job: ImportJob) -> bool:

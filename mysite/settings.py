@@ -24,6 +24,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "bulkadmin",
     "mysite",
+    # Django's Tasks framework with a database backend, for BULKADMIN_LAUNCHER=tasks
+    # (``python manage.py db_worker`` runs the tasks); on Django 5.2 through the backport.
+    *([] if django.VERSION >= (6, 0) else ["django_tasks"]),
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +123,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 BULKADMIN = {
     # Uploads awaiting confirmation and job logs: private, never under STATIC_ROOT or MEDIA_ROOT.

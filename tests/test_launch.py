@@ -90,7 +90,7 @@ def test_runner_command():
 def test_launcher_registry(settings):
     assert launch.get_launcher() is launch.launch_subprocess
     settings.BULKADMIN = {**settings.BULKADMIN, "LAUNCHER": "carrier-pigeon"}
-    with pytest.raises(ImproperlyConfigured, match="known launchers: subprocess"):
+    with pytest.raises(ImproperlyConfigured, match="known launchers: celery, subprocess, tasks"):
         launch.get_launcher()
     calls: list[ImportJob] = []
     launch.register_launcher("carrier-pigeon", calls.append)

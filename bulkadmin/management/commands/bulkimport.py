@@ -10,11 +10,10 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from bulkadmin import conf
 from bulkadmin.importers.base import ImportContext
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job
-from bulkadmin.launch import launch_job
+from bulkadmin.launch import get_launcher, launch_job, runs_in_foreground
 from bulkadmin.management.commands._running import add_run_arguments, exit_code, follow_job, run_job
 from bulkadmin.validation import Report, validate_file
 
@@ -75,9 +74,9 @@ class Command(BaseCommand):
             raise CommandError(report.file_error or "No valid rows; nothing imported.", returncode=2)
         self.stdout.write(f"Job {job.pk}: {job.total:,} rows to import.")
         progress = not options["no_progress"] and options.get("verbosity", 1) > 0
-        if conf.get("LAUNCHER") == "subprocess":
+        if runs_in_foreground(get_launcher()):
             job = run_job(self, job.pk, options, progress=progress)
-        else:  # Celery: enqueue after commit (create_job has committed), then follow
+        else:  # Celery or Tasks workers: enqueue (create_job has committed), then follow
             launch_job(job)
             job = follow_job(self, job.pk, progress=progress)
         code = exit_code(job)
