@@ -169,7 +169,16 @@ class SQLiteDatabase(Database):
         return f"SQLite {sqlite3.sqlite_version} (a fresh file per run, WAL, IMMEDIATE transactions)"
 
 
-class PostgresDatabase(Database):
+class ServerDatabase(Database):
+    """A database server's dedicated bench database, reused between runs."""
+
+    url = ""
+
+    def fresh(self) -> str:
+        return self.url  # the child truncates the tables (bench.contenders.reset_database)
+
+
+class PostgresDatabase(ServerDatabase):
     kind = "postgresql"
 
     def __init__(self, url: str) -> None:
@@ -197,14 +206,11 @@ class PostgresDatabase(Database):
             conn.close()
         migrate(self.url)
 
-    def fresh(self) -> str:
-        return self.url  # the child truncates the tables (bench.contenders.reset_database)
-
     def describe(self) -> str:
         return f"PostgreSQL {self.version} (database {BENCH_DB}, tables truncated before each run)"
 
 
-class MySQLDatabase(Database):
+class MySQLDatabase(ServerDatabase):
     """MariaDB or MySQL: the ``bulkadmin_bench`` database (utf8mb4) on the server of ``url``."""
 
     kind = "mysql"
@@ -237,9 +243,6 @@ class MySQLDatabase(Database):
         finally:
             conn.close()
         migrate(self.url)
-
-    def fresh(self) -> str:
-        return self.url  # the child truncates the tables (bench.contenders.reset_database)
 
     def describe(self) -> str:
         # VERSION() is "10.11.19-MariaDB-0+deb12u1" on MariaDB, "8.0.40" on MySQL.
