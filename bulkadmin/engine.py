@@ -30,7 +30,7 @@ from bulkadmin.bootstrap import worker_ready
 from bulkadmin.executors import make_executor
 from bulkadmin.models import ImportChunk, ImportJob, JobStatus, Owner
 from bulkadmin.vendors import CONNECTION_ERRORS
-from bulkadmin.worker import ChunkResult, Unit, fail_rows, import_units, pending_rows
+from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
 
 logger = logging.getLogger("bulkadmin")
 
@@ -108,6 +108,7 @@ class JobRunner:
             self._heartbeat_stop.set()
             heartbeat.join()
             self._restore_signal_handlers(previous)
+            forget_job(self.job_id)  # an in-process run (a task worker) keeps no caches
             job = self._finish()
         return job
 

@@ -79,9 +79,12 @@ def test_a_failing_row_mid_chunk_fails_alone(write_file, knobs):
 
 
 def test_in_process_run_is_a_plain_loop(users_csv, knobs):
+    from bulkadmin import worker
+
     knobs(record_signals="1")
     job = JobRunner(make_job(users_csv(50)).pk, workers=1).run()
     assert job.status == JobStatus.SUCCEEDED
+    assert job.pk not in worker._importers  # a long-lived task worker keeps no job's caches
     import os
 
     assert set(SignalRecord.objects.values_list("pid", flat=True)) == {os.getpid()}
