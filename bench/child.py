@@ -24,6 +24,10 @@ def main() -> None:
         from bench.extras import run_memory
 
         result = run_memory(int(spec["rows"]), int(spec["workers"]))
+    elif spec["mode"] == "confirm":
+        from bench.extras import run_confirm
+
+        result = run_confirm(Path(spec["csv"]))
     elif spec["mode"] == "validation":
         from bench.extras import run_validation
 

@@ -63,3 +63,56 @@ def run_validation(path: Path) -> dict[str, Any]:
     if report.file_error or report.invalid:
         raise RuntimeError(f"validation: {report.file_error or report.errors[:3]}")
     return {"timings": {"run": elapsed}, "valid": report.valid}
+
+
+def run_confirm(path: Path) -> dict[str, Any]:
+    """``create_job`` on a file (the admin's confirm) while another connection keeps writing.
+
+    Reports the confirm's time and the longest any of those outside writes waited: on SQLite,
+    how long the confirm held the write lock at a time.
+    """
+    import threading
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from bench.contenders import reset_database
+    from bulkadmin.jobs import create_job
+
+    reset_database()
+    user_model = get_user_model()
+    outsider = user_model.objects.create_user("outside-writer")
+    table = connection.ops.quote_name(user_model._meta.db_table)
+    placeholder = "?" if connection.vendor == "sqlite" else "%s"
+    sql = f"UPDATE {table} SET last_login = CURRENT_TIMESTAMP WHERE id = {placeholder}"
+    waits: list[float] = []
+    done = threading.Event()
+
+    def write_repeatedly() -> None:
+        params = connection.get_connection_params()  # this thread's connection wrapper
+        if connection.vendor == "sqlite":
+            params["timeout"] = 120
+            params.pop("transaction_mode", None)
+        raw = connection.get_new_connection(params)
+        try:
+            while not done.is_set():
+                started = time.perf_counter()
+                raw.cursor().execute(sql, [outsider.pk])
+                raw.commit()
+                waits.append(time.perf_counter() - started)
+                time.sleep(0.02)
+        finally:
+            raw.close()
+            connection.close()
+
+    writer = threading.Thread(target=write_repeatedly)
+    writer.start()
+    phase("run")
+    started = time.perf_counter()
+    job, report = create_job(path, path.name)
+    elapsed = time.perf_counter() - started
+    done.set()
+    writer.join()
+    if job is None or report.invalid:
+        raise RuntimeError(f"confirm: {report.file_error or report.errors[:3]}")
+    return {"timings": {"run": elapsed}, "rows": job.total, "longest_outside_wait": max(waits, default=0.0)}
