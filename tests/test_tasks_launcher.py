@@ -112,6 +112,7 @@ def test_when_the_worker_running_a_job_dies_another_worker_takes_it_over(users_c
     workers = [db_worker(), db_worker()]
     wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 40)
     running = ImportJob.objects.get(pk=job.pk).runner_pid
+    assert running is not None
     victim = next(worker for worker in workers if worker.pid == os.getpgid(running))
     os.killpg(victim.pid, signal.SIGKILL)  # the host running the job, its runner and its pool
     victim.wait(timeout=30)
