@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
@@ -184,9 +184,9 @@ class ImportJobAdmin(JobModelAdmin):
     # ---- pages ---------------------------------------------------------------------------
     def get_urls(self) -> list[URLPattern]:
         def wrap(
-            view: Callable[..., HttpResponse], methods: tuple[str, ...] = ("GET", "HEAD")
-        ) -> Callable[..., HttpResponse]:
-            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            view: Callable[..., HttpResponseBase], methods: tuple[str, ...] = ("GET", "HEAD")
+        ) -> Callable[..., HttpResponseBase]:
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
                 return view(self, request, *args, **kwargs)
 
             allowed = require_http_methods(list(methods))(update_wrapper(wrapper, view))

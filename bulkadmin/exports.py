@@ -1,13 +1,23 @@
-"""Failed rows as a file staff can fix and upload again: never a secret, never a live formula."""
+"""Failed rows as a file staff can fix and upload again: never a secret, never a live formula.
+
+Both formats are written a batch of rows at a time, so memory stays flat however many rows
+failed: CSV streams straight into the response, XLSX goes through openpyxl's write-only
+workbook into a private temporary file that the response then streams.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
-import tablib
+from openpyxl import Workbook
 
+from bulkadmin import conf
 from bulkadmin.importers.base import Importer
-from bulkadmin.models import ImportJob
+from bulkadmin.models import ImportJob, ImportRow
 
 #: A spreadsheet runs a cell starting with these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -24,27 +34,48 @@ def escape_formula(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
-def failed_rows_dataset(job: ImportJob, importer: Importer) -> tablib.Dataset:
-    """The failed rows' own columns (secrets left out), then their errors, ready to re-upload."""
+def failed_rows_table(job: ImportJob, importer: Importer) -> Iterator[list[str]]:
+    """The header, then each failed row: its own columns (secrets left out), then its errors."""
     secret = importer.secret_columns()
     columns = [c for c in importer.column_names() if c not in secret]
     rows = job.rows.failed().order_by("number")
     present: set[str] = set()
     for values in rows.values_list("values", flat=True).iterator(chunk_size=EXPORT_BATCH):
         present.update(values)
-    headers = [c for c in columns if c in present] + [ERROR_COLUMN]
-    data = tablib.Dataset(headers=headers)
+    headers = [c for c in columns if c in present]
+    yield [*headers, ERROR_COLUMN]
+    row: ImportRow
     for row in rows.only("number", "values", "errors").iterator(chunk_size=EXPORT_BATCH):
-        values = row.values
-        data.append(
-            [escape_formula(values.get(c, "")) for c in headers[:-1]] + [escape_formula(row.error_text)]
-        )
-    return data
+        yield [escape_formula(row.values.get(c, "")) for c in headers] + [escape_formula(row.error_text)]
 
 
-def export_failed_rows(job: ImportJob, importer: Importer, file_format: str) -> bytes:
-    if file_format not in CONTENT_TYPES:
-        raise ValueError(f"Unknown format {file_format!r}.")
-    data = failed_rows_dataset(job, importer)
-    exported = data.export(file_format)
-    return exported.encode("utf-8") if isinstance(exported, str) else bytes(exported)
+class _Line:
+    """A file-like object whose ``write`` returns what it was given, for ``csv.writer``."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def failed_rows_csv(job: ImportJob, importer: Importer) -> Iterator[bytes]:
+    """CSV lines, one row at a time."""
+    writer = csv.writer(_Line())
+    for row in failed_rows_table(job, importer):
+        yield str(writer.writerow(row)).encode("utf-8")
+
+
+def failed_rows_xlsx(job: ImportJob, importer: Importer) -> IO[bytes]:
+    """An XLSX file, written row by row; the open file is returned, its name already unlinked."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Failed rows")
+    for row in failed_rows_table(job, importer):
+        sheet.append(row)
+    directory = conf.data_dir()
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - returned open, for the response to close
+        dir=directory, prefix="export-", suffix=".xlsx", delete=False
+    )
+    try:
+        workbook.save(handle)
+        handle.seek(0)
+    finally:
+        Path(handle.name).unlink()  # private while open, gone when closed
+    return handle

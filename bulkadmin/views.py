@@ -16,7 +16,16 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -397,7 +406,7 @@ def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> 
 
 def download(
     model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, file_format: str
-) -> HttpResponse:
+) -> HttpResponseBase:
     if file_format not in exports.CONTENT_TYPES:
         raise Http404("Unknown format.")
     job = get_job(model_admin, request, object_id)
@@ -405,9 +414,17 @@ def download(
         importer_cls = get_importer_class(job.importer)
     except Exception as exc:
         raise Http404("The job's importer is no longer configured.") from exc
-    content = exports.export_failed_rows(job, importer_cls(), file_format)
-    response = HttpResponse(content, content_type=exports.CONTENT_TYPES[file_format])
-    response["Content-Disposition"] = f'attachment; filename="job-{job.pk}-failed-rows.{file_format}"'
+    name = f"job-{job.pk}-failed-rows.{file_format}"
+    response: HttpResponseBase
+    if file_format == "csv":
+        response = StreamingHttpResponse(
+            exports.failed_rows_csv(job, importer_cls()), content_type=exports.CONTENT_TYPES["csv"]
+        )
+    else:
+        response = FileResponse(
+            exports.failed_rows_xlsx(job, importer_cls()), content_type=exports.CONTENT_TYPES["xlsx"]
+        )
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

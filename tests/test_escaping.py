@@ -128,3 +128,4 @@ def test_downloads_are_attachments_never_pages(staff_client, hostile_job, file_f
     assert response["Content-Disposition"].startswith("attachment;")
     assert "html" not in response["Content-Type"]
     assert "<script>" not in response["Content-Disposition"]
+    response.close()  # what the web server does once it has sent the stream

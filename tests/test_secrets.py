@@ -53,7 +53,7 @@ def test_no_plaintext_password_anywhere_after_an_import(write_file, staff_client
     def page(name, *args):
         response = staff_client.get(url(name, *args))
         assert response.status_code == 200, (name, args)
-        return response.content.decode(errors="replace")
+        return response.getvalue().decode(errors="replace")
 
     places = {
         "database": all_database_text(),
