@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, make_password
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
@@ -208,14 +209,16 @@ class UserImporter(Importer):
         created = user is None
         if user is None:
             user = user_model(username=cleaned["username"], **fields)
-            user.password = cleaned.get("password_hash") or make_password(None)
+            user.password = cleaned.get("password_hash") or unusable_password()
         else:
             if (user.is_staff or user.is_superuser) and not self.context.is_trusted:
                 raise RowInvalid.single("username", PRIVILEGE_MESSAGE)
             for key, value in fields.items():
                 if value != "":  # a blank cell leaves the current value, as blank booleans do
                     setattr(user, key, value)
-            if cleaned.get("password_hash"):
+            if cleaned.get("password_hash") and not cleaned["password_hash"].startswith(
+                UNUSABLE_PASSWORD_PREFIX
+            ):
                 user.password = cleaned["password_hash"]
         user.save()
         if "groups" in cleaned:
@@ -249,6 +252,15 @@ class UserImporter(Importer):
         ):
             return {"username": ["A user with this username already exists."]}
         return super().explain_error(cleaned, exc)
+
+
+def unusable_password() -> str:
+    """What ``make_password(None)`` makes, from one call to the OS's random source.
+
+    Django draws its 40 characters one ``secrets.choice`` at a time: 0.3 ms a row, a tenth of
+    importing a user.
+    """
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
 
 
 def send_set_password_email(user: AbstractUser) -> None:

@@ -10,12 +10,11 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from bulkadmin.importers.base import ImportContext
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.jobs import create_job
+from bulkadmin.jobs import create_job, delete_job
 from bulkadmin.launch import get_launcher, launch_job, runs_in_foreground
 from bulkadmin.management.commands._running import add_run_arguments, exit_code, follow_job, run_job
-from bulkadmin.validation import Report, validate_file
+from bulkadmin.validation import Report
 
 ERRORS_SHOWN = 200
 
@@ -50,18 +49,9 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc), returncode=2) from exc
         job_options = {"update_existing": options["update_existing"]}
-        importer = importer_cls(ImportContext.for_command_line(job_options))
 
-        report = validate_file(path, path.name, importer)
-        self._print_report(report)
-        if report.file_error or report.valid == 0:
-            raise CommandError("Nothing imported.", returncode=2)
-        if report.invalid and not options["skip_invalid"]:
-            raise CommandError(
-                f"{report.invalid:,} of {report.total:,} rows are invalid; nothing imported. "
-                "Fix them, or pass --skip-invalid to import the valid rows.",
-                returncode=2,
-            )
+        # One pass: the file is validated while its valid rows are saved; a job with invalid
+        # rows is deleted again unless --skip-invalid, so a bad file leaves nothing behind.
         job, report = create_job(
             path,
             path.name,
@@ -69,9 +59,18 @@ class Command(BaseCommand):
             options=job_options,
             workers=options["workers"],
             threads=options["threads"],
+            size=options["chunk_size"],
         )
+        self._print_report(report)
         if job is None:
-            raise CommandError(report.file_error or "No valid rows; nothing imported.", returncode=2)
+            raise CommandError("Nothing imported.", returncode=2)
+        if report.invalid and not options["skip_invalid"]:
+            delete_job(job)
+            raise CommandError(
+                f"{report.invalid:,} of {report.total:,} rows are invalid; nothing imported. "
+                "Fix them, or pass --skip-invalid to import the valid rows.",
+                returncode=2,
+            )
         self.stdout.write(f"Job {job.pk}: {job.total:,} rows to import.")
         progress = not options["no_progress"] and options.get("verbosity", 1) > 0
         if runs_in_foreground(get_launcher()):
