@@ -2,20 +2,26 @@
 
 The pool's start method is chosen explicitly (``MP_START_METHOD``, forkserver by default) and
 each worker prepares Django in its initializer, as Django's own parallel test runner does;
-this process's database connections are closed first so no child can share a socket.
+this process's database connections are closed first so no child can share a socket. With
+forkserver, the server itself sets Django up once (its preload), so workers start warm.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from multiprocessing import forkserver
 from typing import ParamSpec, TypeVar
 
 from django.db import connections
 
 from bulkadmin import conf, worker
 from bulkadmin.bootstrap import initialize_worker
+
+#: Imported by the forkserver before it forks a worker: Django is set up once, not per worker.
+PRELOAD = "bulkadmin.preload"
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -40,16 +46,34 @@ class InlineExecutor(Executor):
         worker.configure_threads(1)
 
 
+def start_method() -> str:
+    method = str(conf.get("MP_START_METHOD"))
+    return method if method in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """The pool's context; with forkserver, a server that sets Django up once before forking."""
+    context = multiprocessing.get_context(start_method())
+    if isinstance(context, multiprocessing.context.ForkServerContext):
+        context.set_forkserver_preload([PRELOAD])
+    return context
+
+
+def warm_up() -> None:
+    """Start the forkserver now, so Django is set up in it while this process does other work
+    (``bulkimport`` validates the file meanwhile); the pool then starts at once."""
+    if isinstance(pool_context(), multiprocessing.context.ForkServerContext):
+        connections.close_all()
+        forkserver.ensure_running()
+
+
 def make_executor(job_id: int, *, workers: int, threads: int) -> Executor:
     if workers <= 1:
         return InlineExecutor(job_id, threads)
     connections.close_all()
-    method = str(conf.get("MP_START_METHOD"))
-    if method not in multiprocessing.get_all_start_methods():
-        method = "spawn"
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
+        mp_context=pool_context(),
         initializer=initialize_worker,
         initargs=(job_id, threads),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -42,6 +43,10 @@ def groups_beyond(user: Any, names: set[str]) -> set[str]:
     return {name for name, app_label, codename in granted if f"{app_label}.{codename}" not in held}
 
 
+EMAIL_VALIDATOR = EmailValidator()
+
+
+@functools.lru_cache(maxsize=64)
 def _max_length(model: type[models.Model], name: str) -> int | None:
     field = model._meta.get_field(name)
     return getattr(field, "max_length", None)
@@ -104,7 +109,7 @@ class UserImporter(Importer):
                     "email",
                     v,
                     max_length=_max_length(user_model, "email"),
-                    validators=(EmailValidator(),),
+                    validators=(EMAIL_VALIDATOR,),
                 )
             ),
         )

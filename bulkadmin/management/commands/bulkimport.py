@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from bulkadmin.executors import warm_up
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job, delete_job
 from bulkadmin.launch import get_launcher, launch_job, runs_in_foreground
@@ -49,6 +50,9 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc), returncode=2) from exc
         job_options = {"update_existing": options["update_existing"]}
+        launcher = get_launcher()
+        if runs_in_foreground(launcher) and (options["workers"] or 2) > 1:
+            warm_up()  # the pool's forkserver sets Django up while the file is validated
 
         # One pass: the file is validated while its valid rows are saved; a job with invalid
         # rows is deleted again unless --skip-invalid, so a bad file leaves nothing behind.
@@ -73,7 +77,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Job {job.pk}: {job.total:,} rows to import.")
         progress = not options["no_progress"] and options.get("verbosity", 1) > 0
-        if runs_in_foreground(get_launcher()):
+        if runs_in_foreground(launcher):
             job = run_job(self, job.pk, options, progress=progress)
         else:  # Celery or Tasks workers: enqueue (create_job has committed), then follow
             launch_job(job)
