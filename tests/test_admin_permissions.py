@@ -86,6 +86,7 @@ def test_permission_matrix(kind, name, method, importers_only, job):
         assert response.status_code in (200, 302), response.status_code
         if response.status_code == 302:
             assert "/admin/login/" not in response["Location"]
+    response.close()  # what the web server does once it has sent a streamed download
 
 
 def test_the_users_importer_is_hidden_from_the_index_without_add_user(client):
