@@ -183,13 +183,15 @@ def rerun_failed(job: ImportJob, *, user: Any = None) -> ImportJob:
 
 
 def _failed_rows(job: ImportJob) -> Iterator[RawRow]:
-    rows = job.rows.failed().order_by("number").only("number", "values", "secret")
-    for row in rows.iterator(chunk_size=CHUNKS_PER_TRANSACTION * 100):
+    # Plain tuples: model instances from a related manager's iterator() with only() reload
+    # their job_id, one query per row.
+    rows = job.rows.failed().order_by("number").values_list("number", "values", "secret")
+    for number, values, secret in rows.iterator(chunk_size=CHUNKS_PER_TRANSACTION * 100):
         try:
-            secrets = crypto.unseal(row.secret)
+            secrets = crypto.unseal(secret)
         except crypto.SecretUnreadable:
             secrets = {crypto.UNREADABLE: "1"}  # the rerun's worker fails the row, saying why
-        yield row.number, {**row.values, **secrets}
+        yield number, {**values, **secrets}
 
 
 def delete_job(job: ImportJob) -> None:

@@ -474,8 +474,13 @@ class ImportRow(models.Model):
 
     @property
     def error_text(self) -> str:
-        return "; ".join(
-            f"{column}: {message}" if column != "__all__" else message
-            for column, messages in self.errors.items()
-            for message in messages
-        )
+        return error_text(self.errors)
+
+
+def error_text(errors: dict[str, list[str]]) -> str:
+    """A row's errors in one line: "column: message; message"."""
+    return "; ".join(
+        f"{column}: {message}" if column != "__all__" else message
+        for column, messages in errors.items()
+        for message in messages
+    )

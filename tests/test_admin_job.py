@@ -354,3 +354,33 @@ def test_deleting_a_job_counts_its_chunks_and_rows_and_never_lists_them(super_cl
 def test_a_cancelled_job_with_nothing_pending_offers_no_resume(staff_client, finished):
     ImportJob.objects.filter(pk=finished.pk).update(status=JobStatus.CANCELLED)
     assert 'value="Resume"' not in staff_client.get(url("change", finished.pk)).content.decode()
+
+
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+def test_a_download_costs_a_few_queries_whatever_the_number_of_failed_rows(
+    staff_client, users_csv, importer_user, file_format
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = make_job(users_csv(60), user=importer_user)
+    job = settle(job, {number: {"__all__": ["refused"]} for number in range(2, 62)})
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(url("download", job.pk, file_format))
+        content = response.getvalue()
+    assert content.count(b"refused") == 60 or file_format == "xlsx"
+    assert len(queries) < 20, [q["sql"][:120] for q in queries[:5]]
+
+
+def test_a_rerun_costs_a_few_queries_whatever_the_number_of_failed_rows(users_csv, importer_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bulkadmin.jobs import rerun_failed
+
+    job = make_job(users_csv(60), user=importer_user)
+    job = settle(job, {number: {"__all__": ["refused"]} for number in range(2, 62)})
+    with CaptureQueriesContext(connection) as queries:
+        rerun = rerun_failed(job, user=importer_user)
+    assert rerun.total == 60
+    assert len(queries) < 20, [q["sql"][:120] for q in queries[:5]]
