@@ -369,7 +369,7 @@ def test_a_download_costs_a_few_queries_whatever_the_number_of_failed_rows(
         response = staff_client.get(url("download", job.pk, file_format))
         content = response.getvalue()
     assert content.count(b"refused") == 60 or file_format == "xlsx"
-    assert len(queries) < 20, [q["sql"][:120] for q in queries[:5]]
+    assert len(queries) < 20, [q["sql"][:120] for q in queries.captured_queries[:5]]
 
 
 def test_a_rerun_costs_a_few_queries_whatever_the_number_of_failed_rows(users_csv, importer_user):
@@ -383,4 +383,4 @@ def test_a_rerun_costs_a_few_queries_whatever_the_number_of_failed_rows(users_cs
     with CaptureQueriesContext(connection) as queries:
         rerun = rerun_failed(job, user=importer_user)
     assert rerun.total == 60
-    assert len(queries) < 20, [q["sql"][:120] for q in queries[:5]]
+    assert len(queries) < 20, [q["sql"][:120] for q in queries.captured_queries[:5]]
