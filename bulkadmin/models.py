@@ -102,9 +102,6 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
     race (a Resume clicked while a runner finished) changes nothing and returns 0.
     """
 
-    def live(self) -> ImportJobQuerySet:
-        return self.filter(status__in=Statuses.LIVE)
-
     def stale(self) -> ImportJobQuerySet:
         """Jobs a runner claims to own but whose heartbeat stopped: the runner died."""
         return self.filter(status__in=Statuses.WATCHED).filter(
@@ -124,8 +121,8 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         """Hand a job to a launcher; the heartbeat starts so a launch that never runs turns stale."""
         with write_turn(self.db):
             return (
-                self.filter(status__in=Statuses.LAUNCHABLE)
-                .exclude(status=JobStatus.CANCELLED, processed__gte=F("total"))
+                self.startable()
+                .filter(status__in=Statuses.LAUNCHABLE)
                 .update(status=JobStatus.QUEUED, error="", heartbeat_at=timezone.now(), finished_at=None)
             )
 
@@ -362,9 +359,6 @@ class ImportJob(models.Model):
 class ImportChunkQuerySet(models.QuerySet["ImportChunk"]):
     def pending(self) -> ImportChunkQuerySet:
         return self.filter(status=ChunkStatus.PENDING)
-
-    def done(self) -> ImportChunkQuerySet:
-        return self.filter(status=ChunkStatus.DONE)
 
     def beat(self) -> int:
         """Queue workers say which chunks they are on, so a dead host's chunks can be found."""
