@@ -28,6 +28,8 @@ from django.db import DatabaseError, connections
 from bulkadmin import conf
 from bulkadmin.bootstrap import worker_ready
 from bulkadmin.executors import make_executor
+from bulkadmin.jobs import PreparationFailed, prepare_job
+from bulkadmin.launch import get_launcher, runs_in_foreground
 from bulkadmin.models import ImportChunk, ImportJob, JobStatus, Owner
 from bulkadmin.vendors import CONNECTION_ERRORS
 from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
@@ -45,6 +47,10 @@ T = TypeVar("T")
 
 class JobNotRunnable(Exception):
     pass
+
+
+class _Stopped(Exception):
+    """A cancel arrived while the rows were being read in."""
 
 
 @dataclass
@@ -97,7 +103,8 @@ class JobRunner:
         heartbeat = threading.Thread(target=self._beat, name="bulkadmin-heartbeat", daemon=True)
         heartbeat.start()
         try:
-            self._dispatch(settings)
+            if job.prepared or self._prepare(job, settings.chunk_size):
+                self._dispatch(settings)
         except BaseException as exc:
             # The type only, for the job page: an exception's text may quote row values.
             self._stop_reason = self._stop_reason or (
@@ -111,6 +118,35 @@ class JobRunner:
             forget_job(self.job_id)  # an in-process run (a task worker) keeps no caches
             job = self._finish()
         return job
+
+    def _prepare(self, job: ImportJob, chunk_size: int) -> bool:
+        """Read a confirmed upload's rows in; then run them here, or hand them to the launcher.
+
+        Returns whether to go on and dispatch the rows in this process.
+        """
+
+        def stop_if_asked() -> None:
+            if self._cancelled or self._cancel_requested():
+                raise _Stopped
+
+        try:
+            prepare_job(job, size=chunk_size, after_save=stop_if_asked)
+        except _Stopped:
+            self._cancelled = True
+            return False
+        except PreparationFailed as exc:
+            self._stop_reason = str(exc)
+            return False
+        launcher = get_launcher()
+        if runs_in_foreground(launcher) or not ImportJob.objects.filter(pk=job.pk).hand_off(self._owner()):
+            return True
+        job.refresh_from_db()
+        try:
+            launcher(job)
+        except Exception as exc:
+            logger.exception("Job %s: the launcher could not take the job over.", job.pk)
+            job.jobs.fail_launch(f"The runner could not be started: {exc}")
+        return False
 
     def _finish(self) -> ImportJob:
         """Record how the run ended; waits out a database restart like a chunk does.

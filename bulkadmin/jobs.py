@@ -1,23 +1,26 @@
-"""Creating a job from a validated file, and a rerun from a job's failed rows.
+"""Creating a job from a file, and a rerun from a job's failed rows.
 
 Rows are stored a chunk at a time, each batch in a short transaction of its own: a
-million-row confirm never holds SQLite's write lock for more than a moment, and the rest of
-the site goes on writing. The job stays ``preparing`` (nothing can start it) until every
-chunk is in.
+million-row file never holds SQLite's write lock for more than a moment, and the rest of the
+site goes on writing. ``bulkimport`` stores them before it starts the job (``create_job``),
+holding it ``preparing`` meanwhile. The admin's confirm stores nothing: it creates the job
+around the upload (``confirm_upload``, once per upload however often it is posted), and the
+runner reads the rows in (``prepare_job``), keeping each invalid row as a failed row to correct.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 
-from bulkadmin import conf, crypto
-from bulkadmin.importers.base import ImportContext, Importer
+from bulkadmin import conf, crypto, uploads
+from bulkadmin.importers.base import Errors, ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.models import ImportChunk, ImportJob, JobStatus, StartedVia
+from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus, StartedVia
 from bulkadmin.validation import Report, validate_file
 from bulkadmin.vendors import write_turn
 
@@ -57,15 +60,32 @@ def split_secret(importer: Importer, values: dict[str, str]) -> tuple[dict[str, 
     return plain, {k: v for k, v in values.items() if k in secret_names}
 
 
-class ChunkWriter:
-    """Collects rows into chunks of ``size`` and saves them a few chunks per transaction."""
+class PreparationFailed(Exception):
+    """The job's rows could not be read: the upload is gone or no longer parses."""
 
-    def __init__(self, job: ImportJob, importer: Importer, size: int) -> None:
+
+class ChunkWriter:
+    """Collects rows into chunks of ``size`` and saves them a few chunks per transaction.
+
+    Invalid rows given to ``add_invalid`` are saved with them as failed rows. The job's
+    counters grow in the same transactions, so its page shows how far the reading got.
+    ``after_save`` runs after each transaction (a runner checks there for a cancel).
+    """
+
+    def __init__(
+        self,
+        job: ImportJob,
+        importer: Importer,
+        size: int,
+        after_save: Callable[[], None] | None = None,
+    ) -> None:
         self.job, self.importer, self.size = job, importer, size
+        self.after_save = after_save
         self.rows = 0
         self._chunks = 0
         self._open: list[RawRow] = []
         self._ready: list[ImportChunk] = []
+        self._invalid: list[ImportRow] = []
 
     def add(self, batch: Iterable[RawRow]) -> None:
         for number, values in batch:
@@ -73,6 +93,16 @@ class ChunkWriter:
             if len(self._open) >= self.size:
                 self._close_chunk()
         if len(self._ready) >= CHUNKS_PER_TRANSACTION:
+            self._save()
+
+    def add_invalid(self, number: int, values: dict[str, str], errors: Errors) -> None:
+        plain, secret = split_secret(self.importer, values)
+        sealed = crypto.seal(secret) if secret and crypto.UNREADABLE not in secret else ""
+        self._invalid.append(
+            ImportRow(job=self.job, number=number, values=plain, secret=sealed, errors=errors)
+        )
+        self.rows += 1
+        if len(self._invalid) >= CHUNKS_PER_TRANSACTION * self.size:
             self._save()
 
     def finish(self) -> int:
@@ -97,10 +127,21 @@ class ChunkWriter:
         self._open = []
 
     def _save(self) -> None:
-        if self._ready:
-            with write_turn(), transaction.atomic():
-                ImportChunk.objects.bulk_create(self._ready)
-            self._ready = []
+        if not self._ready and not self._invalid:
+            return
+        valid = sum(chunk.size for chunk in self._ready)
+        invalid = len(self._invalid)
+        with write_turn(), transaction.atomic():
+            ImportChunk.objects.bulk_create(self._ready)
+            ImportRow.objects.bulk_create(self._invalid)
+            ImportJob.objects.filter(pk=self.job.pk).update(
+                total=F("total") + valid + invalid,
+                processed=F("processed") + invalid,
+                failed=F("failed") + invalid,
+            )
+        self._ready, self._invalid = [], []
+        if self.after_save is not None:
+            self.after_save()
 
 
 def chunk_size() -> int:
@@ -150,22 +191,90 @@ def create_job(
         delete_job(job)
         return None, report
     with write_turn():
-        ImportJob.objects.filter(pk=job.pk).update(total=total, status=JobStatus.VALIDATED)
+        ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.VALIDATED)
     job.refresh_from_db()
     return job, report
 
 
-def rerun_failed(job: ImportJob, *, user: Any = None) -> ImportJob:
-    """A new job, linked to ``job``, holding copies of its failed rows as corrected.
+def confirm_upload(pending: uploads.PendingUpload, user: Any) -> tuple[ImportJob, bool]:
+    """The job for a confirmed upload, created at most once: ``(job, created)``.
 
-    A person's rerun runs with that person's rights; one from the command line (no ``user``)
-    keeps the rights of whoever started ``job``.
+    Nothing is read here, so a million-row confirm answers at once: the job takes the file,
+    and its runner reads the rows (``prepare_job``). A second confirm of the same upload, a
+    double click or a replayed form, gets the first one's job. Raises ``UploadExpired`` when
+    the file is gone and no job holds it.
+    """
+    existing = ImportJob.objects.filter(upload_id=pending.upload_id).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with write_turn(), transaction.atomic():
+            job = ImportJob.objects.create(
+                importer=pending.importer,
+                source_name=display_name(pending.name),
+                options=dict(pending.options),
+                created_by=user,
+                started_via=StartedVia.PERSON,
+                workers=pending.workers,
+                upload_id=pending.upload_id,
+                prepared=False,
+            )
+            uploads.take(pending.upload_id)  # last: the job is rolled back if the file is gone
+    except IntegrityError:  # a concurrent confirm of the same upload won
+        return ImportJob.objects.get(upload_id=pending.upload_id), False
+    return job, True
+
+
+def prepare_job(
+    job: ImportJob, *, size: int | None = None, after_save: Callable[[], None] | None = None
+) -> Report:
+    """Read a confirmed upload into the job: valid rows into chunks, invalid ones into failed rows.
+
+    Validated again, as the database may have changed since staff read the report; a row that
+    turned invalid is kept as a failed row, to be seen, corrected and rerun. Run by the runner
+    that claimed the job; an earlier runner that died part way left nothing imported, so the
+    job starts over. The upload is deleted once the rows are in.
+    """
+    _clear_rows(job)
+    path = uploads.confirmed_path(job.upload_id or "")
+    if not job.upload_id or not path.is_file():
+        raise PreparationFailed("The uploaded file is gone; upload it again.")
+    importer = importer_for(job)
+    writer = ChunkWriter(job, importer, size or chunk_size(), after_save=after_save)
+    report = validate_file(
+        path, job.source_name, importer, on_valid=writer.add, on_invalid=writer.add_invalid
+    )
+    if report.file_error:
+        raise PreparationFailed(report.file_error)
+    writer.finish()
+    with write_turn():
+        ImportJob.objects.filter(pk=job.pk).update(prepared=True)
+    uploads.discard_confirmed(job.upload_id)
+    return report
+
+
+def _clear_rows(job: ImportJob) -> None:
+    _delete_rows(job)
+    with write_turn():
+        ImportJob.objects.filter(pk=job.pk).update(total=0, processed=0, succeeded=0, failed=0)
+
+
+def rerun_failed(
+    job: ImportJob, *, user: Any = None, corrected_only: bool = False, options: dict[str, Any] | None = None
+) -> ImportJob | None:
+    """A new job, linked to ``job``, holding copies of its open failed rows (or only the corrected).
+
+    The rows it takes leave their job's offer (``ImportRow.rerun``), so a second click or a
+    second rerun never imports a row twice; None when there was nothing left to take. A
+    person's rerun runs with that person's rights; one from the command line (no ``user``)
+    keeps the rights of whoever started ``job``. ``options`` override the job's (a rerun may
+    switch on updating existing objects).
     """
     with write_turn():
         rerun = ImportJob.objects.create(
             importer=job.importer,
             source_name=job.source_name,
-            options=dict(job.options),
+            options={**job.options, **(options or {})},
             created_by=user if user is not None else job.created_by,
             started_via=StartedVia.PERSON if user is not None else job.started_via,
             parent=job,
@@ -173,19 +282,32 @@ def rerun_failed(job: ImportJob, *, user: Any = None) -> ImportJob:
             threads=job.threads,
             status=JobStatus.PREPARING,
         )
+    offered = job.rows.corrected() if corrected_only else job.rows.open()
+    while True:  # in batches: a short write lock each on SQLite
+        with write_turn(), transaction.atomic():
+            ids = list(offered.order_by("number").values_list("pk", flat=True)[:TAKE_BATCH])
+            if not ids:
+                break
+            ImportRow.objects.filter(pk__in=ids, rerun__isnull=True).update(rerun=rerun)
     writer = ChunkWriter(rerun, get_importer_class(job.importer)(), chunk_size())
-    writer.add(_failed_rows(job))
-    total = writer.finish()
+    writer.add(_taken_rows(rerun))
+    if not writer.finish():
+        delete_job(rerun)
+        return None
     with write_turn():
-        ImportJob.objects.filter(pk=rerun.pk).update(total=total, status=JobStatus.VALIDATED)
+        ImportJob.objects.filter(pk=rerun.pk).update(status=JobStatus.VALIDATED)
     rerun.refresh_from_db()
     return rerun
 
 
-def _failed_rows(job: ImportJob) -> Iterator[RawRow]:
+#: Failed rows a rerun takes per transaction.
+TAKE_BATCH = 2000
+
+
+def _taken_rows(rerun: ImportJob) -> Iterator[RawRow]:
     # Plain tuples: model instances from a related manager's iterator() with only() reload
     # their job_id, one query per row.
-    rows = job.rows.failed().order_by("number").values_list("number", "values", "secret")
+    rows = ImportRow.objects.filter(rerun=rerun).order_by("number").values_list("number", "values", "secret")
     for number, values, secret in rows.iterator(chunk_size=CHUNKS_PER_TRANSACTION * 100):
         try:
             secrets = crypto.unseal(secret)
@@ -200,12 +322,18 @@ def delete_job(job: ImportJob) -> None:
     A million-row job's chunks are never loaded, and on SQLite the write lock is never held
     long, so the site goes on while it is deleted.
     """
-    for model in (ImportChunk, job.rows.model):
+    _delete_rows(job)
+    with write_turn():
+        ImportJob.objects.filter(pk=job.pk).delete()
+    if job.upload_id:
+        uploads.discard_confirmed(job.upload_id)
+
+
+def _delete_rows(job: ImportJob) -> None:
+    for model in (ImportChunk, ImportRow):
         while True:
             with write_turn(), transaction.atomic():
                 ids = list(model.objects.filter(job=job).values_list("pk", flat=True)[:1000])
                 if not ids:
                     break
                 model.objects.filter(pk__in=ids).delete()
-    with write_turn():
-        ImportJob.objects.filter(pk=job.pk).delete()

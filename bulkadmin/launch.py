@@ -165,8 +165,11 @@ def launch_job(job: ImportJob) -> bool:
     if not job.jobs.queue():
         return False
     job.status = JobStatus.QUEUED
+    # Rows not read in yet are read where the upload is, on this host: the runner that reads
+    # them hands the job on to the configured launcher.
+    launcher = get_launcher() if job.prepared else get_launcher("subprocess")
     try:
-        get_launcher()(job)
+        launcher(job)
     except Exception as exc:
         logger.exception("Job %s: the runner could not be started.", job.pk)
         job.jobs.fail_launch(f"The runner could not be started: {exc}")

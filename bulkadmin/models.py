@@ -6,6 +6,11 @@ secrets sealed). A worker commits a chunk's objects and the chunk's outcome in o
 transaction; only a row that fails gets a record of its own (``ImportRow``), which staff
 correct, download and rerun.
 
+A job confirmed in the admin starts ``validated`` but not ``prepared``: the request only moves
+the upload aside, and the runner, once it has claimed the job, reads the file into chunks
+(invalid rows straight into failed rows) before it imports them. ``bulkimport`` saves the
+chunks itself, holding the job ``preparing`` meanwhile.
+
 The job's whole lifecycle (queue, claim, beat, cancel, finish, mark stale, revive) lives on its
 queryset and model; launchers and runners only call it.
 
@@ -109,9 +114,9 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         )
 
     def startable(self) -> ImportJobQuerySet:
-        """Jobs a runner may claim; a cancelled one only while rows are pending."""
+        """Jobs a runner may claim; a cancelled one only while rows are pending (or unread)."""
         return self.filter(status__in=Statuses.STARTABLE).exclude(
-            status=JobStatus.CANCELLED, processed__gte=F("total")
+            status=JobStatus.CANCELLED, processed__gte=F("total"), prepared=True
         )
 
     def owned_by(self, owner: Owner) -> ImportJobQuerySet:
@@ -177,7 +182,7 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
     def finish(self, owner: Owner | None, stop_reason: str = "") -> int:
         """A runner's end: final when no row is pending, else cancelled or crashed (resumable)."""
         now = timezone.now()
-        done = Q(processed__gte=F("total"))
+        done = Q(processed__gte=F("total"), prepared=True)
         jobs = self.owned_by(owner) if owner is not None else self
         with write_turn(self.db):
             return jobs.filter(status__in=Statuses.LIVE).update(
@@ -214,6 +219,15 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
                     When(runner_host=CELERY_RUNNER, then=Value(str(STALLED_MESSAGE))),
                     default=Value(str(DEAD_RUNNER_MESSAGE)),
                 ),
+            )
+
+    def hand_off(self, owner: Owner) -> int:
+        """A runner that prepared a job's rows passes it on to a launcher that runs elsewhere."""
+        with write_turn(self.db):
+            return (
+                self.owned_by(owner)
+                .filter(status=JobStatus.RUNNING)
+                .update(status=JobStatus.QUEUED, runner_pid=None, runner_host="", heartbeat_at=timezone.now())
             )
 
     def revive(self, owner: Owner) -> int:
@@ -285,6 +299,13 @@ class ImportJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="reruns",
     )
+    #: The confirmed upload the job reads its rows from; unique, so a confirm counts once.
+    upload_id = models.CharField(
+        _("upload"), max_length=32, null=True, blank=True, unique=True, editable=False
+    )
+    #: False until the runner has read the upload into chunks (and its invalid rows into
+    #: failed rows); until then ``total`` counts the rows read so far.
+    prepared = models.BooleanField(_("rows read"), default=True)
     total = models.PositiveIntegerField(_("rows"), default=0)
     processed = models.PositiveIntegerField(_("processed"), default=0)
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
@@ -327,7 +348,8 @@ class ImportJob(models.Model):
     @property
     def is_resumable(self) -> bool:
         """Crashed (or about to be seen so), or cancelled with rows still pending."""
-        return self.pending > 0 and (self.status in (JobStatus.CRASHED, JobStatus.CANCELLED) or self.is_stale)
+        unfinished = self.pending > 0 or not self.prepared
+        return unfinished and (self.status in (JobStatus.CRASHED, JobStatus.CANCELLED) or self.is_stale)
 
     @property
     def is_cancellable(self) -> bool:
@@ -431,6 +453,13 @@ class ImportRowQuerySet(models.QuerySet["ImportRow"]):
     def failed(self) -> ImportRowQuerySet:
         return self.filter(status=RowStatus.FAILED)
 
+    def open(self) -> ImportRowQuerySet:
+        """Failed rows no rerun has taken yet: what the job still offers to rerun."""
+        return self.failed().filter(rerun__isnull=True)
+
+    def corrected(self) -> ImportRowQuerySet:
+        return self.open().filter(corrected=True)
+
     def search(self, text: str, columns: Iterable[str]) -> ImportRowQuerySet:
         """Rows with ``text`` in one of ``columns`` (or that row number): key lookups work alike
         on every database, where a search of the JSON text would miss escaped characters."""
@@ -453,6 +482,17 @@ class ImportRow(models.Model):
     status = models.CharField(_("status"), max_length=12, choices=RowStatus.choices, default=RowStatus.FAILED)
     errors = models.JSONField(_("errors"), default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=1)
+    #: Staff corrected it since it failed (its errors are cleared then).
+    corrected = models.BooleanField(_("corrected"), default=False)
+    #: The rerun that took this row; a row goes to one rerun only.
+    rerun = models.ForeignKey(
+        ImportJob,
+        verbose_name=_("rerun in"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="taken_rows",
+    )
 
     objects = ImportRowQuerySet.as_manager()
 

@@ -66,6 +66,28 @@ def save_chunks(chunks: Iterable[bytes]) -> str:
     return upload_id
 
 
+def confirmed_path(upload_id: str) -> Path:
+    """Where a confirmed upload waits for its runner, out of reach of ``cleanup_stale``."""
+    path = conf.data_dir() / "confirmed"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path / path_for(upload_id).name
+
+
+def take(upload_id: str) -> Path:
+    """Move a confirmed upload to its job; only one confirm can take it (``os.replace``)."""
+    target = confirmed_path(upload_id)
+    try:
+        path_for(upload_id).replace(target)
+    except FileNotFoundError as exc:
+        raise UploadExpired("The uploaded file is gone.") from exc
+    return target
+
+
+def discard_confirmed(upload_id: str) -> None:
+    with contextlib.suppress(UploadExpired):
+        confirmed_path(upload_id).unlink(missing_ok=True)
+
+
 def discard(upload_id: str) -> None:
     with contextlib.suppress(UploadExpired):
         path_for(upload_id).unlink(missing_ok=True)
@@ -118,13 +140,11 @@ class PendingUpload:
             raise UploadExpired("The upload expired or the form was tampered with.") from exc
         if payload.get("user") != str(user_id):
             raise UploadExpired("The upload belongs to another user.")
-        pending = cls(
+        # Whether its file is still there is for the confirm to find out: a job may hold it.
+        return cls(
             upload_id=str(payload["id"]),
             name=str(payload["name"]),
             importer=str(payload["importer"]),
             options=dict(payload["options"]),
             workers=payload["workers"],
         )
-        if not pending.path.is_file():
-            raise UploadExpired("The uploaded file is gone.")
-        return pending

@@ -75,18 +75,26 @@ class Report:
 
 #: Receives each batch of valid rows (number, raw values) once the batch is checked.
 ValidBatchSink = Callable[[list[tuple[int, dict[str, str]]]], None]
+#: Receives each invalid row: its number, raw values and errors.
+InvalidRowSink = Callable[[int, dict[str, str], Errors], None]
 
 
 def validate_file(
-    path: Path, name: str, importer: Importer, *, on_valid: ValidBatchSink | None = None
+    path: Path,
+    name: str,
+    importer: Importer,
+    *,
+    on_valid: ValidBatchSink | None = None,
+    on_invalid: InvalidRowSink | None = None,
 ) -> Report:
-    """Validate the file at ``path``; with ``on_valid``, hand each checked batch of good rows on."""
+    """Validate the file at ``path``; with ``on_valid``, hand each checked batch of good rows on,
+    and with ``on_invalid`` each bad row, so a job can keep it as a failed row to correct."""
     report = Report()
     try:
         with open_table(path, name, importer.column_names()) as table:
             _check_required_headers(table, importer)
             report.format, report.headers = table.format, table.headers
-            _validate_rows(table.rows, importer, report, on_valid)
+            _validate_rows(table.rows, importer, report, on_valid, on_invalid)
     except ParseError as exc:
         report.file_error = str(exc)
     if not report.file_error and report.total == 0:
@@ -110,17 +118,24 @@ def _validate_rows(
     importer: Importer,
     report: Report,
     on_valid: ValidBatchSink | None,
+    on_invalid: InvalidRowSink | None,
 ) -> None:
     secret = importer.secret_columns()
     first_seen: dict[str, int] = {}
     batch: list[tuple[int, Cleaned, dict[str, str]]] = []
 
+    def reject(number: int, values: dict[str, str], errors: Errors) -> None:
+        report.add(number, errors)
+        if on_invalid is not None:
+            on_invalid(number, values, errors)
+
     def flush() -> None:
         if not batch:
             return
         found = importer.check_rows([(number, cleaned) for number, cleaned, _ in batch])
-        for number, errors in found.items():
-            report.add(number, errors)
+        for number, _cleaned, raw in batch:
+            if number in found:
+                reject(number, raw, found[number])
         if on_valid is not None:
             on_valid([(number, raw) for number, _, raw in batch if number not in found])
         batch.clear()
@@ -132,18 +147,19 @@ def _validate_rows(
                 (number, {k: (MASK if k in secret and v else v) for k, v in values.items()})
             )
         if parse_errors:
-            report.add(number, parse_errors)
+            reject(number, values, parse_errors)
             continue
         try:
             cleaned = importer.clean_row(values)
         except RowInvalid as exc:
-            report.add(number, exc.errors)
+            reject(number, values, exc.errors)
             continue
         key = importer.row_key(cleaned)
         if key is not None:
             if key in first_seen:
-                report.add(
+                reject(
                     number,
+                    values,
                     {importer.key_column or NON_FIELD: [f"Duplicate of row {first_seen[key]}."]},
                 )
                 continue

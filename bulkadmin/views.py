@@ -30,12 +30,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from bulkadmin import conf, crypto, exports, uploads
 from bulkadmin.forms import ConfirmForm, FailedRowForm, UploadForm
 from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.jobs import create_job, rerun_failed, split_secret
+from bulkadmin.jobs import confirm_upload, rerun_failed, split_secret
 from bulkadmin.launch import launch_job
 from bulkadmin.models import ImportJob, ImportRow, JobStatus
 from bulkadmin.validation import Report, validate_file
@@ -233,28 +235,23 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     ):
         raise PermissionDenied  # revoked since the report: the token outlives permissions
     try:
-        # Chunks are saved in short transactions of their own (no long write lock on SQLite);
-        # the job only becomes startable once all are in.
-        job, report = create_job(
-            pending.path,
-            pending.name,
-            importer_path=pending.importer,
-            user=request.user,
-            options=pending.options,
-            workers=pending.workers,
+        job, created = confirm_upload(pending, request.user)
+    except uploads.UploadExpired:
+        messages.error(
+            request, "That upload has expired or is no longer available; please upload the file again."
         )
-        if job is not None:
-            with transaction.atomic():
-                model_admin.log_addition(request, job, [{"added": {}}])
-                transaction.on_commit(partial(launch_job, job))
-    finally:
-        uploads.discard(pending.upload_id)
-    if job is None:
-        messages.error(request, report.file_error or "No row is valid any more; nothing was imported.")
         return HttpResponseRedirect(admin_url("add"))
-    messages.success(request, f"Importing {job.total:,} rows from {job.source_name}.")
-    if report.invalid:
-        messages.warning(request, f"{report.invalid:,} invalid rows were left out.")
+    if not created:
+        messages.info(request, f"This file was already confirmed as job #{job.pk}; it is imported once.")
+        return HttpResponseRedirect(admin_url("change", job.pk))
+    with transaction.atomic():
+        model_admin.log_addition(request, job, [{"added": {}}])
+        transaction.on_commit(partial(launch_job, job))
+    messages.success(
+        request,
+        f"Importing {job.source_name}. Its rows are checked once more as they are read in; "
+        "any that are invalid now are listed below as failed rows, to correct and rerun.",
+    )
     return HttpResponseRedirect(admin_url("change", job.pk))
 
 
@@ -282,13 +279,21 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
     elapsed = ((job.finished_at or now) - job.started_at).total_seconds() if job.started_at else None
     rate = job.processed / elapsed if elapsed and job.processed else None
     live = job.status in (JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.VALIDATED)
+    reading = not job.prepared  # the runner is still reading the upload: the total is growing
+    if reading:
+        rate = None
     eta = job.pending / rate if rate and live and not job.is_final else None
     percent = 100.0 if job.total == 0 else min(100.0, 100.0 * job.processed / job.total)
+    percent = 0.0 if reading else percent
     heartbeat_age = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
+    status_display = str(job.get_status_display())
+    if reading and job.status == JobStatus.RUNNING:
+        status_display = str(_("Reading the file"))
     return {
         "id": job.pk,
         "status": job.status,
-        "status_display": str(job.get_status_display()),
+        "status_display": status_display,
+        "reading": reading,
         "total": job.total,
         "processed": job.processed,
         "succeeded": job.succeeded,
@@ -328,7 +333,8 @@ def failed_rows_page(
         columns = [c for c in (importer_cls.column_names() if importer_cls else []) if c not in secret]
         rows = rows.search(query, columns)
     paginator = Paginator(
-        rows.only("id", "number", "values", "errors"), int(conf.get("FAILED_ROWS_PER_PAGE"))
+        rows.only("id", "number", "values", "errors", "corrected", "rerun_id"),
+        int(conf.get("FAILED_ROWS_PER_PAGE")),
     )
     return paginator.get_page(request.GET.get("page")), query
 
@@ -345,6 +351,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
     shown = [c for c in columns if any(c in row.values for row in page.object_list)]
     can_run = model_admin.has_run_permission(request, job)
     settled = job.is_settled
+    offered = job.rows.open().count() if settled and job.failed else 0
     return {
         "progress": progress_data(job),
         "progress_url": admin_url("progress", job.pk),
@@ -358,7 +365,14 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "can_cancel": can_run and job.is_cancellable,
         "can_resume": can_run and job.is_resumable,
         "can_fix": can_run and settled and importer_cls is not None,
-        "can_rerun": can_run and settled and job.failed > 0,
+        "can_rerun": can_run and settled and offered > 0,
+        "offered": offered,
+        "offered_corrected": job.rows.corrected().count() if offered else 0,
+        "can_update_existing": (
+            importer_cls is not None
+            and not job.options.get("update_existing")
+            and model_admin.importer_permitted(request, importer_cls.dotted_path(), "change")
+        ),
         "cancel_url": admin_url("cancel", job.pk),
         "resume_url": admin_url("resume", job.pk),
         "rerun_url": admin_url("rerun", job.pk),
@@ -392,15 +406,35 @@ def resume(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
 
 
 def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """Rerun the corrected rows (``_rerun_corrected``) or every failed row still offered."""
     job = get_job(model_admin, request, object_id, run=True)
-    if not job.is_settled or not job.rows.failed().exists():
-        messages.warning(request, "There are no failed rows to rerun once the import has stopped.")
-        return HttpResponseRedirect(admin_url("change", job.pk))
-    new = rerun_failed(job, user=request.user)
+    job_url = admin_url("change", job.pk)
+    if not job.is_settled:
+        messages.warning(request, _("Failed rows can be rerun once the import has stopped."))
+        return HttpResponseRedirect(job_url)
+    options: dict[str, Any] = {}
+    if request.POST.get("update_existing"):
+        if not model_admin.importer_permitted(request, job.importer, "change"):
+            raise PermissionDenied
+        options["update_existing"] = True
+    corrected_only = "_rerun_corrected" in request.POST
+    new = rerun_failed(job, user=request.user, corrected_only=corrected_only, options=options)
+    if new is None:
+        messages.warning(
+            request,
+            _("No corrected row is waiting for a rerun.")
+            if corrected_only
+            else _("No failed row is left to rerun: each is in a rerun already."),
+        )
+        return HttpResponseRedirect(job_url)
     with transaction.atomic():
         model_admin.log_addition(request, new, [{"added": {}}])
         transaction.on_commit(partial(launch_job, new))
-    messages.success(request, f"Rerunning {new.total:,} failed rows of {job}.")
+    messages.success(
+        request,
+        ngettext("Rerunning %(count)s row of %(job)s.", "Rerunning %(count)s rows of %(job)s.", new.total)
+        % {"count": f"{new.total:,}", "job": job},
+    )
     return HttpResponseRedirect(admin_url("change", new.pk))
 
 
@@ -436,6 +470,13 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
     if row is None:
         raise Http404("No such failed row.")
     job_url = admin_url("change", job.pk)
+    if row.rerun_id is not None:
+        messages.warning(
+            request,
+            _("Row %(number)s is in rerun #%(rerun)s; correct it there.")
+            % {"number": row.number, "rerun": row.rerun_id},
+        )
+        return HttpResponseRedirect(job_url)
     if not job.is_settled:
         messages.warning(request, "Rows can be corrected once the import has stopped.")
         return HttpResponseRedirect(job_url)
@@ -458,7 +499,8 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
             row.values, secret = split_secret(importer, values)
             row.secret = crypto.seal(secret)
             row.errors = {}
-            row.save(update_fields=["values", "secret", "errors"])
+            row.corrected = True
+            row.save(update_fields=["values", "secret", "errors", "corrected"])
             model_admin.log_change(request, job, f"Corrected row {row.number}.")
             messages.success(request, f"Row {row.number} is corrected; rerun the failed rows to import it.")
             return HttpResponseRedirect(job_url + "#failed-rows")

@@ -110,11 +110,14 @@ def manage(
 
 # ---- what became of a job's rows -----------------------------------------------------------
 def row_outcomes(job) -> dict[int, str]:
-    """Each row's outcome by its number: succeeded, failed or pending."""
+    """Each row's outcome by its number: succeeded, failed or pending.
+
+    A row found invalid as the upload was read in is failed without ever being in a chunk.
+    """
     from bulkadmin.models import ImportChunk, ImportRow
 
     failed = set(ImportRow.objects.filter(job=job).failed().values_list("number", flat=True))
-    outcomes: dict[int, str] = {}
+    outcomes: dict[int, str] = dict.fromkeys(failed, "failed")
     for chunk in ImportChunk.objects.filter(job=job):
         done = set(chunk.done_rows) if chunk.status == "pending" else set(chunk.row_numbers())
         for number in chunk.row_numbers():

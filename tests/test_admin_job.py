@@ -14,7 +14,7 @@ from django.utils import timezone
 from bulkadmin import crypto
 from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus, RowStatus
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
-from tests.test_admin_support import make_job, settle, url
+from tests.test_admin_support import IMPORT_PERMS, make_job, make_user, settle, url
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +80,7 @@ def test_job_page_names_the_importer_and_options_in_words(staff_client, write_fi
 def test_finished_job_page_stops_polling(staff_client, finished):
     html = staff_client.get(url("change", finished.pk)).content.decode()
     assert 'data-polling="false"' in html and "<noscript><meta" not in html
-    assert "Rerun 2 failed rows" in html and "Download failed rows (CSV)" in html
+    assert "Rerun all 2 failed rows" in html and "Download failed rows (CSV)" in html
     assert "Cancel the import" not in html
 
 
@@ -233,6 +233,62 @@ def test_rerun_failed_rows(
     assert f"#{finished.pk}" in html  # linked to its parent
 
 
+def test_a_rerun_takes_its_rows_so_a_second_click_reruns_nothing(
+    staff_client, finished, launched, django_capture_on_commit_callbacks
+):
+    """Before: the parent still offered every row, and a second rerun imported them again."""
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url("rerun", finished.pk), {"_rerun_all": "1"})
+        second = staff_client.post(url("rerun", finished.pk), {"_rerun_all": "1"}, follow=True)
+    rerun = ImportJob.objects.exclude(pk=finished.pk).get()
+    assert launched == [rerun.pk]
+    assert any("No failed row is left" in str(m) for m in second.context["messages"])
+    assert set(finished.rows.values_list("rerun_id", flat=True)) == {rerun.pk}
+    html = staff_client.get(url("change", finished.pk)).content.decode()
+    assert "_rerun_all" not in html and f"In rerun #{rerun.pk}" in html
+    assert url("change", rerun.pk) + "#row-3" in html  # where each row went
+    taken = finished.rows.get(number=3)
+    response = staff_client.post(url("row", finished.pk, taken.pk), {"username": "x"})
+    assert response.status_code == 302 and finished.rows.get(number=3).values["username"] == "boom1"
+
+
+def test_rerun_the_corrected_rows_only(staff_client, finished, launched, django_capture_on_commit_callbacks):
+    row = finished.rows.get(number=3)
+    staff_client.post(
+        url("row", finished.pk, row.pk), {"username": "fixed1", "first_name": "F", "password": ""}
+    )
+    html = staff_client.get(url("change", finished.pk)).content.decode()
+    assert 'value="Rerun the corrected row"' in html and 'value="Rerun all 2 failed rows"' in html
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url("rerun", finished.pk), {"_rerun_corrected": "1"})
+    rerun = ImportJob.objects.exclude(pk=finished.pk).get()
+    assert rerun.total == 1 and [c.row_numbers() for c in rerun.chunks.all()] == [[3]]
+    html = staff_client.get(url("change", finished.pk)).content.decode()
+    assert "_rerun_corrected" not in html and 'value="Rerun 1 failed row"' in html
+    # the password given in the file goes with the corrected row
+    chunk = rerun.chunks.get()
+    assert crypto.unseal_rows(chunk.secret) == {3: {"password": "Secret-Pass-123"}}
+
+
+def test_a_rerun_may_switch_on_updating_existing_objects(
+    client, finished, launched, django_capture_on_commit_callbacks
+):
+    plain = make_user("plain", perms=IMPORT_PERMS)
+    client.force_login(plain)
+    assert "update_existing" not in client.get(url("change", finished.pk)).content.decode()
+    assert (
+        client.post(url("rerun", finished.pk), {"_rerun_all": "1", "update_existing": "on"}).status_code
+        == 403
+    )
+    updater = make_user("updater", perms=(*IMPORT_PERMS, "auth.change_user"))
+    client.force_login(updater)
+    assert 'name="update_existing"' in client.get(url("change", finished.pk)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("rerun", finished.pk), {"_rerun_all": "1", "update_existing": "on"})
+    rerun = ImportJob.objects.exclude(pk=finished.pk).get()
+    assert rerun.options["update_existing"] is True and rerun.created_by == updater
+
+
 def test_rerun_needs_failed_rows_and_a_stopped_job(staff_client, users_csv, importer_user, launched):
     job = running_job(users_csv, importer_user)
     staff_client.post(url("rerun", job.pk))
@@ -382,5 +438,6 @@ def test_a_rerun_costs_a_few_queries_whatever_the_number_of_failed_rows(users_cs
     job = settle(job, {number: {"__all__": ["refused"]} for number in range(2, 62)})
     with CaptureQueriesContext(connection) as queries:
         rerun = rerun_failed(job, user=importer_user)
+        assert rerun is not None
     assert rerun.total == 60
     assert len(queries) < 20, [q["sql"][:120] for q in queries.captured_queries[:5]]

@@ -106,7 +106,8 @@ def settle(job: ImportJob, failures: dict[int, dict[str, list[str]]], status: st
 
 
 @pytest.fixture(autouse=True)
-def private_data_dir(settings, tmp_path):
-    """Each test its own uploads and logs directory (autouse where imported)."""
+def private_data_dir(settings, tmp_path, monkeypatch):
+    """Each test its own uploads and logs directory (autouse where imported), runners too."""
     settings.BULKADMIN = {**settings.BULKADMIN, "DATA_DIR": tmp_path / "bulkadmin-data"}
+    monkeypatch.setenv("BULKADMIN_TEST_DATA_DIR", str(tmp_path / "bulkadmin-data"))
     return tmp_path / "bulkadmin-data"

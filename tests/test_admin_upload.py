@@ -17,6 +17,8 @@ from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
 from bulkadmin import conf, uploads, views
+from bulkadmin.engine import JobRunner
+from bulkadmin.jobs import prepare_job
 from bulkadmin.models import ImportChunk, ImportJob, JobStatus, StartedVia
 from bulkadmin.uploads import PendingUpload
 from bulkadmin.validation import MASK
@@ -251,28 +253,39 @@ def test_confirm_creates_the_job_logs_it_and_launches_after_commit(
     assert response.status_code == 302 and response["Location"] == url("change", job.pk)
     assert len(callbacks) == 1 and launched == [job.pk]
     assert job.status == JobStatus.QUEUED
-    assert (job.total, job.created_by, job.workers) == (2, importer_user, 2)
+    # The confirm reads nothing: the job holds the upload until its runner reads the rows in.
+    assert not job.prepared and job.total == 0 and not ImportChunk.objects.exists()
+    assert job.upload_id and not path.exists() and uploads.confirmed_path(job.upload_id).is_file()
+    assert (job.created_by, job.workers) == (importer_user, 2)
     assert job.options == {"update_existing": False, "send_password_email": True}
     assert job.started_via == StartedVia.PERSON
     assert job.source_name == "users.csv"
-    assert sorted(row_outcomes(job)) == [2, 4]
-    assert "Correct-Horse" not in str(list(ImportChunk.objects.values()))
     entry = LogEntry.objects.get()
     assert (entry.action_flag, entry.object_id, entry.user_id) == (ADDITION, str(job.pk), importer_user.pk)
-    assert not path.exists()
     follow = staff_client.get(response["Location"])
     messages = [str(m) for m in follow.context["messages"]]
-    assert any("Importing 2 rows" in m for m in messages)
-    assert any("1 invalid rows were left out" in m for m in messages)
+    assert any("Importing users.csv" in m for m in messages)
+
+    prepare_job(job)
+    job = ImportJob.objects.get(pk=job.pk)
+    assert job.prepared and (job.total, job.processed, job.failed) == (3, 1, 1)
+    assert row_outcomes(job) == {2: "pending", 3: "failed", 4: "pending"}
+    assert "Correct-Horse" not in str(list(ImportChunk.objects.values()))
+    assert not uploads.confirmed_path(str(job.upload_id)).exists()
+    # The invalid row is not dropped: it is a failed row, with its errors, to correct.
+    failed = job.rows.get()
+    assert failed.number == 3 and failed.values["username"] == "bad user!" and "username" in failed.errors
 
 
 def test_confirm_twice_does_not_import_twice(staff_client, launched, django_capture_on_commit_callbacks):
     token = token_of(upload(staff_client, GOOD))
     with django_capture_on_commit_callbacks(execute=True):
-        staff_client.post(url("confirm"), {"token": token})
-        response = staff_client.post(url("confirm"), {"token": token})
-    assert response["Location"] == url("add")
-    assert ImportJob.objects.count() == 1 and len(launched) == 1
+        first = staff_client.post(url("confirm"), {"token": token})
+        second = staff_client.post(url("confirm"), {"token": token}, follow=True)
+    job = ImportJob.objects.get()
+    assert first["Location"] == second.redirect_chain[-1][0] == url("change", job.pk)
+    assert len(launched) == 1
+    assert any("already confirmed" in str(m) for m in second.context["messages"])
 
 
 @pytest.mark.parametrize("tamper", ["garbage", "flip"])
@@ -300,21 +313,32 @@ def test_an_expired_token_is_refused(staff_client, settings):
     assert response["Location"] == url("add") and ImportJob.objects.count() == 0
 
 
-def test_confirm_revalidates(staff_client, launched, django_capture_on_commit_callbacks):
+def test_a_row_invalid_by_confirm_time_becomes_a_failed_row_not_lost(
+    staff_client, launched, django_capture_on_commit_callbacks
+):
     token = token_of(upload(staff_client, GOOD))
     User.objects.create(username="bob")  # taken since the report
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(url("confirm"), {"token": token})
     job = ImportJob.objects.get()
-    assert job.total == 2
+    prepare_job(job)
+    job.refresh_from_db()
+    assert (job.total, job.failed) == (3, 1)
+    assert row_outcomes(job) == {2: "pending", 3: "failed", 4: "pending"}
+    row = job.rows.get()
+    assert (row.number, row.values["username"]) == (3, "bob")
+    assert "already exists" in row.error_text
 
 
-def test_confirm_with_no_valid_row_left(staff_client, launched):
+def test_confirm_with_no_valid_row_left_lists_them_all(staff_client):
     token = token_of(upload(staff_client, "username\nann\n"))
     User.objects.create(username="ann")
-    response = staff_client.post(url("confirm"), {"token": token}, follow=True)
-    assert ImportJob.objects.count() == 0 and launched == []
-    assert any("No row is valid" in str(m) for m in response.context["messages"])
+    staff_client.post(url("confirm"), {"token": token})
+    job = ImportJob.objects.get()
+    job = JobRunner(job.pk, workers=1).run()
+    assert job.status == JobStatus.FINISHED_WITH_ERRORS
+    assert (job.total, job.processed, job.failed, job.succeeded) == (1, 1, 1, 0)
+    assert list(job.rows.values_list("number", flat=True)) == [2]
 
 
 def test_confirm_is_post_only(staff_client):

@@ -220,6 +220,7 @@ def test_failed_rows_corrected_and_rerun_on_celery(write_file, workers, settings
         row.errors = {}
         row.save(update_fields=["values", "errors"])  # what the row form does
     rerun = rerun_failed(job)
+    assert rerun is not None
     assert launch_job(rerun)  # what the Rerun button does
     rerun = wait_final(rerun)
     assert (rerun.status, rerun.parent_id, rerun.succeeded) == (JobStatus.SUCCEEDED, job.pk, 2)
@@ -228,3 +229,19 @@ def test_failed_rows_corrected_and_rerun_on_celery(write_file, workers, settings
         "fixed040",
     }
     assert User.objects.count() == 60
+
+
+def test_a_confirmed_upload_is_read_on_this_host_then_run_on_celery(tmp_path, workers, monkeypatch):
+    """The upload is only here: a detached runner reads it in, then hands the job to the queue."""
+    from bulkadmin.launch import launch_job
+    from bulkadmin.models import CELERY_RUNNER
+    from tests.test_reading_uploads import assert_every_row_once, confirmed
+
+    monkeypatch.setenv("BULKADMIN_LAUNCHER", "celery")  # what the runner it starts will read
+    job = confirmed(tmp_path, 120, bad=(3,))
+    workers(2)
+    assert launch_job(job)  # what the confirm does after its commit
+    job = wait_final(job)
+    assert job.status == JobStatus.FINISHED_WITH_ERRORS, job.error
+    assert_every_row_once(job, 120, failed=1)
+    assert job.runner_host == CELERY_RUNNER  # dispatched by the queue, not by the reader

@@ -74,7 +74,8 @@ def test_five_uploads_at_once_each_finish_exactly_once(tmp_path, knobs):
             with CaptureQueriesContext(connection) as queries:
                 data = watcher.get(url("progress", pk)).json()
             assert len(queries) <= 6, [q["sql"] for q in queries]  # constant, whatever the job's size
-            assert data["processed"] <= data["total"] == ROWS
+            # the total grows while the runner reads the upload in, then stays
+            assert data["processed"] <= data["total"] <= ROWS
             polls += 1
         if ImportJob.objects.filter(pk__in=jobs, status=JobStatus.SUCCEEDED).count() == JOBS:
             break

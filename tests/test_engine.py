@@ -178,6 +178,7 @@ def test_rerun_failed_rows_with_a_correction(write_file):
     row.values = {**row.values, "username": "fixed1"}
     row.save()
     rerun = rerun_failed(job)
+    assert rerun is not None
     assert rerun.parent_id == job.pk and rerun.total == 1
     rerun = JobRunner(rerun.pk, workers=1).run()
     assert rerun.status == JobStatus.SUCCEEDED

@@ -115,6 +115,7 @@ def test_a_tampered_row_is_refused_by_the_worker(write_file, importer_user):
     job.save(update_fields=["options"])
 
     rerun = rerun_failed(job, user=importer_user)
+    assert rerun is not None
     rerun = JobRunner(rerun.pk, workers=1).run()
 
     assert rerun.status == JobStatus.FINISHED_WITH_ERRORS and rerun.failed == 2
@@ -198,6 +199,7 @@ def test_a_rerun_records_that_a_user_started_it(write_file, importer_user):
     job = make_job(write_file("u.csv", "username\nboom1\n"))  # the command line: trusted
     assert context_for(job).is_trusted
     rerun = rerun_failed(settle(job, {2: {"__all__": ["refused"]}}), user=importer_user)
+    assert rerun is not None
     importer_user.delete()
     rerun.refresh_from_db()
     assert rerun.created_by is None and not context_for(rerun).is_trusted

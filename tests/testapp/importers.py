@@ -1,5 +1,8 @@
 """A custom importer, as the README shows: MTI child, many-to-many, and a setup hook."""
 
+import os
+import time
+
 from bulkadmin.importers import Column, Importer, RowInvalid
 from bulkadmin.importers.fields import parse_text, split_list
 from tests.testapp.models import Restaurant, Tag
@@ -17,6 +20,8 @@ class RestaurantImporter(Importer):
     key_column = "name"
 
     def clean_row(self, values):
+        if delay := float(os.environ.get("BULKADMIN_TEST_CLEAN_DELAY") or 0):
+            time.sleep(delay)  # slow reading, so a test can catch a runner in the middle of it
         cleaned = {
             "name": parse_text("name", values.get("name", ""), max_length=100, required=True),
             "city": parse_text("city", values.get("city", ""), max_length=100, required=True),
