@@ -23,6 +23,7 @@ def run_memory(rows: int, workers: int) -> dict[str, Any]:
     from bulkadmin.importers.users import UserImporter
     from bulkadmin.jobs import ChunkWriter, chunk_size
     from bulkadmin.models import ImportJob, JobStatus
+    from bulkadmin.parsing import RawRow
     from mysite.sampledata import user_rows
 
     reset_database()
@@ -31,9 +32,9 @@ def run_memory(rows: int, workers: int) -> dict[str, Any]:
         importer=UserImporter.dotted_path(), source_name=f"memory-{rows}.csv", status=JobStatus.PREPARING
     )
     writer = ChunkWriter(job, UserImporter(), chunk_size())
-    batch: list[tuple[int, dict[str, str]]] = []
+    batch: list[RawRow] = []
     for number, values in enumerate(user_rows(rows, prefix="mem"), start=2):
-        batch.append((number, {k: v for k, v in values.items() if k != "password"}))
+        batch.append(RawRow(number, {k: v for k, v in values.items() if k != "password"}, {}))
         if len(batch) >= INSERT_BATCH:
             writer.add(batch)
             batch = []
@@ -66,22 +67,26 @@ def run_validation(path: Path) -> dict[str, Any]:
 
 
 def run_confirm(path: Path) -> dict[str, Any]:
-    """``create_job`` on a file (the admin's confirm) while another connection keeps writing.
+    """The admin's confirm (``confirm_upload``), then its runner reading the rows in
+    (``prepare_job``), while another connection keeps writing.
 
-    Reports the confirm's time and the longest any of those outside writes waited: on SQLite,
-    how long the confirm held the write lock at a time.
+    Reports each one's time and the longest any of those outside writes waited: on SQLite, how
+    long they held the write lock at a time.
     """
+    import shutil
     import threading
 
     from django.contrib.auth import get_user_model
     from django.db import connection
 
     from bench.contenders import reset_database
-    from bulkadmin.jobs import create_job
+    from bulkadmin import uploads
+    from bulkadmin.jobs import confirm_upload, prepare_job
 
     reset_database()
     user_model = get_user_model()
     outsider = user_model.objects.create_user("outside-writer")
+    staff = user_model.objects.create_superuser("staff")
     table = connection.ops.quote_name(user_model._meta.db_table)
     placeholder = "?" if connection.vendor == "sqlite" else "%s"
     sql = f"UPDATE {table} SET last_login = CURRENT_TIMESTAMP WHERE id = {placeholder}"
@@ -105,14 +110,30 @@ def run_confirm(path: Path) -> dict[str, Any]:
             raw.close()
             connection.close()
 
+    upload_id = uploads.save_chunks([])
+    shutil.copyfile(path, uploads.path_for(upload_id))  # what the upload request left
+    pending = uploads.PendingUpload(upload_id=upload_id, name=path.name, importer=_users_importer())
     writer = threading.Thread(target=write_repeatedly)
     writer.start()
     phase("run")
     started = time.perf_counter()
-    job, report = create_job(path, path.name)
+    job, _created = confirm_upload(pending, staff)
+    confirmed = time.perf_counter() - started
+    report = prepare_job(job)
     elapsed = time.perf_counter() - started
     done.set()
     writer.join()
-    if job is None or report.invalid:
+    job.refresh_from_db()
+    if report.file_error or report.invalid:
         raise RuntimeError(f"confirm: {report.file_error or report.errors[:3]}")
-    return {"timings": {"run": elapsed}, "rows": job.total, "longest_outside_wait": max(waits, default=0.0)}
+    return {
+        "timings": {"run": elapsed, "confirm": confirmed, "reading": elapsed - confirmed},
+        "rows": job.total,
+        "longest_outside_wait": max(waits, default=0.0),
+    }
+
+
+def _users_importer() -> str:
+    from bulkadmin.importers.users import UserImporter
+
+    return UserImporter.dotted_path()

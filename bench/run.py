@@ -773,15 +773,16 @@ def run_validation(args: argparse.Namespace, db: Database) -> None:
 
 
 def run_confirm(args: argparse.Namespace, db: Database) -> None:
-    """The admin's confirm (create_job) on big files, and how long another writer waits meanwhile."""
+    """The admin's confirm on big files, its runner's reading of the rows, and how long another
+    writer waits meanwhile."""
     lines = []
     for rows in args.confirm_rows:
         path = csv_for(rows)
         m = measure({"mode": "confirm", "csv": str(path)}, child_env(db.fresh(), "W0"))
         wait = float(m.extra.get("longest_outside_wait", 0.0))
         line = (
-            f"confirm of {rows:,} rows: {m.timings['run']:.1f}s, "
-            f"peak {m.phase_peaks['run'] / 2**20:,.0f} MiB; "
+            f"{rows:,} rows: the confirm request {m.timings['confirm']:.2f}s; the runner reading "
+            f"them in {m.timings['reading']:.1f}s, peak {m.phase_peaks['run'] / 2**20:,.0f} MiB; "
             f"another connection's longest write wait meanwhile {wait:.2f}s"
         )
         print(line, flush=True)
@@ -790,9 +791,10 @@ def run_confirm(args: argparse.Namespace, db: Database) -> None:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{name}.md").write_text(
         f"# bulkadmin confirm: {db.kind}\n\nCommand: `{command_line()}`\n\n"
-        f"{environment(db)}. bulkadmin.jobs.create_job (what the admin's Import button runs: "
-        "validation again, then the rows saved in chunks) while another connection updates a "
-        "user's last_login every 20 ms.\n\n" + "\n".join(lines) + "\n",
+        f"{environment(db)}. bulkadmin.jobs.confirm_upload (what the admin's Import button "
+        "runs), then bulkadmin.jobs.prepare_job (what its runner runs first: the rows checked "
+        "again and saved in chunks), while another connection updates a user's last_login "
+        "every 20 ms.\n\n" + "\n".join(lines) + "\n",
         encoding="utf-8",
     )
     print(f"Wrote {args.results_dir / f'{name}.md'}")

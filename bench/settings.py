@@ -19,6 +19,10 @@ INSTALLED_APPS = [*INSTALLED_APPS, "bench.benchapp"]
 BULKADMIN = {
     **BULKADMIN,
     "DATA_DIR": Path(os.environ.get("BENCH_WORK_DIR", str(Path(BASE_DIR) / "bench" / ".work"))) / "data",
+    # The million-row confirm's file is 67 MB, over the 50 MB default: a site importing such
+    # files raises the limit as this does.
+    "MAX_UPLOAD_BYTES": 200 * 2**20,
+    "MAX_ROWS": 2_000_000,
 }
 LOGGING = {
     "version": 1,

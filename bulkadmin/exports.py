@@ -11,15 +11,13 @@ import csv
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-from bulkadmin import conf
+from bulkadmin import conf, fixit
+from bulkadmin.fixit import escape_formula
 from bulkadmin.importers.base import Importer
 from bulkadmin.models import ImportJob, error_text
 
-#: A spreadsheet runs a cell starting with these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-ERROR_COLUMN = "errors"
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -27,24 +25,33 @@ CONTENT_TYPES = {
 EXPORT_BATCH = 2000
 
 
-def escape_formula(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 def failed_rows_table(job: ImportJob, importer: Importer) -> Iterator[list[str]]:
-    """The header, then each failed row: its own columns (secrets left out), then its errors."""
+    """The header, then each failed row: its number, its own columns (secrets left out), its
+    errors and its job, as ``bulkadmin.fixit`` reads them back."""
     secret = importer.secret_columns()
     columns = [c for c in importer.column_names() if c not in secret]
+    own = fixit.bookkeeping(importer.column_names())
     rows = job.rows.failed().order_by("number")
     present: set[str] = set()
     for values in rows.values_list("values", flat=True).iterator(chunk_size=EXPORT_BATCH):
         present.update(values)
     headers = [c for c in columns if c in present]
-    yield [*headers, ERROR_COLUMN]
+    numbered, errors_column, job_column = (name in own for name in fixit.COLUMNS)
+    yield (
+        [fixit.ROW_COLUMN] * numbered
+        + headers
+        + [fixit.ERRORS_COLUMN] * errors_column
+        + [fixit.JOB_COLUMN] * job_column
+    )
     # Plain tuples: model instances here cost a query per row (deferred fields reloaded).
-    for values, errors in rows.values_list("values", "errors").iterator(chunk_size=EXPORT_BATCH):
-        yield [escape_formula(values.get(c, "")) for c in headers] + [escape_formula(error_text(errors))]
+    rows_values = rows.values_list("number", "values", "errors")
+    for number, values, errors in rows_values.iterator(chunk_size=EXPORT_BATCH):
+        yield (
+            [str(number)] * numbered
+            + [escape_formula(values.get(c, "")) for c in headers]
+            + [escape_formula(error_text(errors))] * errors_column
+            + [str(job.pk)] * job_column
+        )
 
 
 class _Line:

@@ -17,17 +17,16 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from bulkadmin import conf, crypto, uploads
-from bulkadmin.importers.base import Errors, ImportContext, Importer
+from bulkadmin import conf, crypto, fixit, uploads
+from bulkadmin.importers.base import ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus, StartedVia
+from bulkadmin.parsing import RawRow
 from bulkadmin.validation import Report, validate_file
 from bulkadmin.vendors import write_turn
 
 #: Chunks saved per transaction while a job is created.
 CHUNKS_PER_TRANSACTION = 20
-
-RawRow = tuple[int, dict[str, str]]
 
 
 def context_for(job: ImportJob) -> ImportContext:
@@ -70,6 +69,11 @@ class ChunkWriter:
     Invalid rows given to ``add_invalid`` are saved with them as failed rows. The job's
     counters grow in the same transactions, so its page shows how far the reading got.
     ``after_save`` runs after each transaction (a runner checks there for a cancel).
+
+    A row from a fix-it file names the failed row it came from: it gets that row's sealed
+    secrets back (unless it gives new ones), and that row is marked as taken by this job, in
+    the same transaction. Only from jobs of the same importer that this job's starter started
+    (any, for a superuser or the command line): a file cannot borrow another person's rows.
     """
 
     def __init__(
@@ -85,22 +89,20 @@ class ChunkWriter:
         self._chunks = 0
         self._open: list[RawRow] = []
         self._ready: list[ImportChunk] = []
-        self._invalid: list[ImportRow] = []
+        self._invalid: list[RawRow] = []
+        self._sources: list[fixit.Source] = []
+        self._lenders: dict[int, bool] = {}
 
     def add(self, batch: Iterable[RawRow]) -> None:
-        for number, values in batch:
-            self._open.append((number, values))
+        for row in self._with_secrets(list(batch)):
+            self._open.append(row)
             if len(self._open) >= self.size:
                 self._close_chunk()
         if len(self._ready) >= CHUNKS_PER_TRANSACTION:
             self._save()
 
-    def add_invalid(self, number: int, values: dict[str, str], errors: Errors) -> None:
-        plain, secret = split_secret(self.importer, values)
-        sealed = crypto.seal(secret) if secret and crypto.UNREADABLE not in secret else ""
-        self._invalid.append(
-            ImportRow(job=self.job, number=number, values=plain, secret=sealed, errors=errors)
-        )
+    def add_invalid(self, row: RawRow) -> None:
+        self._invalid.append(row)
         self.rows += 1
         if len(self._invalid) >= CHUNKS_PER_TRANSACTION * self.size:
             self._save()
@@ -113,10 +115,12 @@ class ChunkWriter:
 
     def _close_chunk(self) -> None:
         rows, secrets = [], {}
-        for number, values in self._open:
-            plain, secret = split_secret(self.importer, values)
-            rows.append([number, plain])
-            secrets[number] = secret
+        for row in self._open:
+            plain, secret = split_secret(self.importer, row.values)
+            rows.append([row.number, plain])
+            secrets[row.number] = secret
+            if row.source is not None:
+                self._sources.append(row.source)
         self._chunks += 1
         self.rows += len(rows)
         self._ready.append(
@@ -126,22 +130,84 @@ class ChunkWriter:
         )
         self._open = []
 
+    def _failed_row(self, row: RawRow) -> ImportRow:
+        plain, secret = split_secret(self.importer, row.values)
+        sealed = crypto.seal(secret) if any(secret.values()) and crypto.UNREADABLE not in secret else ""
+        if row.source is not None:
+            self._sources.append(row.source)
+        return ImportRow(job=self.job, number=row.number, values=plain, secret=sealed, errors=row.errors)
+
     def _save(self) -> None:
         if not self._ready and not self._invalid:
             return
+        failed = [self._failed_row(row) for row in self._with_secrets(self._invalid)]
         valid = sum(chunk.size for chunk in self._ready)
-        invalid = len(self._invalid)
         with write_turn(), transaction.atomic():
             ImportChunk.objects.bulk_create(self._ready)
-            ImportRow.objects.bulk_create(self._invalid)
+            ImportRow.objects.bulk_create(failed)
+            self._take_sources()
             ImportJob.objects.filter(pk=self.job.pk).update(
-                total=F("total") + valid + invalid,
-                processed=F("processed") + invalid,
-                failed=F("failed") + invalid,
+                total=F("total") + valid + len(failed),
+                processed=F("processed") + len(failed),
+                failed=F("failed") + len(failed),
             )
-        self._ready, self._invalid = [], []
+        self._ready, self._invalid, self._sources = [], [], []
         if self.after_save is not None:
             self.after_save()
+
+    # ---- rows from a fix-it file ---------------------------------------------------------
+    def _may_borrow_from(self, job_id: int) -> bool:
+        if job_id not in self._lenders:
+            other = ImportJob.objects.filter(pk=job_id).values_list("importer", "created_by_id").first()
+            starter = self.job.created_by
+            self._lenders[job_id] = (
+                other is not None
+                and job_id != self.job.pk
+                and other[0] == self.job.importer
+                and (
+                    self.job.started_via == StartedVia.COMMAND_LINE
+                    or (starter is not None and (starter.is_superuser or other[1] == starter.pk))
+                )
+            )
+        return self._lenders[job_id]
+
+    def _with_secrets(self, rows: list[RawRow]) -> list[RawRow]:
+        """Rows of a fix-it file that give no secret get their failed row's back."""
+        secret_names = self.importer.secret_columns()
+        wanted: dict[int, set[int]] = {}
+        for row in rows:
+            if row.source and not any(row.values.get(name) for name in secret_names):
+                wanted.setdefault(row.source.job_id, set()).add(row.source.number)
+        sealed: dict[fixit.Source, str] = {}
+        for job_id, numbers in wanted.items():
+            if self._may_borrow_from(job_id):
+                found = ImportRow.objects.filter(job_id=job_id, number__in=numbers).values_list(
+                    "number", "secret"
+                )
+                sealed.update({fixit.Source(job_id, number): secret for number, secret in found if secret})
+        if not sealed:
+            return rows
+        carried = []
+        for row in rows:
+            if row.source in sealed:
+                try:
+                    secrets = crypto.unseal(sealed[row.source])
+                except crypto.SecretUnreadable:
+                    secrets = {crypto.UNREADABLE: "1"}  # the worker fails the row, saying why
+                row = row._replace(values={**row.values, **secrets})
+            carried.append(row)
+        return carried
+
+    def _take_sources(self) -> None:
+        """The failed rows these rows came from now show this job as where they went."""
+        by_job: dict[int, list[int]] = {}
+        for source in self._sources:
+            by_job.setdefault(source.job_id, []).append(source.number)
+        for job_id, numbers in by_job.items():
+            if self._may_borrow_from(job_id):
+                ImportRow.objects.filter(job_id=job_id, number__in=numbers, rerun__isnull=True).update(
+                    rerun=self.job
+                )
 
 
 def chunk_size() -> int:
@@ -313,7 +379,7 @@ def _taken_rows(rerun: ImportJob) -> Iterator[RawRow]:
             secrets = crypto.unseal(secret)
         except crypto.SecretUnreadable:
             secrets = {crypto.UNREADABLE: "1"}  # the rerun's worker fails the row, saying why
-        yield number, {**values, **secrets}
+        yield RawRow(number, {**values, **secrets}, {})
 
 
 def delete_job(job: ImportJob) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
 
-from bulkadmin import conf
+from bulkadmin import conf, fixit
 
 FORMATS = ("csv", "tsv", "xlsx", "json")
 DELIMITERS = (",", ";", "\t")
@@ -57,11 +57,13 @@ class ParseError(Exception):
 
 
 class RawRow(NamedTuple):
-    """One non-blank row: its spreadsheet number, values by header, and problems by column."""
+    """One non-blank row: its spreadsheet number, values by header, and problems by column;
+    in a fix-it file (``bulkadmin.fixit``), the failed row it was downloaded from."""
 
     number: int
     values: dict[str, str]
     errors: Errors
+    source: fixit.Source | None = None
 
 
 def normalize_header(header: str) -> str:
@@ -144,7 +146,9 @@ def open_table(path: Path, name: str, allowed_headers: list[str]) -> Table:
     except BaseException:
         close()
         raise
-    return Table(format=fmt, headers=headers, rows=_as_dicts(headers, raw_rows), _close=close)
+    fix_it = [h for h in headers if h in fixit.bookkeeping(allowed_headers)]
+    rows = _as_dicts(headers, raw_rows, fix_it=fix_it)
+    return Table(format=fmt, headers=[h for h in headers if h not in fix_it], rows=rows, _close=close)
 
 
 def _check_headers(raw: list[str], allowed: list[str]) -> list[str]:
@@ -163,7 +167,7 @@ def _check_headers(raw: list[str], allowed: list[str]) -> list[str]:
         if header in seen:
             raise ParseError(f"The column “{header[:60]}” appears twice in the header.", row=1)
         seen.add(header)
-    unknown = [h for h in headers if h not in allowed]
+    unknown = [h for h in headers if h not in allowed and h not in fixit.COLUMNS]
     if unknown:
         raise ParseError(
             f"Unknown column{'s' if len(unknown) > 1 else ''}: "
@@ -173,7 +177,10 @@ def _check_headers(raw: list[str], allowed: list[str]) -> list[str]:
     return headers
 
 
-def _as_dicts(headers: list[str], raw_rows: Iterator[tuple[int, list[str], Errors]]) -> Iterator[RawRow]:
+def _as_dicts(
+    headers: list[str], raw_rows: Iterator[tuple[int, list[str], Errors]], *, fix_it: list[str] | None = None
+) -> Iterator[RawRow]:
+    """Rows as dicts; in a fix-it file, without its own columns and with formulas unescaped."""
     max_rows = int(conf.get("MAX_ROWS"))
     max_length = int(conf.get("MAX_FIELD_LENGTH"))
     width = len(headers)
@@ -204,7 +211,11 @@ def _as_dicts(headers: list[str], raw_rows: Iterator[tuple[int, list[str], Error
             row[header] = cell
         for header in headers[len(cells) :]:
             row[header] = ""
-        yield RawRow(number, row, errors)
+        if fix_it:
+            source = fixit.source_of(row, fix_it)
+            yield RawRow(number, {k: fixit.unescape_formula(v) for k, v in row.items()}, errors, source)
+        else:
+            yield RawRow(number, row, errors)
 
 
 # ---- CSV and TSV ---------------------------------------------------------------------------

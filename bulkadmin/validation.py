@@ -73,10 +73,10 @@ class Report:
         del self.errors[MAX_REPORTED_ERRORS:]
 
 
-#: Receives each batch of valid rows (number, raw values) once the batch is checked.
-ValidBatchSink = Callable[[list[tuple[int, dict[str, str]]]], None]
-#: Receives each invalid row: its number, raw values and errors.
-InvalidRowSink = Callable[[int, dict[str, str], Errors], None]
+#: Receives each batch of valid rows, as read, once the batch is checked.
+ValidBatchSink = Callable[[list[RawRow]], None]
+#: Receives each invalid row, as read, with all of its errors.
+InvalidRowSink = Callable[[RawRow], None]
 
 
 def validate_file(
@@ -122,49 +122,47 @@ def _validate_rows(
 ) -> None:
     secret = importer.secret_columns()
     first_seen: dict[str, int] = {}
-    batch: list[tuple[int, Cleaned, dict[str, str]]] = []
+    batch: list[tuple[RawRow, Cleaned]] = []
 
-    def reject(number: int, values: dict[str, str], errors: Errors) -> None:
-        report.add(number, errors)
+    def reject(row: RawRow, errors: Errors) -> None:
+        report.add(row.number, errors)
         if on_invalid is not None:
-            on_invalid(number, values, errors)
+            on_invalid(row._replace(errors=errors))
 
     def flush() -> None:
         if not batch:
             return
-        found = importer.check_rows([(number, cleaned) for number, cleaned, _ in batch])
-        for number, _cleaned, raw in batch:
-            if number in found:
-                reject(number, raw, found[number])
+        found = importer.check_rows([(row.number, cleaned) for row, cleaned in batch])
+        for row, _cleaned in batch:
+            if row.number in found:
+                reject(row, found[row.number])
         if on_valid is not None:
-            on_valid([(number, raw) for number, _, raw in batch if number not in found])
+            on_valid([row for row, _ in batch if row.number not in found])
         batch.clear()
 
-    for number, values, parse_errors in rows:
+    for row in rows:
+        number, values = row.number, row.values
         report.total += 1
         if len(report.preview) < PREVIEW_ROWS:
             report.preview.append(
                 (number, {k: (MASK if k in secret and v else v) for k, v in values.items()})
             )
-        if parse_errors:
-            reject(number, values, parse_errors)
+        if row.errors:
+            reject(row, row.errors)
             continue
         try:
             cleaned = importer.clean_row(values)
         except RowInvalid as exc:
-            reject(number, values, exc.errors)
+            reject(row, exc.errors)
             continue
         key = importer.row_key(cleaned)
         if key is not None:
             if key in first_seen:
-                reject(
-                    number,
-                    values,
-                    {importer.key_column or NON_FIELD: [f"Duplicate of row {first_seen[key]}."]},
-                )
+                duplicate = f"Duplicate of row {first_seen[key]}."
+                reject(row, {importer.key_column or NON_FIELD: [duplicate]})
                 continue
             first_seen[key] = number
-        batch.append((number, cleaned, values))
+        batch.append((row, cleaned))
         if len(batch) >= CHECK_BATCH:
             flush()
     flush()

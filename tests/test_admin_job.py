@@ -9,6 +9,7 @@ from datetime import timedelta
 import openpyxl
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from bulkadmin import crypto
@@ -311,10 +312,88 @@ def test_download_failed_rows(staff_client, finished, file_format):
         sheet = openpyxl.load_workbook(io.BytesIO(content)).active
         assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
         rows = [[c if c is not None else "" for c in row] for row in sheet.iter_rows(values_only=True)]
-    assert rows[0] == ["username", "first_name", "errors"]
-    assert rows[1] == ["boom1", '\'=HYPERLINK("http://evil")', "RuntimeError: receiver refused boom1"]
-    assert rows[2] == ["boom2", "'+1-555", "username: @bad start"]
+    job = str(finished.pk)
+    assert rows[0] == ["row", "username", "first_name", "errors", "job"]
+    assert rows[1] == [
+        "3",
+        "boom1",
+        '\'=HYPERLINK("http://evil")',
+        "RuntimeError: receiver refused boom1",
+        job,
+    ]
+    assert rows[2] == ["5", "boom2", "'+1-555", "username: @bad start", job]
     assert b"Secret-Pass" not in content and b"password" not in content
+
+
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+def test_the_download_uploads_again_unchanged(staff_client, finished, file_format):
+    """Before: "Row 1: Unknown column: 'errors'"."""
+    content = staff_client.get(url("download", finished.pk, file_format)).getvalue()
+    name = f"job-{finished.pk}-failed-rows.{file_format}"
+    response = staff_client.post(
+        url("add"),
+        {"file": SimpleUploadedFile(name, content), "importer": "bulkadmin.importers.users.UserImporter"},
+    )
+    report = response.context["report"]
+    assert not report.file_error and report.headers == ["username", "first_name"]
+    assert (report.total, report.valid, report.errors) == (2, 2, [])
+    # the escaped formula and phone number read back as they were in the job
+    assert report.preview == [
+        (2, {"username": "boom1", "first_name": '=HYPERLINK("http://evil")'}),
+        (3, {"username": "boom2", "first_name": "+1-555"}),
+    ]
+
+
+def test_a_corrected_fix_it_file_keeps_the_password_the_download_left_out(
+    staff_client, finished, launched, django_capture_on_commit_callbacks
+):
+    from bulkadmin.jobs import prepare_job
+
+    rows = list(
+        csv.reader(io.StringIO(staff_client.get(url("download", finished.pk, "csv")).getvalue().decode()))
+    )
+    rows[1][1], rows[2][1] = "fixed1", "fixed2"  # usernames corrected; no password column at all
+    fixed = io.StringIO()
+    csv.writer(fixed).writerows(rows)
+    response = staff_client.post(
+        url("add"),
+        {
+            "file": SimpleUploadedFile("fixed.csv", fixed.getvalue().encode()),
+            "importer": "bulkadmin.importers.users.UserImporter",
+        },
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url("confirm"), {"token": response.context["confirm_form"].initial["token"]})
+    job = ImportJob.objects.exclude(pk=finished.pk).get()
+    prepare_job(job)
+    chunk = job.chunks.get()
+    assert [number for number, _ in chunk.rows] == [2, 3]
+    assert crypto.unseal_rows(chunk.secret) == {2: {"password": "Secret-Pass-123"}}
+    # the failed rows of the first job say where they went
+    assert set(finished.rows.values_list("rerun_id", flat=True)) == {job.pk}
+    html = staff_client.get(url("change", finished.pk)).content.decode()
+    assert f"In rerun #{job.pk}" in html and "_rerun_all" not in html
+
+
+def test_a_fix_it_file_cannot_borrow_another_persons_rows(
+    client, finished, django_capture_on_commit_callbacks
+):
+    from bulkadmin.jobs import prepare_job
+
+    content = client.get(url("download", finished.pk, "csv"))  # anonymous: refused
+    assert content.status_code == 302
+    other = make_user("other", perms=IMPORT_PERMS)
+    client.force_login(other)
+    download = client.get(url("download", finished.pk, "csv")).getvalue()
+    response = client.post(
+        url("add"),
+        {"file": SimpleUploadedFile("f.csv", download), "importer": "bulkadmin.importers.users.UserImporter"},
+    )
+    client.post(url("confirm"), {"token": response.context["confirm_form"].initial["token"]})
+    job = ImportJob.objects.exclude(pk=finished.pk).get()
+    prepare_job(job)
+    assert crypto.unseal_rows(job.chunks.get().secret) == {}
+    assert set(finished.rows.values_list("rerun_id", flat=True)) == {None}
 
 
 def test_download_unknown_format(staff_client, finished):
@@ -322,7 +401,7 @@ def test_download_unknown_format(staff_client, finished):
 
 
 def test_formula_escaping():
-    from bulkadmin.exports import escape_formula
+    from bulkadmin.fixit import escape_formula
 
     for value in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
         assert escape_formula(value) == "'" + value

@@ -144,3 +144,25 @@ def test_runbulkjob_unknown_job_is_refused_clearly():
     assert result.returncode != 0
     assert "987654" in result.stderr
     no_traceback(result)
+
+
+def test_bulkimport_takes_the_failed_rows_download_back(write_file):
+    """The fix-it file on the command line: its own columns ignored, passwords carried over."""
+    from bulkadmin.exports import failed_rows_csv
+    from bulkadmin.importers.users import UserImporter
+    from tests.test_admin_support import settle
+
+    path = write_file("u.csv", "username,password\nann,Secret-Pass-123\nbob,\ncyd,\n")
+    job, _ = create_job(path, path.name)
+    assert job is not None
+    settle(job, {2: {"__all__": ["refused"]}, 4: {"username": ["refused"]}})
+    fix_it = write_file("fix.csv", b"".join(failed_rows_csv(job, UserImporter())))
+    assert fix_it.read_text().splitlines()[0] == "row,username,errors,job"
+
+    result = manage("bulkimport", str(fix_it), "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    no_traceback(result)
+    assert User.objects.get(username="ann").check_password("Secret-Pass-123")
+    assert User.objects.filter(username="cyd").exists() and not User.objects.filter(username="bob").exists()
+    second = ImportJob.objects.exclude(pk=job.pk).get()
+    assert set(job.rows.values_list("rerun_id", flat=True)) == {second.pk}

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from bulkadmin import validation
 from bulkadmin.importers.base import NON_FIELD, ImportContext
 from bulkadmin.importers.users import PRIVILEGE_MESSAGE, UserImporter
+from bulkadmin.parsing import RawRow
 from bulkadmin.validation import MASK, validate_file
 
 User = get_user_model()
@@ -263,15 +264,25 @@ def test_on_valid_receives_only_valid_rows_in_batches(write_file, monkeypatch):
     path = write_file(
         "u.csv", "username,password\nann,Correct-Horse-1\ntaken,\nbad user,\nbob,\ncyd,\nann,\n"
     )
-    batches: list[list[tuple[int, dict[str, str]]]] = []
+    batches: list[list[RawRow]] = []
+    invalid: list[RawRow] = []
     report = validate_file(
-        path, "u.csv", UserImporter(ImportContext.for_command_line({})), on_valid=batches.append
+        path,
+        "u.csv",
+        UserImporter(ImportContext.for_command_line({})),
+        on_valid=batches.append,
+        on_invalid=invalid.append,
     )
-    assert [[n for n, _ in batch] for batch in batches] == [[2], [5, 6]]
-    assert (
-        batches[0][0][1]["password"] == "Correct-Horse-1"
-    )  # the real value goes on, only the preview is masked
+    assert [[row.number for row in batch] for batch in batches] == [[2], [5, 6]]
+    # the real value goes on, only the preview is masked
+    assert batches[0][0].values["password"] == "Correct-Horse-1"
     assert report.valid == 3
+    # each invalid row goes on too, with its values and every error, for the job to keep
+    assert [(row.number, row.values["username"], list(row.errors)) for row in invalid] == [
+        (3, "taken", ["username"]),
+        (4, "bad user", ["username"]),
+        (7, "ann", ["username"]),
+    ]
 
 
 def test_header_without_rows(write_file):

@@ -1,0 +1,53 @@
+"""The fix-it file: the failed-rows download, made to be corrected and uploaded again.
+
+Beside the importer's own columns it carries three of its own: ``row`` (the row's number in
+its job), ``errors`` (why it failed) and ``job`` (which job). An upload recognizes them,
+ignores ``errors``, and remembers which failed row each row came from (``Source``), so that a
+secret the download left out (a password) comes back from that failed row, sealed, and the
+failed row shows where it went. A column of the importer's own with one of these names wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+ROW_COLUMN = "row"
+ERRORS_COLUMN = "errors"
+JOB_COLUMN = "job"
+COLUMNS = (ROW_COLUMN, ERRORS_COLUMN, JOB_COLUMN)
+
+#: A spreadsheet runs a cell starting with these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The failed row an uploaded row was downloaded from."""
+
+    job_id: int
+    number: int
+
+
+def bookkeeping(importer_columns: Collection[str]) -> list[str]:
+    """The fix-it columns an importer with these columns can carry."""
+    return [name for name in COLUMNS if name not in importer_columns]
+
+
+def escape_formula(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def unescape_formula(text: str) -> str:
+    """Undo ``escape_formula``: ``'+1-555`` in a fix-it file was ``+1-555`` in the job."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text
+
+
+def source_of(values: dict[str, str], columns: Collection[str]) -> Source | None:
+    """Take the fix-it ``columns`` out of a row's values; the failed row they name, if any."""
+    taken = {name: values.pop(name, "").strip() for name in columns}
+    job, number = taken.get(JOB_COLUMN, ""), taken.get(ROW_COLUMN, "")
+    if job.isdigit() and number.isdigit() and len(job) < 19 and len(number) < 19:
+        return Source(int(job), int(number))
+    return None
