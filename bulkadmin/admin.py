@@ -197,6 +197,8 @@ class ImportJobAdmin(JobModelAdmin):
         name = f"{self.opts.app_label}_{self.opts.model_name}"
         return [
             path("add/confirm/", wrap(views.confirm, post), name=f"{name}_confirm"),
+            path("add/recheck/", wrap(views.recheck_as_update, post), name=f"{name}_recheck"),
+            path("add/invalid-rows/", wrap(views.invalid_rows, post), name=f"{name}_invalid_rows"),
             path("<int:object_id>/progress/", wrap(views.progress), name=f"{name}_progress"),
             path("<int:object_id>/cancel/", wrap(views.cancel, post), name=f"{name}_cancel"),
             path("<int:object_id>/resume/", wrap(views.resume, post), name=f"{name}_resume"),

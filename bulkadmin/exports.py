@@ -8,6 +8,7 @@ workbook into a private temporary file that the response then streams.
 from __future__ import annotations
 
 import csv
+import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from bulkadmin import conf, fixit
 from bulkadmin.fixit import escape_formula
 from bulkadmin.importers.base import Importer
 from bulkadmin.models import ImportJob, error_text
+from bulkadmin.parsing import RawRow, open_table
+from bulkadmin.validation import validate_file
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -68,6 +71,42 @@ def failed_rows_csv(job: ImportJob, importer: Importer) -> Iterator[bytes]:
         yield str(writer.writerow(row)).encode("utf-8")
 
 
+def invalid_rows_csv(path: Path, name: str, importer: Importer) -> IO[bytes]:
+    """An upload's invalid rows as a fix-it CSV (row, its columns, errors), before any job.
+
+    Validated again as the report was, each invalid row written as it is found, into a private
+    temporary file: memory stays flat however many rows are invalid.
+    """
+    secret = importer.secret_columns()
+    handle = _private_file(".csv")
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text)
+    headers: list[str] = []
+
+    def write(row: RawRow) -> None:
+        if not headers:
+            headers.extend(c for c in report_headers if c not in secret)
+            writer.writerow([fixit.ROW_COLUMN, *headers, fixit.ERRORS_COLUMN])
+        cells = [escape_formula(row.values.get(c, "")) for c in headers]
+        writer.writerow([str(row.number), *cells, escape_formula(error_text(row.errors))])
+
+    with open_table(path, name, importer.column_names()) as table:
+        report_headers = table.headers
+    validate_file(path, name, importer, on_invalid=write)
+    text.detach()
+    handle.seek(0)
+    return handle
+
+
+def _private_file(suffix: str) -> IO[bytes]:
+    """A temporary file under DATA_DIR whose name is already gone: readable only through it."""
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - returned open, for the response to close
+        dir=conf.data_dir(), prefix="export-", suffix=suffix, delete=False
+    )
+    Path(handle.name).unlink()
+    return handle
+
+
 def failed_rows_xlsx(job: ImportJob, importer: Importer) -> IO[bytes]:
     """An XLSX file, written row by row; the open file is returned, its name already unlinked."""
     from openpyxl import Workbook  # imported here: 0.25 s (numpy too) on every process start
@@ -76,13 +115,7 @@ def failed_rows_xlsx(job: ImportJob, importer: Importer) -> IO[bytes]:
     sheet = workbook.create_sheet("Failed rows")
     for row in failed_rows_table(job, importer):
         sheet.append(row)
-    directory = conf.data_dir()
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - returned open, for the response to close
-        dir=directory, prefix="export-", suffix=".xlsx", delete=False
-    )
-    try:
-        workbook.save(handle)
-        handle.seek(0)
-    finally:
-        Path(handle.name).unlink()  # private while open, gone when closed
+    handle = _private_file(".xlsx")
+    workbook.save(handle)
+    handle.seek(0)
     return handle

@@ -7,17 +7,23 @@ first ``MAX_REPORTED_ERRORS`` errors by row are kept, and invalid rows are count
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bulkadmin.importers.base import NON_FIELD, Cleaned, Errors, Importer, RowInvalid
+from bulkadmin.importers.base import NON_FIELD, Cleaned, Errors, Exists, Importer, RowInvalid
 from bulkadmin.parsing import ParseError, RawRow, Table, open_table
 
 CHECK_BATCH = 1000
 MAX_REPORTED_ERRORS = 1000
 PREVIEW_ROWS = 10
 MASK = "••••••"
+#: Distinct kinds of error a report tells apart; any more are counted together.
+MAX_ERROR_GROUPS = 100
+#: Rows named per kind of error.
+GROUP_ROWS = 5
+_QUOTED = re.compile(r"“[^”]*”|\d+")
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,26 @@ class RowError:
 
 
 @dataclass
+class ErrorGroup:
+    """Errors alike but for the values they quote: one line of the report, however many rows."""
+
+    column: str
+    example: str
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+
+    @property
+    def more_rows(self) -> int:
+        return self.count - len(self.rows)
+
+
+@dataclass
 class Report:
-    """What staff read before confirming: counts, errors by row and column, a preview."""
+    """What staff read before confirming: counts, errors by kind and by row, a preview.
+
+    ``exists`` counts the rows refused only because their object exists already, so the
+    report can offer to check the file again as updates.
+    """
 
     format: str = ""
     headers: list[str] = field(default_factory=list)
@@ -43,6 +67,8 @@ class Report:
     invalid: int = 0
     preview: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     file_error: str = ""
+    groups: dict[tuple[str, str], ErrorGroup] = field(default_factory=dict)
+    exists: int = 0
 
     @property
     def valid(self) -> int:
@@ -56,17 +82,42 @@ class Report:
     def errors_truncated(self) -> bool:
         return self.error_count > len(self.errors)
 
+    @property
+    def mostly_existing(self) -> bool:
+        """Whether most refused rows are refused only for existing: an update, probably."""
+        return self.exists > 0 and self.exists * 2 >= self.invalid
+
+    def error_groups(self) -> list[ErrorGroup]:
+        return sorted(self.groups.values(), key=lambda group: (-group.count, group.rows[:1]))
+
     def add(self, number: int, errors: Errors) -> None:
         """Record a row as invalid; call once per row, with all of its errors."""
         self.invalid += 1
+        messages_of_row = [message for messages in errors.values() for message in messages]
+        if messages_of_row and all(isinstance(message, Exists) for message in messages_of_row):
+            self.exists += 1
         for column, messages in errors.items():
             for message in messages:
                 self.error_count += 1
                 self.errors.append(RowError(number, column, message))
+                self._group(number, column, message)
         # Errors arrive out of row order (database checks run per batch), so keep the lowest
         # rows rather than the first to arrive; trimming at twice the cap keeps this cheap.
         if len(self.errors) > 2 * MAX_REPORTED_ERRORS:
             self._trim()
+
+    def _group(self, number: int, column: str, message: str) -> None:
+        key = (column, _QUOTED.sub("…", message))
+        if key not in self.groups and len(self.groups) >= MAX_ERROR_GROUPS:
+            key = ("", "")
+            message = "Other errors."
+        group = self.groups.setdefault(key, ErrorGroup(column=key[0], example=message))
+        group.count += 1
+        if len(group.rows) < GROUP_ROWS:
+            group.rows.append(number)
+        elif number < group.rows[-1]:  # batches arrive out of row order: keep the first rows
+            group.rows[-1] = number
+            group.rows.sort()
 
     def _trim(self) -> None:
         self.errors.sort(key=lambda e: e.row)

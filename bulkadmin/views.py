@@ -7,8 +7,10 @@ Each view takes the ``ImportJobAdmin`` first; ``ImportJobAdmin.get_urls`` wraps 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from functools import partial
+from pathlib import PurePath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from bulkadmin.admin import ImportJobAdmin
 
 #: Report errors shown on the page; the report itself keeps at most validation.MAX_REPORTED_ERRORS.
-ERRORS_SHOWN = 500
+ERRORS_SHOWN = 100
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -156,23 +158,32 @@ def _validate_upload(
     except uploads.UploadTooLarge as exc:
         form.add_error("file", str(exc))
         return None
-    name = str(upload_file.name or "upload")
-    report = validate_file(
-        uploads.path_for(upload_id), name, build_importer(importer_cls, request.user, options)
-    )
-    if report.file_error:
-        uploads.discard(upload_id)
-        form.add_error("file", report.file_error)
-        return None
     pending = uploads.PendingUpload(
         upload_id=upload_id,
-        name=name,
+        name=str(upload_file.name or "upload"),
         importer=importer_cls.dotted_path(),
         options=options,
         workers=form.cleaned_data.get("workers"),
     )
-    if report.valid == 0:
-        uploads.discard(upload_id)
+    return _report_page(model_admin, request, pending, form)
+
+
+def _report_page(
+    model_admin: ImportJobAdmin, request: HttpRequest, pending: uploads.PendingUpload, form: UploadForm | None
+) -> HttpResponse | None:
+    """Validate a saved upload and show its report; None when the upload form should show an error."""
+    importer_cls = get_importer_class(pending.importer)
+    report = validate_file(
+        pending.path, pending.name, build_importer(importer_cls, request.user, pending.options)
+    )
+    if report.file_error:
+        uploads.discard(pending.upload_id)
+        if form is not None:
+            form.add_error("file", report.file_error)
+            return None
+        messages.error(request, report.file_error)
+        return HttpResponseRedirect(admin_url("add"))
+    options = pending.options
     back = (
         admin_url("add")
         + "?"
@@ -183,6 +194,66 @@ def _validate_upload(
     )
     confirm_form = ConfirmForm(initial={"token": pending.sign(request.user.pk)})
     return render_report(model_admin, request, report, pending, confirm_form, back, importer_cls)
+
+
+def _pending_from_post(request: HttpRequest) -> uploads.PendingUpload:
+    """The upload a report's form names, still on disk; UploadExpired otherwise."""
+    form = ConfirmForm(request.POST)
+    if not form.is_valid():
+        raise uploads.UploadExpired("No upload.")
+    pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
+    if not pending.path.is_file():
+        raise uploads.UploadExpired("The uploaded file is gone.")
+    return pending
+
+
+def _expired(request: HttpRequest) -> HttpResponse:
+    messages.error(
+        request, _("That upload has expired or is no longer available; please upload the file again.")
+    )
+    return HttpResponseRedirect(admin_url("add"))
+
+
+def recheck_as_update(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
+    """The report's one-click "check again as updates": the same upload, in update mode."""
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    try:
+        pending = _pending_from_post(request)
+    except uploads.UploadExpired:
+        return _expired(request)
+    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
+        raise PermissionDenied
+    if not model_admin.importer_permitted(request, pending.importer, "change"):
+        raise PermissionDenied
+    updating = dataclasses.replace(pending, options={**pending.options, "update_existing": True})
+    return _report_page(model_admin, request, updating, None) or _expired(request)
+
+
+def invalid_rows(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponseBase:
+    """The report's invalid rows as a fix-it CSV, before anything is imported."""
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    try:
+        pending = _pending_from_post(request)
+    except uploads.UploadExpired:
+        return _expired(request)
+    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
+        raise PermissionDenied
+    importer = build_importer(get_importer_class(pending.importer), request.user, pending.options)
+    response = FileResponse(
+        exports.invalid_rows_csv(pending.path, pending.name, importer),
+        content_type=exports.CONTENT_TYPES["csv"],
+    )
+    stem = PurePath(PureWindowsPath(pending.name).name).stem[:100] or "upload"
+    response["Content-Disposition"] = f'attachment; filename="{_ascii(stem)}-invalid-rows.csv"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _ascii(text: str) -> str:
+    """A file name safe in a header: letters, digits, dot, dash and underscore."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in text)
 
 
 def render_report(
@@ -205,6 +276,14 @@ def render_report(
         "importer_label": importer_cls.verbose_name(),
         "errors_shown": report.errors[:ERRORS_SHOWN],
         "errors_hidden": report.error_count - min(len(report.errors), ERRORS_SHOWN),
+        "error_groups": report.error_groups(),
+        "can_recheck_as_update": (
+            report.mostly_existing
+            and not pending.options.get("update_existing")
+            and model_admin.importer_permitted(request, importer_cls, "change")
+        ),
+        "recheck_url": admin_url("recheck"),
+        "invalid_rows_url": admin_url("invalid_rows"),
         "preview_headers": headers,
         "preview_rows": [(number, [values.get(h, "") for h in headers]) for number, values in report.preview],
         "confirm_form": confirm_form,
@@ -224,10 +303,7 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
             raise uploads.UploadExpired("No upload to confirm.")
         pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
     except uploads.UploadExpired:
-        messages.error(
-            request, "That upload has expired or is no longer available; please upload the file again."
-        )
-        return HttpResponseRedirect(admin_url("add"))
+        return _expired(request)
     if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
         raise PermissionDenied
     if pending.options.get("update_existing") and not model_admin.importer_permitted(
@@ -237,10 +313,7 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     try:
         job, created = confirm_upload(pending, request.user)
     except uploads.UploadExpired:
-        messages.error(
-            request, "That upload has expired or is no longer available; please upload the file again."
-        )
-        return HttpResponseRedirect(admin_url("add"))
+        return _expired(request)
     if not created:
         messages.info(request, f"This file was already confirmed as job #{job.pk}; it is imported once.")
         return HttpResponseRedirect(admin_url("change", job.pk))

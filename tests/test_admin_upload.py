@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -120,9 +121,9 @@ ROW_ERRORS = [
     ("username,email\nann,not-an-email\n", "email", "Enter a valid email address."),
     ("username,is_active\nann,maybe\n", "is_active", "is not a yes/no value"),
     ("username,password\nann,123\n", "password", "This password is too short"),
-    ("username,groups\nann,No Such Group\n", "groups", "Unknown group: No Such Group."),
+    ("username,groups\nann,No Such Group\n", "groups", "Unknown group “No Such Group”."),
     ("username\nann\nANN\n", "username", "Duplicate of row 2."),
-    ("username\nexisting\n", "username", "A user with this username already exists."),
+    ("username\nexisting\n", "username", "A user with the username “existing” already exists."),
     ("username,is_staff\nann,true\n", "is_staff", "Only a superuser may create or change staff"),
     ("username,email\n,x@example.com\n", "username", "This field is required."),
 ]
@@ -194,7 +195,7 @@ def test_truncated_errors_say_so(staff_client, monkeypatch):
     monkeypatch.setattr(views, "ERRORS_SHOWN", 2)
     response = upload(staff_client, "username\nbad one\nbad two\nbad three\n")
     html = response.content.decode()
-    assert "Showing the first 2 errors; 1 more are not listed" in html
+    assert "Showing the first 2 errors; 1 more are in the download of the invalid rows." in html
 
 
 def test_no_valid_row_means_no_confirm_button(staff_client):
@@ -362,3 +363,65 @@ def test_confirm_rechecks_the_change_permission_of_update_mode(client, launched)
 
     assert client.post(url("confirm"), {"token": token}).status_code == 403
     assert not ImportJob.objects.exists() and launched == []
+
+
+# ---- a report that leads -------------------------------------------------------------------
+def test_the_verdict_comes_first_and_alike_errors_are_one_line(staff_client):
+    """Before: 500 identical "already exists" lines, and the verdict 17,900 px down the page."""
+    User.objects.bulk_create([User(username=f"old{i:03d}") for i in range(300)])
+    lines = ["username"] + [f"old{i:03d}" for i in range(300)] + ["new1", "bad user!"]
+    response = upload(staff_client, "\n".join(lines) + "\n")
+    html = response.content.decode()
+    verdict = html.index('data-verdict="partly"')
+    assert verdict < html.index('id="report-errors"') and verdict < html.index('name="_confirm"')
+    assert "1 of 302 rows are valid." in html
+    groups = response.context["error_groups"]
+    assert [(g.column, g.count, g.rows) for g in groups] == [
+        ("username", 300, [2, 3, 4, 5, 6]),
+        ("username", 1, [303]),
+    ]
+    assert groups[0].example == "A user with the username “old000” already exists."
+    assert "and 295 more" in html
+    # staff who may change users are offered the same file as updates, with no re-upload
+    assert 'data-verdict="existing"' in html and response.context["can_recheck_as_update"] is False
+
+
+def test_check_again_as_updates_without_uploading_again(client, launched):
+    updater = make_user("updater", perms=(*IMPORT_PERMS, "auth.change_user"))
+    client.force_login(updater)
+    User.objects.bulk_create([User(username=f"old{i}") for i in range(3)])
+    response = upload(client, "username,first_name\nold0,A\nold1,B\nold2,C\nnew,D\n")
+    assert response.context["can_recheck_as_update"] and 'name="_recheck"' in response.content.decode()
+    again = client.post(url("recheck"), {"token": token_of(response)})
+    report = again.context["report"]
+    assert (report.valid, report.invalid) == (4, 0)
+    assert again.context["pending"].options["update_existing"] is True
+    assert ImportJob.objects.count() == 0
+    # the new token carries update mode to the confirm
+    client.post(url("confirm"), {"token": token_of(again)})
+    assert ImportJob.objects.get().options["update_existing"] is True
+
+
+def test_check_again_as_updates_needs_the_change_permission(staff_client):
+    User.objects.create(username="old0")
+    response = upload(staff_client, "username\nold0\n")
+    assert staff_client.post(url("recheck"), {"token": token_of(response)}).status_code == 403
+
+
+def test_the_invalid_rows_download_before_confirming_is_a_fix_it_file(staff_client):
+    response = upload(
+        staff_client,
+        "username,email,password\nann,ann@x.example,Correct-Horse-1\nbad user!,=cmd,Pw-Secret-99\n",
+    )
+    download = staff_client.post(url("invalid_rows"), {"token": token_of(response)})
+    assert download["Content-Disposition"] == 'attachment; filename="users-invalid-rows.csv"'
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert rows[0] == ["row", "username", "email", "errors"]  # never the password
+    assert rows[1][:3] == ["3", "bad user!", "'=cmd"] and "Enter a valid username" in rows[1][3]
+    assert len(rows) == 2 and ImportJob.objects.count() == 0
+    # uploaded again as it is, the file is read: its own columns are ignored
+    again = upload(
+        staff_client,
+        b"".join(staff_client.post(url("invalid_rows"), {"token": token_of(response)}).streaming_content),
+    )
+    assert again.context["report"].headers == ["username", "email"]

@@ -82,6 +82,9 @@ def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
     errors = page.locator("#report-errors")
     expect(errors).to_contain_text("Enter a valid email address.")
     expect(errors).to_contain_text("Enter a valid username")
+    expect(page.locator('[data-verdict="partly"]')).to_contain_text("25 of 27 rows are valid")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert ImportJob.objects.count() == 0
 
     # confirm, and watch the detached runner through the progress bar

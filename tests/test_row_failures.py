@@ -105,7 +105,7 @@ def test_a_foreign_key_gone_mid_job_fails_only_the_row_that_needs_it(write_file)
         "cyd": "failed",
         "dan": "succeeded",
     }
-    assert result["cyd"][1] == "groups: Unknown group: Editors."
+    assert result["cyd"][1] == "groups: Unknown group “Editors”."
     job.refresh_from_db()
     assert (job.processed, job.succeeded, job.failed) == (4, 3, 1)
 

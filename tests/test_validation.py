@@ -108,7 +108,7 @@ def test_username_is_nfkc_normalized_like_the_admin_form():
             (2, "is_active", "“maybe” is not a yes/no value; use true or false."),
         ),
         ("username,is_staff\nann,2\n", (2, "is_staff", "“2” is not a yes/no value; use true or false.")),
-        ("username,groups\nann,Nobody\n", (2, "groups", "Unknown group: Nobody.")),
+        ("username,groups\nann,Nobody\n", (2, "groups", "Unknown group “Nobody”.")),
         (
             "username,password\nann,123\n",
             (2, "password", "This password is too short. It must contain at least 8 characters."),
@@ -148,7 +148,7 @@ def test_duplicates_in_the_file_are_case_insensitive(write_file):
 def test_existing_username_is_refused_unless_updating(write_file):
     User.objects.create_user("ann")
     path = write_file("u.csv", "username,first_name\nann,Ann\nbob,Bob\n")
-    assert errors_of(validate(path)) == [(2, "username", "A user with this username already exists.")]
+    assert errors_of(validate(path)) == [(2, "username", "A user with the username “ann” already exists.")]
     assert errors_of(validate(path, update=True)) == []
 
 
@@ -297,3 +297,40 @@ def test_performance_sanity_twenty_thousand_rows(users_csv, django_assert_max_nu
     assert report.total == 20_010
     assert report.invalid == 10
     assert report.error_count >= 10
+
+
+def test_group_names_match_as_staff_type_them_and_near_misses_get_a_suggestion(write_file):
+    """Before: " support " did not find the group "Support"."""
+    Group.objects.create(name="Support")
+    Group.objects.create(name="Sales Team")
+    path = write_file("u.csv", "username,groups\nann, support ;sales   team\nbob,Suport\ncyd,Marketing\n")
+    assert errors_of(validate(path)) == [
+        (3, "groups", "Unknown group “Suport”. Did you mean “Support”?"),
+        (4, "groups", "Unknown group “Marketing”."),
+    ]
+    from bulkadmin.engine import JobRunner
+    from bulkadmin.jobs import create_job
+
+    job, _ = create_job(path, path.name)
+    assert job is not None
+    JobRunner(job.pk, workers=1).run()
+    assert sorted(User.objects.get(username="ann").groups.values_list("name", flat=True)) == [
+        "Sales Team",
+        "Support",
+    ]
+
+
+def test_a_blank_groups_cell_leaves_an_updated_users_groups_alone(write_file):
+    """Before: in update mode a blank groups cell removed every group from the user."""
+    from bulkadmin.engine import JobRunner
+    from bulkadmin.jobs import create_job
+
+    support = Group.objects.create(name="Support")
+    ann = User.objects.create_user("ann")
+    ann.groups.add(support)
+    path = write_file("u.csv", "username,first_name,groups\nann,Ann,\n")
+    job, _ = create_job(path, path.name, options={"update_existing": True})
+    assert job is not None
+    JobRunner(job.pk, workers=1).run()
+    ann.refresh_from_db()
+    assert ann.first_name == "Ann" and list(ann.groups.all()) == [support]

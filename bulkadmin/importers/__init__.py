@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bulkadmin.importers.base import Column, ImportContext, Importer, RowInvalid
+from bulkadmin.importers.base import Column, Exists, ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class, importer_choices
 
 __all__ = [
     "Column",
+    "Exists",
     "ImportContext",
     "Importer",
     "RowInvalid",

@@ -24,6 +24,15 @@ Cleaned = dict[str, Any]
 NON_FIELD = "__all__"
 
 
+class Exists(str):
+    """An error saying the row's object already exists: in update mode the row would update it.
+
+    A plain ``str`` everywhere; the report counts these to offer a re-check in update mode.
+    """
+
+    __slots__ = ()
+
+
 class RowInvalid(Exception):
     """A row's values are wrong; ``errors`` maps a column (or ``__all__``) to messages."""
 

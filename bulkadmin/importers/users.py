@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from bulkadmin import conf, vendors
-from bulkadmin.importers.base import Cleaned, Column, Errors, Importer, RowInvalid
+from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, Importer, RowInvalid
 from bulkadmin.importers.fields import parse_bool, parse_text, split_list
 
 PRIVILEGE_MESSAGE = "Only a superuser may create or change staff members and superusers."
@@ -46,6 +47,27 @@ def groups_beyond(user: Any, names: set[str]) -> set[str]:
 EMAIL_VALIDATOR = EmailValidator()
 
 
+def group_key(name: str) -> str:
+    """``" support "`` and ``"Support"`` name one group: staff type names, not identifiers."""
+    return " ".join(name.split()).casefold()
+
+
+class GroupDirectory:
+    """The groups that exist, found by a name as staff typed it."""
+
+    def __init__(self) -> None:
+        self.ids = dict(Group.objects.values_list("name", "id"))
+        self.by_key = {group_key(name): name for name in self.ids}
+
+    def resolve(self, typed: str) -> str | None:
+        return self.by_key.get(group_key(typed))
+
+    def unknown(self, typed: str) -> str:
+        close = difflib.get_close_matches(group_key(typed), list(self.by_key), n=1, cutoff=0.75)
+        message = f"Unknown group “{typed}”."
+        return message + (f" Did you mean “{self.by_key[close[0]]}”?" if close else "")
+
+
 @functools.lru_cache(maxsize=64)
 def _max_length(model: type[models.Model], name: str) -> int | None:
     field = model._meta.get_field(name)
@@ -67,7 +89,7 @@ class UserImporter(Importer):
     )
     key_column = "username"
 
-    _group_ids: dict[str, int] | None = None
+    _groups: GroupDirectory | None = None
     _forbidden_groups: set[str] = set()
 
     @classmethod
@@ -124,6 +146,8 @@ class UserImporter(Importer):
             elif name != "is_active" and cleaned[name] and not self.context.is_trusted:
                 errors.setdefault(name, []).append(PRIVILEGE_MESSAGE)
         take("groups", split_list)
+        if not cleaned.get("groups"):
+            cleaned.pop("groups", None)  # a blank cell leaves an updated user's groups alone
         password = values.get("password", "")
         if password:
             if len(password) > 4096:
@@ -156,43 +180,52 @@ class UserImporter(Importer):
             ).values_list("username", "is_staff", "is_superuser")
             for privileged in [bool(is_staff or is_superuser)]
         }
-        wanted_groups = {name for _, cleaned in rows for name in cleaned.get("groups", ())}
-        known_groups = set(Group.objects.filter(name__in=wanted_groups).values_list("name", flat=True))
+        directory = GroupDirectory() if any(cleaned.get("groups") for _, cleaned in rows) else None
+        wanted_groups = {
+            found
+            for _, cleaned in rows
+            for name in cleaned.get("groups", ())
+            if directory is not None and (found := directory.resolve(name)) is not None
+        }
         forbidden = set() if self.context.is_trusted else groups_beyond(self.context.user, wanted_groups)
         for number, cleaned in rows:
             row_errors: Errors = {}
             username = cleaned["username"]
             if username in existing:
                 if not self.context.update_existing:
-                    row_errors["username"] = ["A user with this username already exists."]
+                    row_errors["username"] = [
+                        Exists(f"A user with the username “{username}” already exists.")
+                    ]
                 elif existing[username] and not self.context.is_trusted:
                     row_errors["username"] = [PRIVILEGE_MESSAGE]
-            unknown = [name for name in cleaned.get("groups", ()) if name not in known_groups]
-            if unknown:
-                row_errors["groups"] = [f"Unknown group: {name}." for name in unknown]
-            beyond = [name for name in cleaned.get("groups", ()) if name in forbidden]
-            if beyond:
-                row_errors.setdefault("groups", []).extend(GROUP_MESSAGE.format(name=n) for n in beyond)
+            for typed in cleaned.get("groups", ()):
+                assert directory is not None
+                name = directory.resolve(typed)
+                if name is None:
+                    row_errors.setdefault("groups", []).append(directory.unknown(typed))
+                elif name in forbidden:
+                    row_errors.setdefault("groups", []).append(GROUP_MESSAGE.format(name=name))
             if row_errors:
                 errors[number] = row_errors
         return errors
 
     # ---- import --------------------------------------------------------------------------
     def setup(self) -> None:
-        self._group_ids = dict(Group.objects.values_list("name", "id"))
+        self._groups = GroupDirectory()
         self._forbidden_groups = (
-            set() if self.context.is_trusted else groups_beyond(self.context.user, set(self._group_ids))
+            set() if self.context.is_trusted else groups_beyond(self.context.user, set(self._groups.ids))
         )
 
-    def _group_id(self, name: str) -> int:
-        if self._group_ids is None or name not in self._group_ids:
+    def _group_id(self, typed: str) -> int:
+        if self._groups is None or self._groups.resolve(typed) is None:
             self.setup()  # a group created since the worker started
-        assert self._group_ids is not None
-        if name not in self._group_ids:
-            raise RowInvalid.single("groups", f"Unknown group: {name}.")
+        assert self._groups is not None
+        name = self._groups.resolve(typed)
+        if name is None:
+            raise RowInvalid.single("groups", self._groups.unknown(typed))
         if name in self._forbidden_groups:  # checked at upload; again here, with today's grants
             raise RowInvalid.single("groups", GROUP_MESSAGE.format(name=name))
-        return self._group_ids[name]
+        return self._groups.ids[name]
 
     def prepare_row(self, cleaned: Cleaned) -> Cleaned:
         prepared = dict(cleaned)
@@ -246,16 +279,19 @@ class UserImporter(Importer):
             return
         missing = set(group_ids) - set(user.groups.filter(pk__in=group_ids).values_list("pk", flat=True))
         if missing:
-            names = [name for name, pk in (self._group_ids or {}).items() if pk in missing]
+            ids = self._groups.ids if self._groups is not None else {}
+            names = [name for name, pk in ids.items() if pk in missing]
             self.setup()
-            raise RowInvalid.single("groups", f"Unknown group: {', '.join(sorted(names))}.")
+            raise RowInvalid.single("groups", f"Unknown group “{'”, “'.join(sorted(names))}”.")
 
     def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
         if (
             isinstance(exc, IntegrityError)
             and self.get_model()._default_manager.filter(username=cleaned.get("username")).exists()
         ):
-            return {"username": ["A user with this username already exists."]}
+            return {
+                "username": [Exists(f"A user with the username “{cleaned.get('username')}” already exists.")]
+            }
         return super().explain_error(cleaned, exc)
 
 
