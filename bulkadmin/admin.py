@@ -198,6 +198,7 @@ class ImportJobAdmin(JobModelAdmin):
         return [
             path("add/confirm/", wrap(views.confirm, post), name=f"{name}_confirm"),
             path("add/recheck/", wrap(views.recheck_as_update, post), name=f"{name}_recheck"),
+            path("add/columns/", wrap(views.map_columns, post), name=f"{name}_columns"),
             path("add/invalid-rows/", wrap(views.invalid_rows, post), name=f"{name}_invalid_rows"),
             path("<int:object_id>/progress/", wrap(views.progress), name=f"{name}_progress"),
             path("<int:object_id>/cancel/", wrap(views.cancel, post), name=f"{name}_cancel"),

@@ -1,4 +1,5 @@
-"""Forms of the admin flow: the upload, the confirm click, and the correction of a failed row."""
+"""Forms of the admin flow: the upload, the column mapping, the confirm click, and the correction
+of a failed row."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 
 from bulkadmin import conf
+from bulkadmin.columns import problems
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.parsing import FORMATS
+from bulkadmin.validation import MASK
 
 ACCEPT = ".csv,.tsv,.tab,.txt,.xlsx,.json,text/csv,application/json"
 
@@ -70,6 +74,52 @@ class UploadForm(forms.Form):
 
 class ConfirmForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput)
+
+
+class MappingForm(forms.Form):
+    """Where each of a file's columns goes: one of the importer's columns, or nowhere."""
+
+    token = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(
+        self,
+        *args: Any,
+        headers: list[str],
+        samples: list[list[str]],
+        importer_cls: type[Importer],
+        mapping: dict[str, str | None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.headers, self.importer_cls = headers, importer_cls
+        required = set(importer_cls.required_columns())
+        choices = [("", _("— ignore this column —"))] + [
+            (c.name, c.name + (" *" if c.name in required else "")) for c in importer_cls.columns
+        ]
+        secret = importer_cls.secret_columns()
+        self.rows = []
+        for index, header in enumerate(headers):
+            name = f"column_{index}"
+            self.fields[name] = forms.ChoiceField(
+                label=header, choices=choices, required=False, initial=mapping.get(header) or ""
+            )
+            examples = [row[index] for row in samples if index < len(row) and row[index]]
+            if mapping.get(header, header) in secret:
+                examples = [MASK for _example in examples]  # a password is never shown
+            self.rows.append((header, examples, name))
+
+    def bound_rows(self) -> list[tuple[str, list[str], forms.BoundField]]:
+        return [(header, examples, self[name]) for header, examples, name in self.rows]
+
+    def mapping(self) -> dict[str, str | None]:
+        return {header: self.cleaned_data.get(name) or None for header, _examples, name in self.rows}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.errors:
+            for problem in problems(self.mapping(), self.importer_cls):
+                self.add_error(None, problem)
+        return cleaned
 
 
 class FailedRowForm(forms.Form):

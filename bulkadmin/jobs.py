@@ -17,11 +17,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from bulkadmin import conf, crypto, fixit, uploads
+from bulkadmin import columns, conf, crypto, fixit, uploads
 from bulkadmin.importers.base import ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus, StartedVia
-from bulkadmin.parsing import RawRow
+from bulkadmin.parsing import ColumnMap, RawRow
 from bulkadmin.validation import Report, validate_file
 from bulkadmin.vendors import write_turn
 
@@ -224,6 +224,7 @@ def create_job(
     workers: int | None = None,
     threads: int | None = None,
     size: int | None = None,
+    mapping: ColumnMap | None = None,
 ) -> tuple[ImportJob | None, Report]:
     """Validate the file again and save a job holding its valid rows, in chunks of ``size``.
 
@@ -245,10 +246,11 @@ def create_job(
             workers=workers,
             threads=threads,
             status=JobStatus.PREPARING,
+            column_map=mapping or {},
         )
     writer = ChunkWriter(job, importer, size or chunk_size())
     try:
-        report = validate_file(path, name, importer, on_valid=writer.add)
+        report = validate_file(path, name, importer, on_valid=writer.add, mapping=mapping)
         total = writer.finish()
     except BaseException:
         delete_job(job)
@@ -284,7 +286,10 @@ def confirm_upload(pending: uploads.PendingUpload, user: Any) -> tuple[ImportJob
                 workers=pending.workers,
                 upload_id=pending.upload_id,
                 prepared=False,
+                column_map=pending.mapping or {},
             )
+            if pending.mapping:  # its keys are the file's columns, in order
+                columns.remember(job.importer, list(pending.mapping), pending.mapping, user)
             uploads.take(pending.upload_id)  # last: the job is rolled back if the file is gone
     except IntegrityError:  # a concurrent confirm of the same upload won
         return ImportJob.objects.get(upload_id=pending.upload_id), False
@@ -308,7 +313,12 @@ def prepare_job(
     importer = importer_for(job)
     writer = ChunkWriter(job, importer, size or chunk_size(), after_save=after_save)
     report = validate_file(
-        path, job.source_name, importer, on_valid=writer.add, on_invalid=writer.add_invalid
+        path,
+        job.source_name,
+        importer,
+        on_valid=writer.add,
+        on_invalid=writer.add_invalid,
+        mapping=job.column_map or None,
     )
     if report.file_error:
         raise PreparationFailed(report.file_error)

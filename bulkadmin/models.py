@@ -306,6 +306,8 @@ class ImportJob(models.Model):
     #: False until the runner has read the upload into chunks (and its invalid rows into
     #: failed rows); until then ``total`` counts the rows read so far.
     prepared = models.BooleanField(_("rows read"), default=True)
+    #: How the file's columns were mapped to the importer's (``bulkadmin.columns``).
+    column_map = models.JSONField(_("column mapping"), default=dict, blank=True)
     total = models.PositiveIntegerField(_("rows"), default=0)
     processed = models.PositiveIntegerField(_("processed"), default=0)
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
@@ -518,3 +520,28 @@ def error_text(errors: dict[str, list[str]]) -> str:
         for column, messages in errors.items()
         for message in messages
     )
+
+
+class ColumnMapping(models.Model):
+    """A mapping of a file's columns staff confirmed: the next file with the same header for the
+    same importer goes straight to its report."""
+
+    importer = models.CharField(_("importer"), max_length=200)
+    #: ``bulkadmin.columns.header_key`` of the file's columns.
+    headers = models.CharField(_("header"), max_length=64)
+    columns = models.JSONField(_("file columns"), default=list)
+    mapping = models.JSONField(_("mapping"), default=dict)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("column mapping")
+        verbose_name_plural = _("column mappings")
+        constraints = [
+            models.UniqueConstraint(fields=["importer", "headers"], name="bulkadmin_mapping_unique_header")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.importer}: {', '.join(self.columns)}"

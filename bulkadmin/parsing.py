@@ -124,8 +124,18 @@ def detect_format(name: str, head: bytes) -> str:
     return "csv"
 
 
-def open_table(path: Path, name: str, allowed_headers: list[str]) -> Table:
-    """Open ``path`` (uploaded as ``name``) and check its header; rows are read lazily."""
+class HeaderMismatch(ParseError):
+    """The header's columns are not the importer's: staff may map them (``ColumnMap``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, row=1)
+
+
+#: A file column (normalized) to an importer's column, or to None: ignored.
+ColumnMap = dict[str, str | None]
+
+
+def _open_raw(path: Path, name: str) -> tuple[str, _Raw]:
     size = path.stat().st_size
     limit = int(conf.get("MAX_UPLOAD_BYTES"))
     if size > limit:
@@ -136,22 +146,49 @@ def open_table(path: Path, name: str, allowed_headers: list[str]) -> Table:
         head = probe.read(_SNIFF_BYTES)
     fmt = detect_format(name, head)
     if fmt == "xlsx":
-        raw_headers, raw_rows, close = _xlsx_rows(path)
-    elif fmt == "json":
-        raw_headers, raw_rows, close = _json_rows(path)
-    else:
-        raw_headers, raw_rows, close = _csv_rows(path, head, "\t" if fmt == "tsv" else None)
+        return fmt, _xlsx_rows(path)
+    if fmt == "json":
+        return fmt, _json_rows(path)
+    return fmt, _csv_rows(path, head, "\t" if fmt == "tsv" else None)
+
+
+def open_table(path: Path, name: str, allowed_headers: list[str], mapping: ColumnMap | None = None) -> Table:
+    """Open ``path`` (uploaded as ``name``) and check its header; rows are read lazily.
+
+    ``mapping`` renames the file's columns to the importer's, or drops them (None).
+    """
+    fmt, (raw_headers, raw_rows, close) = _open_raw(path, name)
     try:
-        headers = _check_headers(raw_headers, allowed_headers)
+        headers = _check_headers(raw_headers, allowed_headers, mapping or {})
     except BaseException:
         close()
         raise
     fix_it = [h for h in headers if h in fixit.bookkeeping(allowed_headers)]
     rows = _as_dicts(headers, raw_rows, fix_it=fix_it)
-    return Table(format=fmt, headers=[h for h in headers if h not in fix_it], rows=rows, _close=close)
+    shown = [h for h in headers if h is not None and h not in fix_it]
+    return Table(format=fmt, headers=shown, rows=rows, _close=close)
 
 
-def _check_headers(raw: list[str], allowed: list[str]) -> list[str]:
+def peek(path: Path, name: str, count: int = 3) -> tuple[list[str], list[list[str]]]:
+    """The file's header (normalized) and its first ``count`` non-blank rows, unchecked."""
+    _fmt, (raw_headers, raw_rows, close) = _open_raw(path, name)
+    try:
+        headers = [normalize_header(h) for h in raw_headers]
+        while headers and headers[-1] == "":
+            headers.pop()
+        samples: list[list[str]] = []
+        for _number, cells, _errors in raw_rows:
+            if any(cell.strip() for cell in cells):
+                samples.append([cell[:60] for cell in cells[: len(headers)]])
+            if len(samples) >= count:
+                break
+        return headers, samples
+    finally:
+        close()
+
+
+def _check_headers(raw: list[str], allowed: list[str], mapping: ColumnMap) -> list[str | None]:
+    """The columns the rows' cells go to, in order; None for a column mapped to nothing."""
     headers = [normalize_header(h) for h in raw]
     while headers and headers[-1] == "":
         headers.pop()  # trailing empty header cells, as spreadsheets export them
@@ -167,18 +204,26 @@ def _check_headers(raw: list[str], allowed: list[str]) -> list[str]:
         if header in seen:
             raise ParseError(f"The column “{header[:60]}” appears twice in the header.", row=1)
         seen.add(header)
-    unknown = [h for h in headers if h not in allowed and h not in fixit.COLUMNS]
+    mapped = [mapping.get(h, h) for h in headers]
+    targets = [m for m in mapped if m is not None]
+    twice = sorted({m for m in targets if targets.count(m) > 1})
+    if twice:
+        raise HeaderMismatch(f"Two columns of the file go to “{twice[0]}”.")
+    known = {*allowed, *fixit.COLUMNS}
+    unknown = [h for h, m in zip(headers, mapped, strict=True) if m is not None and m not in known]
     if unknown:
-        raise ParseError(
+        raise HeaderMismatch(
             f"Unknown column{'s' if len(unknown) > 1 else ''}: "
-            f"{', '.join(repr(u[:60]) for u in unknown[:10])}. Allowed columns: {', '.join(allowed)}.",
-            row=1,
+            f"{', '.join(repr(u[:60]) for u in unknown[:10])}. Allowed columns: {', '.join(allowed)}."
         )
-    return headers
+    return mapped
 
 
 def _as_dicts(
-    headers: list[str], raw_rows: Iterator[tuple[int, list[str], Errors]], *, fix_it: list[str] | None = None
+    headers: list[str | None],
+    raw_rows: Iterator[tuple[int, list[str], Errors]],
+    *,
+    fix_it: list[str] | None = None,
 ) -> Iterator[RawRow]:
     """Rows as dicts; in a fix-it file, without its own columns and with formulas unescaped."""
     max_rows = int(conf.get("MAX_ROWS"))
@@ -200,6 +245,8 @@ def _as_dicts(
             )
         row: dict[str, str] = {}
         for header, cell in zip(headers, cells, strict=False):
+            if header is None:
+                continue  # a column mapped to nothing
             if len(cell) > max_length:
                 errors.setdefault(header, []).append(
                     f"The value is {len(cell):,} characters long; the limit is {max_length:,}."
@@ -209,8 +256,9 @@ def _as_dicts(
                 errors.setdefault(header, []).append("The value contains a NUL character.")
                 cell = cell.replace("\x00", "")
             row[header] = cell
-        for header in headers[len(cells) :]:
-            row[header] = ""
+        for missing in headers[len(cells) :]:
+            if missing is not None:
+                row[missing] = ""
         if fix_it:
             source = fixit.source_of(row, fix_it)
             yield RawRow(number, {k: fixit.unescape_formula(v) for k, v in row.items()}, errors, source)

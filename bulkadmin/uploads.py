@@ -116,6 +116,8 @@ class PendingUpload:
     importer: str
     options: dict[str, Any] = field(default_factory=dict)
     workers: int | None = None
+    #: The file's columns to the importer's (``bulkadmin.columns``); None: as they are.
+    mapping: dict[str, str | None] | None = None
 
     @property
     def path(self) -> Path:
@@ -128,6 +130,7 @@ class PendingUpload:
             "importer": self.importer,
             "options": self.options,
             "workers": self.workers,
+            "mapping": self.mapping,
             "user": str(user_id),
         }
         return signing.dumps(payload, salt=SALT, compress=True)
@@ -147,4 +150,5 @@ class PendingUpload:
             importer=str(payload["importer"]),
             options=dict(payload["options"]),
             workers=payload["workers"],
+            mapping=payload.get("mapping"),
         )

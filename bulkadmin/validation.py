@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkadmin.importers.base import NON_FIELD, Cleaned, Errors, Exists, Importer, RowInvalid
-from bulkadmin.parsing import ParseError, RawRow, Table, open_table
+from bulkadmin.parsing import ColumnMap, HeaderMismatch, ParseError, RawRow, Table, open_table
 
 CHECK_BATCH = 1000
 MAX_REPORTED_ERRORS = 1000
@@ -67,6 +67,8 @@ class Report:
     invalid: int = 0
     preview: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     file_error: str = ""
+    #: The file's columns are not the importer's: a mapping would make it readable.
+    header_mismatch: bool = False
     groups: dict[tuple[str, str], ErrorGroup] = field(default_factory=dict)
     exists: int = 0
 
@@ -137,17 +139,19 @@ def validate_file(
     *,
     on_valid: ValidBatchSink | None = None,
     on_invalid: InvalidRowSink | None = None,
+    mapping: ColumnMap | None = None,
 ) -> Report:
     """Validate the file at ``path``; with ``on_valid``, hand each checked batch of good rows on,
     and with ``on_invalid`` each bad row, so a job can keep it as a failed row to correct."""
     report = Report()
     try:
-        with open_table(path, name, importer.column_names()) as table:
+        with open_table(path, name, importer.column_names(), mapping) as table:
             _check_required_headers(table, importer)
             report.format, report.headers = table.format, table.headers
             _validate_rows(table.rows, importer, report, on_valid, on_invalid)
     except ParseError as exc:
         report.file_error = str(exc)
+        report.header_mismatch = isinstance(exc, HeaderMismatch)
     if not report.file_error and report.total == 0:
         report.file_error = "The file has a header but no rows."
     report._trim()
@@ -157,10 +161,8 @@ def validate_file(
 def _check_required_headers(table: Table, importer: Importer) -> None:
     missing = [c for c in importer.required_columns() if c not in table.headers]
     if missing:
-        raise ParseError(
-            f"Required column{'s' if len(missing) > 1 else ''} missing from the header: "
-            f"{', '.join(missing)}.",
-            row=1,
+        raise HeaderMismatch(
+            f"Required column{'s' if len(missing) > 1 else ''} missing from the header: {', '.join(missing)}."
         )
 
 

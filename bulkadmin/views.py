@@ -35,13 +35,14 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from bulkadmin import conf, crypto, exports, uploads
-from bulkadmin.forms import ConfirmForm, FailedRowForm, UploadForm
+from bulkadmin import columns, conf, crypto, exports, uploads
+from bulkadmin.forms import ConfirmForm, FailedRowForm, MappingForm, UploadForm
 from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import confirm_upload, rerun_failed, split_secret
 from bulkadmin.launch import launch_job
 from bulkadmin.models import ImportJob, ImportRow, JobStatus
+from bulkadmin.parsing import peek
 from bulkadmin.validation import Report, validate_file
 
 if TYPE_CHECKING:
@@ -171,11 +172,22 @@ def _validate_upload(
 def _report_page(
     model_admin: ImportJobAdmin, request: HttpRequest, pending: uploads.PendingUpload, form: UploadForm | None
 ) -> HttpResponse | None:
-    """Validate a saved upload and show its report; None when the upload form should show an error."""
+    """Validate a saved upload and show its report, or the column mapping when its header is
+    not the importer's; None when the upload form should show an error."""
     importer_cls = get_importer_class(pending.importer)
-    report = validate_file(
-        pending.path, pending.name, build_importer(importer_cls, request.user, pending.options)
-    )
+    importer = build_importer(importer_cls, request.user, pending.options)
+    report = validate_file(pending.path, pending.name, importer, mapping=pending.mapping)
+    if report.header_mismatch and pending.mapping is None:
+        headers, _samples = peek(pending.path, pending.name)
+        known = columns.remembered(pending.importer, headers)
+        if known is not None and not columns.problems(known, importer_cls):
+            with_known = dataclasses.replace(pending, mapping=known)
+            again = validate_file(pending.path, pending.name, importer, mapping=known)
+            if not again.header_mismatch:
+                pending, report = with_known, again
+                messages.info(request, _("The columns are mapped as they were for this header last time."))
+    if report.header_mismatch:
+        return _mapping_page(model_admin, request, pending, importer_cls, problem=report.file_error)
     if report.file_error:
         uploads.discard(pending.upload_id)
         if form is not None:
@@ -194,6 +206,69 @@ def _report_page(
     )
     confirm_form = ConfirmForm(initial={"token": pending.sign(request.user.pk)})
     return render_report(model_admin, request, report, pending, confirm_form, back, importer_cls)
+
+
+def _mapping_page(
+    model_admin: ImportJobAdmin,
+    request: HttpRequest,
+    pending: uploads.PendingUpload,
+    importer_cls: type[Importer],
+    *,
+    form: MappingForm | None = None,
+    problem: str = "",
+) -> HttpResponse:
+    """Where each of the file's columns goes, with sample values and a best guess preselected."""
+    if form is None:
+        headers, samples = peek(pending.path, pending.name)
+        form = MappingForm(
+            initial={"token": pending.sign(request.user.pk)},
+            headers=headers,
+            samples=samples,
+            importer_cls=importer_cls,
+            mapping=pending.mapping or columns.guess(headers, importer_cls),
+        )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Match the columns of %(name)s") % {"name": pending.name},
+        "opts": model_admin.opts,
+        "has_view_permission": model_admin.has_view_permission(request),
+        "form": form,
+        "problem": problem,
+        "pending": pending,
+        "importer_label": importer_cls.verbose_name(),
+        "required": importer_cls.required_columns(),
+        "mapping_url": admin_url("columns"),
+        "back_url": admin_url("add") + "?" + urlencode({"importer": pending.importer}),
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "bulkadmin/mapping.html", context)
+
+
+def map_columns(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
+    """The mapping step: shown again from the report's "Change", or submitted."""
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    try:
+        pending = _pending_from_post(request)
+    except uploads.UploadExpired:
+        return _expired(request)
+    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
+        raise PermissionDenied
+    importer_cls = get_importer_class(pending.importer)
+    if "_map" not in request.POST:
+        return _mapping_page(model_admin, request, pending, importer_cls)
+    headers, samples = peek(pending.path, pending.name)
+    form = MappingForm(
+        request.POST,
+        headers=headers,
+        samples=samples,
+        importer_cls=importer_cls,
+        mapping=pending.mapping or {},
+    )
+    if not form.is_valid():
+        return _mapping_page(model_admin, request, pending, importer_cls, form=form)
+    mapped = dataclasses.replace(pending, mapping=form.mapping())
+    return _report_page(model_admin, request, mapped, None) or _expired(request)
 
 
 def _pending_from_post(request: HttpRequest) -> uploads.PendingUpload:
@@ -283,6 +358,10 @@ def render_report(
             and model_admin.importer_permitted(request, importer_cls, "change")
         ),
         "recheck_url": admin_url("recheck"),
+        "mapping_url": admin_url("columns"),
+        "mapped": [
+            (header, column) for header, column in (pending.mapping or {}).items() if header != column
+        ],
         "invalid_rows_url": admin_url("invalid_rows"),
         "preview_headers": headers,
         "preview_rows": [(number, [values.get(h, "") for h in headers]) for number, values in report.preview],

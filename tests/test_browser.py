@@ -168,3 +168,80 @@ def test_no_script_from_a_file_runs_on_any_page(page, live_server, tmp_path):
     assert dialogs == [], f"a script from the file ran: {dialogs}"
     user = get_user_model().objects.get(username="ann")
     assert (user.first_name, user.last_name) == (script, img)
+
+
+def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch):
+    """Map the columns, import, download the failed rows, fix them, upload them again, cancel and
+    resume: the loop staff live in, end to end, with passwords kept out of every file."""
+    from playwright.sync_api import expect
+
+    User = get_user_model()
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    # a file whose header is not the importer's: the mapping step, with the best guess chosen
+    lines = ["User Name,E-mail,Password,Department"]
+    lines += [f"staff{i:02d},staff{i:02d}@example.com,Pass-word-{i:02d}x,Ops" for i in range(1, 11)]
+    lines += ["kaboom,kaboom@example.com,Kaboom-Pass-123,Ops", "nomail,not-an-email,Pass-word-99x,Ops"]
+    source = tmp_path / "staff.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+    expect(page.locator("h1")).to_contain_text("Match the columns of staff.csv")
+    expect(page.locator("#mapping-table select").nth(0)).to_have_value("username")
+    expect(page.locator("#mapping-table select").nth(1)).to_have_value("email")
+    expect(page.locator("#mapping-table select").nth(3)).to_have_value("")  # Department: ignored
+    expect(page.locator("#mapping-table")).not_to_contain_text("Pass-word")  # secrets masked
+    page.screenshot(path=str(ARTIFACTS / "mapping.png"), full_page=True)
+    page.click("input[name=_map]")
+    expect(page.locator('[data-verdict="partly"]')).to_contain_text("11 of 12 rows are valid")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Finished with errors", timeout=60_000)
+    expect(page.locator('[data-field="failed"]')).to_have_text("2")
+    first = ImportJob.objects.get()
+
+    # download the failed rows, fix them in the file, and upload it again
+    with page.expect_download() as info:
+        page.click("text=Download failed rows (CSV)")
+    fix_it = tmp_path / "fix.csv"
+    info.value.save_as(str(fix_it))
+    text = fix_it.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "row,username,email,errors,job" and "Pass" not in text
+    fix_it.write_text(text.replace("kaboom,", "kasimir,").replace("not-an-email", "nomail@example.com"))
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/add/")
+    page.set_input_files("#id_file", str(fix_it))
+    page.click("input[name=_upload]")
+    expect(page.locator('[data-verdict="valid"]')).to_contain_text("All 2 rows are valid")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    assert User.objects.get(username="kasimir").check_password("Kaboom-Pass-123")  # kept, never seen
+    second = ImportJob.objects.exclude(pk=first.pk).get()
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{first.pk}/change/")
+    expect(page.locator("#failed-rows-table")).to_contain_text(f"In rerun #{second.pk}")
+    expect(page.locator("input[name=_rerun_all]")).to_have_count(0)
+
+    # a slow job in small chunks: cancel it, then resume it; every row ends imported once
+    monkeypatch.setenv("BULKADMIN_TEST_CHUNK_SIZE", "10")  # read by the runners it starts
+    knobs(row_delay="0.1")
+    slow = tmp_path / "slow.csv"
+    slow.write_text("username\n" + "\n".join(f"slow{i:03d}" for i in range(60)) + "\n", encoding="utf-8")
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/add/")
+    page.set_input_files("#id_file", str(slow))
+    page.fill("#id_workers", "1")
+    page.click("input[name=_upload]")
+    page.click("input[name=_confirm]")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Running", timeout=30_000)
+    page.click("input[value='Cancel the import']")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Cancelled", timeout=30_000)
+    knobs(row_delay="0")
+    cancelled = ImportJob.objects.get(source_name="slow.csv")
+    assert 0 < cancelled.succeeded < 60
+    page.click("input[value='Resume']")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "resumed.png"), full_page=True)
+    assert User.objects.filter(username__startswith="slow").count() == 60
+    assert ImportJob.objects.get(pk=cancelled.pk).succeeded == 60

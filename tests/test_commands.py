@@ -166,3 +166,27 @@ def test_bulkimport_takes_the_failed_rows_download_back(write_file):
     assert User.objects.filter(username="cyd").exists() and not User.objects.filter(username="bob").exists()
     second = ImportJob.objects.exclude(pk=job.pk).get()
     assert set(job.rows.values_list("rerun_id", flat=True)) == {second.pk}
+
+
+def test_bulkimport_maps_and_ignores_columns(write_file):
+    path = write_file("staff.csv", "User Name,E-mail,department\nann,ann@example.com,R&D\n")
+    refused = manage("bulkimport", str(path), "--workers", "1")
+    assert refused.returncode == 2 and "--map 'FILE COLUMN=column'" in refused.stderr
+    no_traceback(refused)
+    result = manage(
+        "bulkimport",
+        str(path),
+        "--workers",
+        "1",
+        "--map",
+        "User Name=username",
+        "--map",
+        "E-mail=email",
+        "--ignore",
+        "department",
+    )
+    assert result.returncode == 0, result.stderr
+    assert User.objects.get(username="ann").email == "ann@example.com"
+    bad = manage("bulkimport", str(path), "--map", "User Name")
+    assert bad.returncode == 2 and "write it as" in bad.stderr
+    no_traceback(bad)

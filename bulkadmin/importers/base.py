@@ -52,6 +52,8 @@ class Column:
     #: Encrypted at rest, erased once imported, never shown, logged or exported.
     secret: bool = False
     help_text: str = ""
+    #: Other headers that mean this column ("surname" for last_name), for the mapping's guess.
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,6 +113,23 @@ class Importer:
     @classmethod
     def required_columns(cls) -> list[str]:
         return [c.name for c in cls.columns if c.required]
+
+    @classmethod
+    def column_labels(cls) -> dict[str, list[str]]:
+        """Each column's names as staff may write them in a header: its own, the model field's
+        verbose name, and its aliases."""
+        try:
+            fields = {f.name: f for f in cls.get_model()._meta.get_fields()}
+        except (AttributeError, TypeError):  # no model
+            fields = {}
+        labels: dict[str, list[str]] = {}
+        for column in cls.columns:
+            names = [column.name, *column.aliases]
+            verbose = getattr(fields.get(column.name), "verbose_name", None)
+            if verbose:
+                names.append(str(verbose))
+            labels[column.name] = names
+        return labels
 
     @classmethod
     def dotted_path(cls) -> str:

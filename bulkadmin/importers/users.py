@@ -77,15 +77,20 @@ def _max_length(model: type[models.Model], name: str) -> int | None:
 class UserImporter(Importer):
     label = "Users"
     columns: ClassVar[Sequence[Column]] = (
-        Column("username", required=True, help_text="Letters, digits and @/./+/-/_ only."),
-        Column("email"),
-        Column("first_name"),
-        Column("last_name"),
+        Column(
+            "username",
+            required=True,
+            help_text="Letters, digits and @/./+/-/_ only.",
+            aliases=("login", "user"),
+        ),
+        Column("email", aliases=("e-mail", "mail")),
+        Column("first_name", aliases=("given name", "forename")),
+        Column("last_name", aliases=("surname", "family name")),
         Column("password", secret=True, help_text="Hashed by the worker; blank: unusable."),
-        Column("is_active", help_text="true/false; default true."),
-        Column("is_staff", help_text="true/false; superusers only."),
-        Column("is_superuser", help_text="true/false; superusers only."),
-        Column("groups", help_text="Existing group names separated by ';'."),
+        Column("is_active", help_text="true/false; default true.", aliases=("enabled",)),
+        Column("is_staff", help_text="true/false; superusers only.", aliases=("staff",)),
+        Column("is_superuser", help_text="true/false; superusers only.", aliases=("superuser",)),
+        Column("groups", help_text="Existing group names separated by ';'.", aliases=("group", "roles")),
     )
     key_column = "username"
 

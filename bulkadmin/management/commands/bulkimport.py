@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from bulkadmin import columns
 from bulkadmin.executors import warm_up
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job, delete_job
@@ -40,6 +41,16 @@ class Command(BaseCommand):
             "--skip-invalid", action="store_true", help="Import the valid rows even if some are invalid."
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--map",
+            action="append",
+            default=[],
+            metavar="'FILE COLUMN=column'",
+            help="Read a column of the file as one of the importer's (repeatable).",
+        )
+        parser.add_argument(
+            "--ignore", action="append", default=[], metavar="COLUMN", help="Skip a column of the file."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
@@ -50,6 +61,10 @@ class Command(BaseCommand):
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc), returncode=2) from exc
         job_options = {"update_existing": options["update_existing"]}
+        try:
+            mapping = columns.from_command_line(options["map"], options["ignore"])
+        except ValueError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
         launcher = get_launcher()
         if runs_in_foreground(launcher) and (options["workers"] or 2) > 1:
             warm_up()  # the pool's forkserver sets Django up while the file is validated
@@ -64,8 +79,15 @@ class Command(BaseCommand):
             workers=options["workers"],
             threads=options["threads"],
             size=options["chunk_size"],
+            mapping=mapping or None,
         )
         self._print_report(report)
+        if report.header_mismatch:
+            known = ", ".join(importer_cls.column_names())
+            self.stderr.write(
+                "Map the file's columns to the importer's with --map 'FILE COLUMN=column', or skip "
+                f"them with --ignore COLUMN. The importer's columns: {known}."
+            )
         if job is None:
             raise CommandError("Nothing imported.", returncode=2)
         if report.invalid and not options["skip_invalid"]:
