@@ -478,7 +478,8 @@ def test_a_confirmed_mapping_imports_and_is_remembered_for_the_same_header(
         2,
         {"username": "ann", "email": "ann@example.com", "last_name": "Lovelace", "is_active": "yes"},
     ]
-    assert ColumnMapping.objects.get().updated_by.username == "importer"
+    remembered = ColumnMapping.objects.get()
+    assert remembered.updated_by is not None and remembered.updated_by.username == "importer"
 
     # the next file with this header goes straight to its report
     response = upload(staff_client, STAFF_HEADERS.replace("ann", "cyd").replace("bob", "dan"))
