@@ -287,6 +287,7 @@ def confirm_upload(pending: uploads.PendingUpload, user: Any) -> tuple[ImportJob
                 upload_id=pending.upload_id,
                 prepared=False,
                 column_map=pending.mapping or {},
+                reported_invalid=pending.invalid,
             )
             if pending.mapping:  # its keys are the file's columns, in order
                 columns.remember(job.importer, list(pending.mapping), pending.mapping, user)
@@ -324,7 +325,7 @@ def prepare_job(
         raise PreparationFailed(report.file_error)
     writer.finish()
     with write_turn():
-        ImportJob.objects.filter(pk=job.pk).update(prepared=True)
+        ImportJob.objects.filter(pk=job.pk).update(prepared=True, read_invalid=report.invalid)
     uploads.discard_confirmed(job.upload_id)
     return report
 

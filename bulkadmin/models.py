@@ -306,6 +306,10 @@ class ImportJob(models.Model):
     #: False until the runner has read the upload into chunks (and its invalid rows into
     #: failed rows); until then ``total`` counts the rows read so far.
     prepared = models.BooleanField(_("rows read"), default=True)
+    #: Invalid rows as the report counted them, and as the runner found them reading the upload:
+    #: the job page says how many changed in between.
+    reported_invalid = models.PositiveIntegerField(_("invalid in the report"), null=True, blank=True)
+    read_invalid = models.PositiveIntegerField(_("invalid when read"), null=True, blank=True)
     #: How the file's columns were mapped to the importer's (``bulkadmin.columns``).
     column_map = models.JSONField(_("column mapping"), default=dict, blank=True)
     total = models.PositiveIntegerField(_("rows"), default=0)
@@ -360,6 +364,21 @@ class ImportJob(models.Model):
     @property
     def pending(self) -> int:
         return self.total - self.processed
+
+    @property
+    def turned_invalid(self) -> int:
+        """Rows found invalid when read that the report had found valid (at least this many)."""
+        return max(0, self._change_since_report())
+
+    @property
+    def turned_valid(self) -> int:
+        """Rows the report refused that were valid by the time they were read."""
+        return max(0, -self._change_since_report())
+
+    def _change_since_report(self) -> int:
+        if self.reported_invalid is None or self.read_invalid is None:
+            return 0
+        return self.read_invalid - self.reported_invalid
 
     @property
     def jobs(self) -> ImportJobQuerySet:

@@ -118,6 +118,8 @@ class PendingUpload:
     workers: int | None = None
     #: The file's columns to the importer's (``bulkadmin.columns``); None: as they are.
     mapping: dict[str, str | None] | None = None
+    #: How many rows the report found invalid, for the job to compare once it has read them.
+    invalid: int | None = None
 
     @property
     def path(self) -> Path:
@@ -131,6 +133,7 @@ class PendingUpload:
             "options": self.options,
             "workers": self.workers,
             "mapping": self.mapping,
+            "invalid": self.invalid,
             "user": str(user_id),
         }
         return signing.dumps(payload, salt=SALT, compress=True)
@@ -151,4 +154,5 @@ class PendingUpload:
             options=dict(payload["options"]),
             workers=payload["workers"],
             mapping=payload.get("mapping"),
+            invalid=payload.get("invalid"),
         )

@@ -204,6 +204,7 @@ def _report_page(
             | ({"workers": str(pending.workers)} if pending.workers else {})
         )
     )
+    pending = dataclasses.replace(pending, invalid=report.invalid)
     confirm_form = ConfirmForm(initial={"token": pending.sign(request.user.pk)})
     return render_report(model_admin, request, report, pending, confirm_form, back, importer_cls)
 

@@ -327,6 +327,10 @@ def test_a_row_invalid_by_confirm_time_becomes_a_failed_row_not_lost(
     row = job.rows.get()
     assert (row.number, row.values["username"]) == (3, "bob")
     assert "already exists" in row.error_text
+    # the job page says what changed since the report
+    assert (job.reported_invalid, job.read_invalid, job.turned_invalid) == (0, 1, 1)
+    html = staff_client.get(url("change", job.pk)).content.decode()
+    assert "One row became invalid between the report and the import" in html
 
 
 def test_confirm_with_no_valid_row_left_lists_them_all(staff_client):

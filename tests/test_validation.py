@@ -83,7 +83,7 @@ def test_username_is_nfkc_normalized_like_the_admin_form():
             (
                 2,
                 "username",
-                INVALID_USERNAME,
+                f"{INVALID_USERNAME} Found “bad user!”.",
             ),
         ),
         (
@@ -91,14 +91,17 @@ def test_username_is_nfkc_normalized_like_the_admin_form():
             (
                 2,
                 "username",
-                INVALID_USERNAME,
+                f"{INVALID_USERNAME} Found “<script>alert(1)</script>”.",
             ),
         ),
         (
             "username\n" + "u" * 151 + "\n",
             (2, "username", "Ensure this value has at most 150 characters (it has 151)."),
         ),
-        ("username,email\nann,not-an-email\n", (2, "email", "Enter a valid email address.")),
+        (
+            "username,email\nann,not-an-email\n",
+            (2, "email", "Enter a valid email address. Found “not-an-email”."),
+        ),
         (
             "username,first_name\nann," + "f" * 151 + "\n",
             (2, "first_name", "Ensure this value has at most 150 characters (it has 151)."),
@@ -203,7 +206,7 @@ def test_parse_problems_are_row_errors_and_validation_goes_on(write_file):
         (
             3,
             "username",
-            INVALID_USERNAME,
+            f"{INVALID_USERNAME} Found “bad user!”.",
         ),
     ]
     assert str(report.errors[0]).startswith("Row 2: This row has 3 values")

@@ -26,7 +26,7 @@ def parse_bool(column: str, value: str, *, default: bool | None) -> bool | None:
         return True
     if text in FALSE_VALUES:
         return False
-    raise RowInvalid.single(column, f"“{value[:40]}” is not a yes/no value; use true or false.")
+    raise RowInvalid.single(column, f"“{shorten(value)}” is not a yes/no value; use true or false.")
 
 
 def parse_text(
@@ -50,8 +50,15 @@ def parse_text(
         try:
             validator(text)  # type: ignore[operator]
         except ValidationError as exc:
-            raise RowInvalid({column: list(exc.messages)}) from exc
+            # with the value: staff fixing row 4,127 should not need to open the file to see it
+            raise RowInvalid({column: [f"{m} Found “{shorten(text)}”." for m in exc.messages]}) from exc
     return text
+
+
+def shorten(value: str, length: int = 40) -> str:
+    """A value as an error message quotes it: one line, at most ``length`` characters."""
+    text = " ".join(value.split())
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def split_list(value: str, separator: str = ";") -> list[str]:
