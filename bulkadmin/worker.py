@@ -225,6 +225,8 @@ def _prepare(job_id: int, importer: Importer, rows: list[Row]) -> tuple[list[Pre
             kind = type(exc).__name__
             logger.warning("Job %s row %s: preparing it raised %s.", job_id, row.number, kind)
             failures.append((row, {"__all__": [f"This row could not be prepared ({kind})."]}))
+    if ready:
+        importer.prefetch([cleaned for _row, cleaned in ready])
     return ready, failures
 
 

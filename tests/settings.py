@@ -55,6 +55,8 @@ BULKADMIN = {
     "IMPORTERS": [
         "bulkadmin.importers.users.UserImporter",
         "tests.testapp.importers.RestaurantImporter",
+        "tests.testapp.importers.BookImporter",
+        "tests.testapp.importers.RestaurantModelImporter",
     ],
     "HEARTBEAT_SECONDS": 0.5,
     "STALE_AFTER_SECONDS": 5.0,

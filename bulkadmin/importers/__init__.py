@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bulkadmin.importers.base import Column, Exists, ImportContext, Importer, RowInvalid
+from bulkadmin.importers.model import ModelImporter
 from bulkadmin.importers.registry import get_importer_class, importer_choices
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Exists",
     "ImportContext",
     "Importer",
+    "ModelImporter",
     "RowInvalid",
     "get_importer_class",
     "importer_choices",

@@ -174,6 +174,10 @@ class Importer:
         """CPU-heavy work for one row (hashing), run outside the transaction."""
         return cleaned
 
+    def prefetch(self, rows: Sequence[Cleaned]) -> None:
+        """Load, in a few queries, what a chunk's rows will look up (related objects), before
+        its transaction; ``import_row`` may then find them without a query per row."""
+
     def import_row(self, cleaned: Cleaned) -> models.Model:
         """Create (or, in update mode, update) one object through the ORM, signals and all.
 

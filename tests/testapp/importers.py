@@ -3,9 +3,9 @@
 import os
 import time
 
-from bulkadmin.importers import Column, Importer, RowInvalid
+from bulkadmin.importers import Column, Importer, ModelImporter, RowInvalid
 from bulkadmin.importers.fields import parse_text, split_list
-from tests.testapp.models import Restaurant, Tag
+from tests.testapp.models import Book, Restaurant, Tag
 
 
 class RestaurantImporter(Importer):
@@ -51,3 +51,19 @@ class RestaurantImporter(Importer):
             ids.append(self.tag_ids[name])
         restaurant.tags.add(*ids)
         return restaurant
+
+
+class BookImporter(ModelImporter):
+    model = Book
+    fields = ["isbn", "title", "author", "tags", "genre", "published", "price", "in_print"]
+    key_field = "isbn"
+    lookups = {"author": "name", "tags": "name"}
+
+
+class RestaurantModelImporter(ModelImporter):
+    """The multi-table child of the README's hand-written importer, in four lines."""
+
+    model = Restaurant
+    fields = ["name", "city", "cuisine", "tags"]
+    key_field = "name"
+    lookups = {"tags": "name"}

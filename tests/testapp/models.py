@@ -22,6 +22,33 @@ class Restaurant(Place):
         super().save(*args, **kwargs)
 
 
+class Author(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+
+
+class Book(models.Model):
+    """What ``ModelImporter`` must handle: a foreign key, a many-to-many, choices, a date, a
+    decimal, a boolean with a default, and a save() that fills a field."""
+
+    class Genre(models.TextChoices):
+        FICTION = "fic", "Fiction"
+        SCIENCE = "sci", "Science"
+
+    isbn = models.CharField("ISBN", max_length=13, unique=True)
+    title = models.CharField(max_length=200)
+    author = models.ForeignKey(Author, on_delete=models.PROTECT)
+    tags = models.ManyToManyField(Tag, blank=True)
+    genre = models.CharField(max_length=3, choices=Genre.choices, default=Genre.FICTION)
+    published = models.DateField(null=True, blank=True)
+    price = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    in_print = models.BooleanField(default=True)
+    title_sort = models.CharField(max_length=200, editable=False, default="")
+
+    def save(self, *args, **kwargs):
+        self.title_sort = self.title.casefold().removeprefix("the ")
+        super().save(*args, **kwargs)
+
+
 class Knob(models.Model):
     """A switch the test receivers read from the database, so every process sees it.
 

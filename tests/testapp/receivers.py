@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from tests.testapp.models import Knob, SignalRecord
+from tests.testapp.models import Book, Knob, SignalRecord
 
 User = get_user_model()
 
@@ -47,3 +47,11 @@ def _consume(path):
     except FileNotFoundError:
         return False
     return True
+
+
+@receiver(post_save, sender=Book, dispatch_uid="testapp.book_post_save")
+def on_book_saved(sender, instance, created, raw=False, **kwargs):
+    if Knob.get("record_signals"):
+        SignalRecord.objects.create(
+            username=instance.isbn, signal="post" if created else "update", pid=os.getpid()
+        )

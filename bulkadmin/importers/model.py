@@ -1,0 +1,310 @@
+"""``ModelImporter``: a complete importer for a model in a few declarative lines.
+
+```python
+class BookImporter(ModelImporter):
+    model = Book
+    fields = ["isbn", "title", "author", "tags"]
+    key_field = "isbn"                            # duplicates in a file, and update mode
+    lookups = {"author": "name", "tags": "name"}  # related objects by a unique field
+```
+
+Cells are cleaned as a ``ModelForm`` would clean them (each field's form field, then the model
+field's validators), with no query per row; choices take their value or their label; related
+objects are found in batched reads, by the field ``lookups`` names or by primary key. Rows are
+saved through ``save()``: signals fire, many-to-many fields are set after the save, and a
+multi-table-inheritance child saves its parents. In update mode, the row's ``key_field`` finds
+the object, and a blank cell leaves its value alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from django import forms
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import models
+
+from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, Importer, RowInvalid
+from bulkadmin.importers.fields import parse_bool, shorten, split_list
+
+#: An XLSX date cell reads as a midnight timestamp; a DateField takes its date.
+_MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]00:00(:00(\.0+)?)?$")
+_UNSUPPORTED = (models.FileField, models.BinaryField)
+
+
+class ModelImporter(Importer):
+    """Set ``model``; optionally ``fields``, ``key_field``, ``lookups`` and ``separator``."""
+
+    #: The model's fields a file may hold; default: every editable one but the primary key.
+    fields: ClassVar[Sequence[str]] = ()
+    #: The field that identifies an object: duplicates within a file, and update mode.
+    key_field: ClassVar[str | None] = None
+    #: Related objects (foreign keys, many-to-many) found by this field instead of the pk.
+    lookups: ClassVar[Mapping[str, str]] = {}
+    #: Between the values of a many-to-many cell.
+    separator: ClassVar[str] = ";"
+
+    _model_fields: ClassVar[dict[str, models.Field[Any, Any]]]
+    _form_fields: ClassVar[dict[str, forms.Field]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "model", None) is None:
+            return  # an abstract base of importers
+        cls._model_fields = {name: cls._model_field(name) for name in cls.fields or cls._default_fields()}
+        cls.fields = list(cls._model_fields)
+        if cls.key_field is not None and cls.key_field not in cls._model_fields:
+            raise ImproperlyConfigured(f"{cls.__name__}.key_field {cls.key_field!r} is not in its fields.")
+        cls.key_column = cls.key_field
+        cls._form_fields = {}
+        if not cls.__dict__.get("columns"):
+            cls.columns = tuple(cls._column(name, field) for name, field in cls._model_fields.items())
+
+    # ---- describing the model ------------------------------------------------------------
+    @classmethod
+    def _default_fields(cls) -> list[str]:
+        meta = cls.model._meta
+        fields = [
+            f
+            for f in [*meta.concrete_fields, *meta.many_to_many]
+            if f.editable and not f.primary_key and not getattr(f, "parent_link", False)
+        ]
+        return [f.name for f in fields if not isinstance(f, _UNSUPPORTED) and not f.auto_created]
+
+    @classmethod
+    def _model_field(cls, name: str) -> models.Field[Any, Any]:
+        try:
+            field = cls.model._meta.get_field(name)
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"{cls.__name__}: {cls.model.__name__} has no field {name!r}."
+            ) from exc
+        if not isinstance(field, models.Field) or isinstance(field, _UNSUPPORTED) or not field.concrete:
+            raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} cannot be imported from a cell.")
+        return field
+
+    @classmethod
+    def _column(cls, name: str, field: models.Field[Any, Any]) -> Column:
+        required = name == cls.key_field or (
+            not field.blank and not field.has_default() and not field.many_to_many and not field.null
+        )
+        return Column(name, required=required, help_text=cls._help(name, field))
+
+    @classmethod
+    def _help(cls, name: str, field: models.Field[Any, Any]) -> str:
+        parts = [str(field.help_text)] if field.help_text else []
+        if field.is_relation and field.related_model is not None:
+            by = cls.lookups.get(name, "pk")
+            target = str(field.related_model._meta.verbose_name)
+            if field.many_to_many:
+                parts.append(f"Each {target} by its {by}, separated by “{cls.separator}”.")
+            else:
+                parts.append(f"The {target} by its {by}.")
+        elif field.choices:
+            parts.append("One of: " + ", ".join(str(value) for value, _label in field.flatchoices) + ".")
+        elif isinstance(field, models.BooleanField):
+            parts.append("true/false.")
+        elif isinstance(field, models.DateTimeField):
+            parts.append("A date and time: YYYY-MM-DD HH:MM.")
+        elif isinstance(field, models.DateField):
+            parts.append("A date: YYYY-MM-DD.")
+        return " ".join(parts)
+
+    # ---- validation: no queries per row ----------------------------------------------------
+    def clean_row(self, values: Mapping[str, str]) -> Cleaned:
+        cleaned: Cleaned = {}
+        errors: Errors = {}
+        updating = self.context.update_existing
+        for name, field in self._model_fields.items():
+            if name not in values:
+                continue
+            text = values[name].strip()
+            if text == "":
+                if updating and name != self.key_field:
+                    continue  # a blank cell leaves the value alone
+                if name == self.key_field or (not field.blank and not field.has_default()):
+                    errors[name] = ["This field is required."]
+                elif field.many_to_many:
+                    cleaned[name] = []
+                elif not field.has_default():
+                    cleaned[name] = None if field.null else ""
+                continue
+            try:
+                cleaned[name] = self._clean_cell(name, field, text)
+            except ValidationError as exc:
+                errors[name] = [f"{message} Found “{shorten(text)}”." for message in exc.messages]
+        for name in self.required_columns():
+            if name not in values and not updating:
+                errors.setdefault(name, ["This field is required."])
+        if errors:
+            raise RowInvalid(errors)
+        return cleaned
+
+    def _clean_cell(self, name: str, field: models.Field[Any, Any], text: str) -> Any:
+        if field.many_to_many:
+            return split_list(text, self.separator)
+        if field.is_relation:
+            return text  # found in check_rows (validation) and prefetch (import), in batches
+        if field.choices:
+            return self._choice(field, text)
+        if isinstance(field, models.BooleanField):
+            try:
+                return parse_bool(name, text, default=None)
+            except RowInvalid as exc:
+                raise ValidationError("Not a yes/no value; use true or false.") from exc
+        if isinstance(field, models.JSONField):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValidationError("Enter valid JSON.") from exc
+        if isinstance(field, models.DateField) and not isinstance(field, models.DateTimeField):
+            text = _MIDNIGHT.sub(r"\1", text)
+        value = self._form_field(name, field).clean(text)
+        field.run_validators(value)
+        return value
+
+    @classmethod
+    def _form_field(cls, name: str, field: models.Field[Any, Any]) -> forms.Field:
+        if name not in cls._form_fields:
+            form_field = field.formfield(required=False)
+            if form_field is None:
+                raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} has no form field.")
+            cls._form_fields[name] = form_field
+        return cls._form_fields[name]
+
+    @staticmethod
+    def _choice(field: models.Field[Any, Any], text: str) -> Any:
+        """A choice by its stored value or by its label, whatever the case."""
+        wanted = text.casefold()
+        for value, label in field.flatchoices:
+            if wanted in (str(value).casefold(), str(label).casefold()):
+                return field.to_python(value)
+        shown = ", ".join(str(value) for value, _label in field.flatchoices)
+        raise ValidationError(f"Not one of the choices ({shown}).")
+
+    def check_rows(self, rows: Sequence[tuple[int, Cleaned]]) -> dict[int, Errors]:
+        errors: dict[int, Errors] = {}
+        for name, field in self._related_fields().items():
+            wanted = {value for _, cleaned in rows for value in _as_list(cleaned.get(name))}
+            found = self._find_related(name, field, wanted)
+            for number, cleaned in rows:
+                unknown = [value for value in _as_list(cleaned.get(name)) if value not in found]
+                if unknown:
+                    target = field.related_model._meta.verbose_name if field.related_model else name
+                    errors.setdefault(number, {})[name] = [
+                        f"Unknown {target} “{shorten(v)}”." for v in unknown
+                    ]
+        if self.key_field is not None and not self.context.update_existing:
+            key = self.key_field
+            existing = {
+                str(value)
+                for value in self.model._default_manager.filter(
+                    **{f"{key}__in": [cleaned[key] for _, cleaned in rows if key in cleaned]}
+                ).values_list(key, flat=True)
+            }
+            noun = self.model._meta.verbose_name
+            for number, cleaned in rows:
+                if str(cleaned.get(key)) in existing:
+                    message = Exists(
+                        f"A {noun} with the {key} “{shorten(str(cleaned[key]))}” already exists."
+                    )
+                    errors.setdefault(number, {}).setdefault(key, []).append(message)
+        return errors
+
+    @classmethod
+    def _related_fields(cls) -> dict[str, models.Field[Any, Any]]:
+        return {name: field for name, field in cls._model_fields.items() if field.is_relation}
+
+    def _find_related(
+        self, name: str, field: models.Field[Any, Any], values: Iterable[str]
+    ) -> dict[str, Any]:
+        """The related objects' primary keys by the cell values that name them, in one query."""
+        related = field.related_model
+        assert related is not None and not isinstance(related, str)
+        by = self.lookups.get(name, "pk")
+        lookup_field = related._meta.pk if by == "pk" else related._meta.get_field(by)
+        assert isinstance(lookup_field, models.Field)
+        usable: dict[Any, str] = {}
+        for value in values:
+            try:
+                usable[lookup_field.to_python(value)] = value
+            except ValidationError:
+                continue  # "abc" for an integer key: unknown
+        if not usable:
+            return {}
+        found = related._default_manager.filter(**{f"{by}__in": list(usable)}).values_list(by, "pk")
+        return {usable[key]: pk for key, pk in found if key in usable}
+
+    # ---- import ----------------------------------------------------------------------------
+    def setup(self) -> None:
+        self._related: dict[str, dict[str, Any]] = {}
+
+    def prefetch(self, rows: Sequence[Cleaned]) -> None:
+        """The chunk's related objects, a query per related field (not per row)."""
+        related = getattr(self, "_related", None)
+        if related is None:
+            self.setup()
+        for name, field in self._related_fields().items():
+            cache = self._related.setdefault(name, {})
+            missing = {v for cleaned in rows for v in _as_list(cleaned.get(name)) if v not in cache}
+            if missing:
+                cache.update(self._find_related(name, field, missing))
+
+    def _related_pk(self, name: str, field: models.Field[Any, Any], value: str) -> Any:
+        if getattr(self, "_related", None) is None:
+            self.setup()
+        cache = self._related.setdefault(name, {})
+        if value not in cache:
+            cache.update(self._find_related(name, field, [value]))
+        if value not in cache:
+            target = field.related_model._meta.verbose_name if field.related_model else name
+            raise RowInvalid.single(name, f"Unknown {target} “{shorten(value)}”.")
+        return cache[value]
+
+    def import_row(self, cleaned: Cleaned) -> models.Model:
+        plain: dict[str, Any] = {}
+        many: dict[str, list[Any]] = {}
+        for name, value in cleaned.items():
+            field = self._model_fields[name]
+            if field.many_to_many:
+                many[name] = [self._related_pk(name, field, v) for v in value]
+            elif field.is_relation:
+                plain[field.attname] = (
+                    self._related_pk(name, field, value) if value not in (None, "") else None
+                )
+            else:
+                plain[name] = value
+        obj = self._existing(cleaned) if self.context.update_existing else None
+        created = obj is None
+        if obj is None:
+            obj = self.model(**plain)
+        else:
+            for attname, value in plain.items():
+                setattr(obj, attname, value)
+        self.before_save(obj, cleaned, created)
+        obj.save()
+        for name, pks in many.items():
+            manager = getattr(obj, name)
+            if created:
+                if pks:
+                    manager.add(*pks)
+            else:
+                manager.set(pks)
+        return obj
+
+    def _existing(self, cleaned: Cleaned) -> models.Model | None:
+        if self.key_field is None or cleaned.get(self.key_field) in (None, ""):
+            return None
+        return self.model._default_manager.filter(**{self.key_field: cleaned[self.key_field]}).first()
+
+    def before_save(self, obj: models.Model, cleaned: Cleaned, created: bool) -> None:
+        """Per-object setup before ``save()``: override to fill fields the file does not hold."""
+
+
+def _as_list(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    return list(value) if isinstance(value, list) else [value]
