@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from bulkadmin import views
@@ -25,12 +26,29 @@ from bulkadmin.forms import UploadForm
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import importer_choices, importer_paths
 from bulkadmin.jobs import delete_job
+from bulkadmin.mixins import BulkImportMixin, importers_of, model_of
 from bulkadmin.models import ImportChunk, ImportJob, ImportRow, Statuses
 
 if TYPE_CHECKING:
     JobModelAdmin = admin.ModelAdmin[ImportJob]
 else:
     JobModelAdmin = admin.ModelAdmin
+
+
+class ImportedModelFilter(admin.SimpleListFilter):
+    """Jobs by the model their importer fills."""
+
+    title = _("model")
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        models = dict(filter(None, (model_of(importer) for importer in importer_paths())))
+        return sorted(models.items(), key=lambda item: item[1])
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> QuerySet[ImportJob]:
+        if not self.value():
+            return queryset
+        return queryset.filter(importer__in=importers_of(str(self.value()), importer_paths()))
 
 
 @admin.register(ImportJob)
@@ -46,7 +64,7 @@ class ImportJobAdmin(JobModelAdmin):
         "created_at",
     ]
     # Only the users who started a job, not every account on the site (RelatedOnly).
-    list_filter = ["status", ("created_by", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", ImportedModelFilter, ("created_by", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
     search_fields = ["source_name"]
@@ -117,7 +135,14 @@ class ImportJobAdmin(JobModelAdmin):
         return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
     def importer_choices_for(self, request: HttpRequest) -> list[tuple[str, str]]:
-        return [(p, label) for p, label in importer_choices() if self.importer_permitted(request, p)]
+        """The importers this user may use; with ``?model=app.model`` (a changelist's Import
+        button), only that model's."""
+        choices = [(p, label) for p, label in importer_choices() if self.importer_permitted(request, p)]
+        model = request.GET.get("model")
+        if model:
+            allowed = set(importers_of(model, [p for p, _label in choices]))
+            choices = [(p, label) for p, label in choices if p in allowed]
+        return choices
 
     def _importers_allowed(self, request: HttpRequest, obj: ImportJob | None) -> bool:
         if obj is not None:
@@ -233,3 +258,6 @@ class ImportJobAdmin(JobModelAdmin):
         if job is not None and self.has_view_permission(request, job):
             extra_context = {**views.job_page_context(self, request, job), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+__all__ = ["BulkImportMixin", "ImportJobAdmin"]

@@ -145,7 +145,9 @@ def validate_file(
     and with ``on_invalid`` each bad row, so a job can keep it as a failed row to correct."""
     report = Report()
     try:
-        with open_table(path, name, importer.column_names(), mapping) as table:
+        # Without a mapping, a header that is a column's label ("E-mail") reads as that column.
+        columns: ColumnMap = dict(importer.header_aliases()) if mapping is None else mapping
+        with open_table(path, name, importer.column_names(), columns) as table:
             _check_required_headers(table, importer)
             report.format, report.headers = table.format, table.headers
             _validate_rows(table.rows, importer, report, on_valid, on_invalid)

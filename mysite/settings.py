@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "bulkadmin",
     "mysite",
+    "mysite.library",
     # Django's Tasks framework with a database backend, for BULKADMIN_LAUNCHER=tasks
     # (``python manage.py db_worker`` runs the tasks); on Django 5.2 through the backport.
     *([] if django.VERSION >= (6, 0) else ["django_tasks"]),

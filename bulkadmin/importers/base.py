@@ -132,6 +132,23 @@ class Importer:
         return labels
 
     @classmethod
+    def header_aliases(cls) -> dict[str, str]:
+        """Headers read as a column without a mapping step ("E-mail", "ISBN", "Download URL"):
+        each label of ``column_labels``, normalized, unless two columns share it."""
+        from bulkadmin.parsing import normalize_header  # parsing is heavy; importers are not
+
+        seen: dict[str, set[str]] = {}
+        for column, labels in cls.column_labels().items():
+            for label in labels:
+                seen.setdefault(normalize_header(label), set()).add(column)
+        names = set(cls.column_names())
+        return {
+            label: next(iter(columns))
+            for label, columns in seen.items()
+            if len(columns) == 1 and label not in names
+        }
+
+    @classmethod
     def dotted_path(cls) -> str:
         return f"{cls.__module__}.{cls.__qualname__}"
 

@@ -169,7 +169,10 @@ class ModelImporter(Importer):
     @classmethod
     def _form_field(cls, name: str, field: models.Field[Any, Any]) -> forms.Field:
         if name not in cls._form_fields:
-            form_field = field.formfield(required=False)
+            if isinstance(field, models.URLField):
+                form_field = field.formfield(required=False, assume_scheme="https")  # Django 6's
+            else:
+                form_field = field.formfield(required=False)
             if form_field is None:
                 raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} has no form field.")
             cls._form_fields[name] = form_field

@@ -1,4 +1,5 @@
-"""Importers offered to staff come from ``BULKADMIN["IMPORTERS"]``, read at call time."""
+"""Importers offered to staff come from ``BULKADMIN["IMPORTERS"]``, read at call time, and from
+the ``bulk_importers`` of admins using ``BulkImportMixin``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,20 @@ from django.utils.module_loading import import_string
 from bulkadmin import conf
 from bulkadmin.importers.base import Importer
 
+#: Importers a ``BulkImportMixin`` admin declared (``bulk_importers``): code of the site's own,
+#: as trusted as the settings' list. Filled as the admin registers, in every process.
+_DECLARED: dict[str, None] = {}
+
+
+def declare(importer: type[Importer] | str) -> str:
+    path = importer if isinstance(importer, str) else importer.dotted_path()
+    _DECLARED[path] = None
+    return path
+
 
 def importer_paths() -> list[str]:
-    return list(conf.get("IMPORTERS"))
+    """``BULKADMIN["IMPORTERS"]``, then those admins declared."""
+    return list(dict.fromkeys([*conf.get("IMPORTERS"), *_DECLARED]))
 
 
 def get_importer_class(path: str | None = None) -> type[Importer]:
@@ -20,7 +32,9 @@ def get_importer_class(path: str | None = None) -> type[Importer]:
         raise ImproperlyConfigured("BULKADMIN['IMPORTERS'] is empty.")
     chosen = path or paths[0]
     if chosen not in paths:
-        raise ImproperlyConfigured(f"{chosen!r} is not in BULKADMIN['IMPORTERS'].")
+        raise ImproperlyConfigured(
+            f"{chosen!r} is not in BULKADMIN['IMPORTERS'] nor in an admin's bulk_importers."
+        )
     cls = import_string(chosen)
     if not (isinstance(cls, type) and issubclass(cls, Importer)):
         raise ImproperlyConfigured(f"{chosen!r} is not an Importer subclass.")

@@ -1,0 +1,101 @@
+"""``BulkImportMixin``: an Import button on any ``ModelAdmin``'s changelist, beside Add.
+
+```python
+@admin.register(Book)
+class BookAdmin(BulkImportMixin, admin.ModelAdmin):
+    bulk_importers = [BookImporter]
+```
+
+The button opens the import page bound to this model's importers, and shows only to staff who
+may import (the import job permission) and add this model's objects by hand. The importers
+need not be listed in ``BULKADMIN["IMPORTERS"]``: declaring them here is enough.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import select_template
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from bulkadmin.importers.base import Importer
+from bulkadmin.importers.registry import declare
+
+DEFAULT_CHANGE_LIST = "admin/change_list.html"
+CHANGE_LIST = "bulkadmin/change_list.html"
+logger = logging.getLogger("bulkadmin")
+
+
+class BulkImportMixin:
+    """Mix in before ``admin.ModelAdmin`` (or an admin of django-import-export)."""
+
+    #: Importers (classes or dotted paths) for this model.
+    bulk_importers: Sequence[type[Importer] | str] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bulk_importer_paths = [declare(importer) for importer in self.bulk_importers]
+        # Per instance: the class attribute stays the admin's own, which our template extends.
+        setattr(self, "change_list_template", CHANGE_LIST)  # noqa: B010
+
+    def _base_change_list(self) -> Any:
+        """The changelist template this admin would use without the mixin, per-app overrides
+        and another mixin's (django-import-export's) included."""
+        template = type(self).change_list_template  # type: ignore[attr-defined]
+        if template:
+            return select_template([template] if isinstance(template, str) else template)
+        opts = self.model._meta  # type: ignore[attr-defined]
+        return select_template(
+            [
+                f"admin/{opts.app_label}/{opts.model_name}/change_list.html",
+                f"admin/{opts.app_label}/change_list.html",
+                DEFAULT_CHANGE_LIST,
+            ]
+        )
+
+    def bulk_import_url(self, request: HttpRequest) -> str | None:
+        """Where the Import button leads, or None when this user may not import here."""
+        from bulkadmin.models import ImportJob
+
+        site: admin.AdminSite = self.admin_site  # type: ignore[attr-defined]
+        jobs = site._registry.get(ImportJob)
+        if jobs is None or not jobs.has_add_permission(request):
+            return None
+        if not any(jobs.importer_permitted(request, path) for path in self.bulk_importer_paths):  # type: ignore[attr-defined]
+            return None
+        opts = self.model._meta  # type: ignore[attr-defined]
+        url = reverse(f"{site.name}:bulkadmin_importjob_add", current_app=site.name)
+        return url + "?" + urlencode({"model": opts.label_lower})
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {
+            **(extra_context or {}),
+            "bulkadmin_import_url": self.bulk_import_url(request),
+            "bulkadmin_base_change_list": self._base_change_list(),
+        }
+        response: HttpResponse = super().changelist_view(request, context)  # type: ignore[misc]
+        return response
+
+
+def model_of(path: str) -> tuple[str, str] | None:
+    """The ``app_label.model_name`` and plural name of an importer's model; None if it cannot load."""
+    from bulkadmin.importers.registry import get_importer_class
+
+    try:
+        opts = get_importer_class(path).get_model()._meta
+    except Exception:
+        logger.warning("The importer %s cannot be loaded; it is not offered.", path, exc_info=True)
+        return None
+    return opts.label_lower, str(opts.verbose_name_plural).capitalize()
+
+
+def importers_of(model_label: str, paths: Sequence[str]) -> list[str]:
+    """Of ``paths``, the importers whose model is ``app_label.model_name``."""
+    return [path for path in paths if (model_of(path) or ("",))[0] == model_label]
