@@ -226,7 +226,7 @@ def run_import_export(path: Path) -> dict[str, float]:
     from django.contrib.auth import get_user_model
     from import_export import resources
 
-    class UserResource(resources.ModelResource):  # type: ignore[misc]
+    class UserResource(resources.ModelResource):
         class Meta:
             model = get_user_model()
             fields = (*USER_FIELDS, "is_active")

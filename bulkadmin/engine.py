@@ -28,9 +28,9 @@ from django.db import DatabaseError, connections
 from bulkadmin import conf
 from bulkadmin.bootstrap import worker_ready
 from bulkadmin.executors import make_executor
-from bulkadmin.jobs import PreparationFailed, prepare_job
+from bulkadmin.jobs import PreparationFailed, importer_for, prepare_job
 from bulkadmin.launch import get_launcher, runs_in_foreground
-from bulkadmin.models import ImportChunk, ImportJob, JobStatus, Owner
+from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, JobStatus, Owner, Statuses
 from bulkadmin.vendors import CONNECTION_ERRORS
 from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
 
@@ -104,6 +104,7 @@ class JobRunner:
         heartbeat.start()
         try:
             if job.prepared or self._prepare(job, settings.chunk_size):
+                start_job_hooks(self.job_id)
                 self._dispatch(settings)
         except BaseException as exc:
             # The type only, for the job page: an exception's text may quote row values.
@@ -117,6 +118,8 @@ class JobRunner:
             self._restore_signal_handlers(previous)
             forget_job(self.job_id)  # an in-process run (a task worker) keeps no caches
             job = self._finish()
+        if job.status in Statuses.FINAL and job.status != JobStatus.CANCELLED:
+            end_job_hooks(job)
         return job
 
     def _prepare(self, job: ImportJob, chunk_size: int) -> bool:
@@ -346,6 +349,22 @@ class JobRunner:
         name = signal.Signals(signum).name
         logger.warning("Job %s: %s received; finishing the chunks in flight.", self.job_id, name)
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
+
+
+def start_job_hooks(job_id: int) -> None:
+    """The importer's ``before_job``, before the job's first row (again only if none was done)."""
+    job = ImportJob.objects.get(pk=job_id)
+    if job.succeeded or ImportChunk.objects.filter(job_id=job_id, status=ChunkStatus.DONE).exists():
+        return
+    importer_for(job).before_job()
+
+
+def end_job_hooks(job: ImportJob) -> None:
+    """The importer's ``after_job``, once the job's last row is done; a failure is logged."""
+    try:
+        importer_for(job).after_job(job.total)
+    except Exception:
+        logger.exception("Job %s: the importer's after_job failed.", job.pk)
 
 
 def beat(job_id: int, owner: Owner | None = None) -> None:

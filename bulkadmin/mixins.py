@@ -1,5 +1,8 @@
 """``BulkImportMixin``: an Import button on any ``ModelAdmin``'s changelist, beside Add.
 
+On an admin that has django-import-export's ``ImportMixin`` too, the button says "Import in the
+background" and also offers the admin's ``resource_classes``, run by ``ResourceImporter``.
+
 ```python
 @admin.register(Book)
 class BookAdmin(BulkImportMixin, admin.ModelAdmin):
@@ -22,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import select_template
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import declare
@@ -39,14 +43,25 @@ class BulkImportMixin:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.bulk_importer_paths = [declare(importer) for importer in self.bulk_importers]
-        # Per instance: the class attribute stays the admin's own, which our template extends.
+        importers = list(self.bulk_importers)
+        # django-import-export's ImportMixin brings its own Import button: ours runs the same
+        # resources in the background, through the engine.
+        self.bulk_import_resources = hasattr(self, "get_import_resource_classes")
+        if self.bulk_import_resources:
+            from bulkadmin.importers.resource import ResourceImporter
+
+            resources = getattr(self, "resource_classes", None) or []
+            importers += [ResourceImporter.for_resource(resource) for resource in resources]
+        self.bulk_importer_paths = [declare(importer) for importer in importers]
+        # The template this admin would use (its own, or one a mixin such as ImportMixin set on
+        # the instance), which ours extends.
+        self._bulkadmin_base = getattr(self, "change_list_template", None)
         setattr(self, "change_list_template", CHANGE_LIST)  # noqa: B010
 
     def _base_change_list(self) -> Any:
         """The changelist template this admin would use without the mixin, per-app overrides
         and another mixin's (django-import-export's) included."""
-        template = type(self).change_list_template  # type: ignore[attr-defined]
+        template = self._bulkadmin_base
         if template:
             return select_template([template] if isinstance(template, str) else template)
         opts = self.model._meta  # type: ignore[attr-defined]
@@ -78,6 +93,9 @@ class BulkImportMixin:
         context = {
             **(extra_context or {}),
             "bulkadmin_import_url": self.bulk_import_url(request),
+            "bulkadmin_import_label": _("Import in the background")
+            if self.bulk_import_resources
+            else _("Import"),
             "bulkadmin_base_change_list": self._base_change_list(),
         }
         response: HttpResponse = super().changelist_view(request, context)  # type: ignore[misc]

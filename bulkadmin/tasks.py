@@ -27,8 +27,16 @@ from celery import Task, shared_task
 from django.db import DatabaseError, connections
 
 from bulkadmin import conf
-from bulkadmin.engine import JobNotRunnable, beat, claim_job, iter_units, retry_delays
-from bulkadmin.models import QUEUE_WORKERS, ImportChunk, ImportJob, JobStatus, stale_before
+from bulkadmin.engine import (
+    JobNotRunnable,
+    beat,
+    claim_job,
+    end_job_hooks,
+    iter_units,
+    retry_delays,
+    start_job_hooks,
+)
+from bulkadmin.models import QUEUE_WORKERS, ImportChunk, ImportJob, ImportJobQuerySet, JobStatus, stale_before
 from bulkadmin.vendors import CONNECTION_ERRORS
 from bulkadmin.worker import Unit, configure_threads, forget_job, import_units
 
@@ -56,12 +64,22 @@ def dispatch_job(job_id: int) -> int:
         # Delivered again after the dispatching worker died: re-enqueue what is still pending.
         if not ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).owned_by(QUEUE_WORKERS).exists():
             return 0
+    start_job_hooks(job_id)
     tasks = enqueue(job_id, iter_units(job_id, int(conf.get("CHUNK_SIZE"))))
     if not tasks:
-        ImportJob.objects.filter(pk=job_id).finish_if_done()
+        _finish_if_done(ImportJob.objects.filter(pk=job_id))
     else:
         watch_job.apply_async((job_id,), countdown=watch_interval())
     return tasks
+
+
+def _finish_if_done(jobs: ImportJobQuerySet) -> bool:
+    """The chunk that completes the job finishes it, and runs the importer's after_job."""
+    job_id = jobs.values_list("pk", flat=True).first()
+    if job_id is None or not jobs.finish_if_done():
+        return False
+    end_job_hooks(ImportJob.objects.get(pk=job_id))
+    return True
 
 
 def enqueue(job_id: int, units: Iterable[Unit]) -> int:
@@ -110,7 +128,7 @@ def watch_job(job_id: int) -> int:
         jobs.revive(QUEUE_WORKERS)  # stalled, now moving again
     if ImportChunk.objects.filter(job_id=job_id).pending().exists():
         watch_job.apply_async((job_id,), countdown=watch_interval())
-    elif jobs.finish_if_done():
+    elif _finish_if_done(jobs):
         forget_job(job_id)
     return recovered
 
@@ -147,7 +165,7 @@ def import_chunks_task(self: Task, job_id: int, units: list[tuple[int, list[int]
         if self.request.retries >= len(delays):
             raise
         raise self.retry(exc=exc, countdown=delays[self.request.retries], max_retries=len(delays)) from exc
-    if jobs.finish_if_done():
+    if _finish_if_done(jobs):
         forget_job(job_id)
     elif (
         not recover_lost_chunks(job_id) and not ImportChunk.objects.filter(job_id=job_id).unstarted().exists()

@@ -31,7 +31,7 @@ _sqlite_timeout = os.environ.get("BULKADMIN_TEST_SQLITE_TIMEOUT")
 if _sqlite_timeout and _default["ENGINE"].endswith("sqlite3"):
     _default["OPTIONS"] = {**_default["OPTIONS"], "timeout": float(_sqlite_timeout)}
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+INSTALLED_APPS = [*INSTALLED_APPS, "import_export", "tests.testapp"]
 
 # Celery tests use Redis database 15 and a queue of this pytest process's own (the conftest
 # exports the name to the worker processes it starts); a dead worker's chunk comes back fast.
@@ -57,6 +57,7 @@ BULKADMIN = {
         "tests.testapp.importers.RestaurantImporter",
         "tests.testapp.importers.BookImporter",
         "tests.testapp.importers.RestaurantModelImporter",
+        "tests.testapp.importers.BookResourceImporter",
     ],
     "HEARTBEAT_SECONDS": 0.5,
     "STALE_AFTER_SECONDS": 5.0,

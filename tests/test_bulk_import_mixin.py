@@ -95,3 +95,18 @@ def test_the_demo_library_imports_its_sample_files_from_the_admin(client, tmp_pa
     assert sorted(books.rows.values_list("number", flat=True)) == [202, 203]  # unknown author; a repeat
     ebook = EBook.objects.get(isbn="9790000000000")
     assert ebook.url.endswith("/1.epub") and ebook.subjects.count() == 1 and ebook.author.name
+
+
+def test_an_import_export_admin_also_offers_its_resources_in_the_background(super_client):
+    from tests.testapp.importers import BookResource
+
+    changelist = reverse("admin:testapp_book_changelist")
+    html = super_client.get(changelist).content.decode()
+    assert "Import in the background" in html
+    assert reverse("admin:testapp_book_import") in html  # django-import-export's own button stays
+    link = import_link(super_client, changelist)
+    assert link == url("add") + "?model=testapp.book"
+    choices = [
+        path for path, _label in super_client.get(link).context["adminform"].form.fields["importer"].choices
+    ]
+    assert f"{BookResource.__module__}.BookResourceImporter" in choices

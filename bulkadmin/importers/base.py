@@ -191,6 +191,12 @@ class Importer:
         """CPU-heavy work for one row (hashing), run outside the transaction."""
         return cleaned
 
+    def before_job(self) -> None:
+        """Once per job, in the runner, before its first row is imported."""
+
+    def after_job(self, total: int) -> None:
+        """Once per job, in the runner, after its last row (``total`` rows in all)."""
+
     def prefetch(self, rows: Sequence[Cleaned]) -> None:
         """Load, in a few queries, what a chunk's rows will look up (related objects), before
         its transaction; ``import_row`` may then find them without a query per row."""

@@ -11,12 +11,17 @@ from bulkadmin.importers.base import Importer
 
 #: Importers a ``BulkImportMixin`` admin declared (``bulk_importers``): code of the site's own,
 #: as trusted as the settings' list. Filled as the admin registers, in every process.
-_DECLARED: dict[str, None] = {}
+#: A class made at run time (an admin's resource, wrapped) is kept here by its path, since
+#: no module holds it; every process makes it again as its admin registers.
+_DECLARED: dict[str, type[Importer] | None] = {}
 
 
 def declare(importer: type[Importer] | str) -> str:
-    path = importer if isinstance(importer, str) else importer.dotted_path()
-    _DECLARED[path] = None
+    if isinstance(importer, str):
+        _DECLARED.setdefault(importer, None)
+        return importer
+    path = importer.dotted_path()
+    _DECLARED[path] = importer
     return path
 
 
@@ -35,7 +40,7 @@ def get_importer_class(path: str | None = None) -> type[Importer]:
         raise ImproperlyConfigured(
             f"{chosen!r} is not in BULKADMIN['IMPORTERS'] nor in an admin's bulk_importers."
         )
-    cls = import_string(chosen)
+    cls = _DECLARED.get(chosen) or import_string(chosen)
     if not (isinstance(cls, type) and issubclass(cls, Importer)):
         raise ImproperlyConfigured(f"{chosen!r} is not an Importer subclass.")
     return cls

@@ -3,9 +3,12 @@
 import os
 import time
 
+from import_export import fields, resources, widgets
+
 from bulkadmin.importers import Column, Importer, ModelImporter, RowInvalid
 from bulkadmin.importers.fields import parse_text, split_list
-from tests.testapp.models import Book, Restaurant, Tag
+from bulkadmin.importers.resource import ResourceImporter
+from tests.testapp.models import Author, Book, Restaurant, SignalRecord, Tag
 
 
 class RestaurantImporter(Importer):
@@ -67,3 +70,36 @@ class RestaurantModelImporter(ModelImporter):
     fields = ["name", "city", "cuisine", "tags"]
     key_field = "name"
     lookups = {"tags": "name"}
+
+
+class BookResource(resources.ModelResource):
+    """A django-import-export resource as a site already has one: widgets and hooks."""
+
+    author = fields.Field(
+        attribute="author", column_name="Author", widget=widgets.ForeignKeyWidget(Author, "name")
+    )
+    tags = fields.Field(
+        attribute="tags",
+        column_name="Tags",
+        widget=widgets.ManyToManyWidget(Tag, separator=";", field="name"),
+    )
+
+    class Meta:
+        model = Book
+        fields = ("isbn", "title", "author", "tags", "published")
+        import_id_fields = ("isbn",)
+
+    def before_import(self, dataset, **kwargs):
+        SignalRecord.objects.create(
+            username=",".join(dataset.headers), signal="before_import", pid=os.getpid()
+        )
+
+    def after_import(self, dataset, result, **kwargs):
+        SignalRecord.objects.create(username=str(result.total_rows), signal="after_import", pid=os.getpid())
+
+    def before_import_row(self, row, **kwargs):
+        row["title"] = row["title"].strip().upper()
+
+
+class BookResourceImporter(ResourceImporter):
+    resource_class = BookResource
