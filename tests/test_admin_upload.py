@@ -119,7 +119,7 @@ def test_upload_is_stored_privately_under_a_name_of_ours(staff_client):
 ROW_ERRORS = [
     ("username\nbad user!\n", "username", "Enter a valid username"),
     ("username,email\nann,not-an-email\n", "email", "Enter a valid email address."),
-    ("username,is_active\nann,maybe\n", "is_active", "is not a yes/no value"),
+    ("username,is_active\nann,maybe\n", "is_active", "Not a yes/no value"),
     ("username,password\nann,123\n", "password", "This password is too short"),
     ("username,groups\nann,No Such Group\n", "groups", "Unknown group “No Such Group”."),
     ("username\nann\nANN\n", "username", "Duplicate of row 2."),

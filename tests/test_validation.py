@@ -96,7 +96,11 @@ def test_username_is_nfkc_normalized_like_the_admin_form():
         ),
         (
             "username\n" + "u" * 151 + "\n",
-            (2, "username", "Ensure this value has at most 150 characters (it has 151)."),
+            (
+                2,
+                "username",
+                "Ensure this value has at most 150 characters (it has 151). Found “" + "u" * 39 + "…”.",
+            ),
         ),
         (
             "username,email\nann,not-an-email\n",
@@ -104,13 +108,17 @@ def test_username_is_nfkc_normalized_like_the_admin_form():
         ),
         (
             "username,first_name\nann," + "f" * 151 + "\n",
-            (2, "first_name", "Ensure this value has at most 150 characters (it has 151)."),
+            (
+                2,
+                "first_name",
+                "Ensure this value has at most 150 characters (it has 151). Found “" + "f" * 39 + "…”.",
+            ),
         ),
         (
             "username,is_active\nann,maybe\n",
-            (2, "is_active", "“maybe” is not a yes/no value; use true or false."),
+            (2, "is_active", "Not a yes/no value; use true or false. Found “maybe”."),
         ),
-        ("username,is_staff\nann,2\n", (2, "is_staff", "“2” is not a yes/no value; use true or false.")),
+        ("username,is_staff\nann,2\n", (2, "is_staff", "Not a yes/no value; use true or false. Found “2”.")),
         ("username,groups\nann,Nobody\n", (2, "groups", "Unknown group “Nobody”.")),
         (
             "username,password\nann,123\n",

@@ -52,21 +52,30 @@ class ModelImporter(Importer):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls.key_column = cls.key_field
+        if cls.__dict__.get("columns"):
+            return  # described by hand; the model is read when first needed (get_model())
         if getattr(cls, "model", None) is None:
             return  # an abstract base of importers
-        cls._model_fields = {name: cls._model_field(name) for name in cls.fields or cls._default_fields()}
-        cls.fields = list(cls._model_fields)
-        if cls.key_field is not None and cls.key_field not in cls._model_fields:
-            raise ImproperlyConfigured(f"{cls.__name__}.key_field {cls.key_field!r} is not in its fields.")
-        cls.key_column = cls.key_field
-        cls._form_fields = {}
-        if not cls.__dict__.get("columns"):
-            cls.columns = tuple(cls._column(name, field) for name, field in cls._model_fields.items())
+        cls.columns = tuple(cls._column(name, field) for name, field in cls._fields().items())
+
+    @classmethod
+    def _fields(cls) -> dict[str, models.Field[Any, Any]]:
+        """The model fields a file may hold, by name: worked out once per class."""
+        if "_model_fields" not in cls.__dict__:
+            found = {name: cls._model_field(name) for name in cls.fields or cls._default_fields()}
+            if cls.key_field is not None and cls.key_field not in found:
+                raise ImproperlyConfigured(
+                    f"{cls.__name__}.key_field {cls.key_field!r} is not in its fields."
+                )
+            cls._model_fields = found
+            cls._form_fields = {}
+        return cls._model_fields
 
     # ---- describing the model ------------------------------------------------------------
     @classmethod
     def _default_fields(cls) -> list[str]:
-        meta = cls.model._meta
+        meta = cls.get_model()._meta
         fields = [
             f
             for f in [*meta.concrete_fields, *meta.many_to_many]
@@ -76,12 +85,11 @@ class ModelImporter(Importer):
 
     @classmethod
     def _model_field(cls, name: str) -> models.Field[Any, Any]:
+        model = cls.get_model()
         try:
-            field = cls.model._meta.get_field(name)
+            field = model._meta.get_field(name)
         except Exception as exc:
-            raise ImproperlyConfigured(
-                f"{cls.__name__}: {cls.model.__name__} has no field {name!r}."
-            ) from exc
+            raise ImproperlyConfigured(f"{cls.__name__}: {model.__name__} has no field {name!r}.") from exc
         if not isinstance(field, models.Field) or isinstance(field, _UNSUPPORTED) or not field.concrete:
             raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} cannot be imported from a cell.")
         return field
@@ -118,7 +126,7 @@ class ModelImporter(Importer):
         cleaned: Cleaned = {}
         errors: Errors = {}
         updating = self.context.update_existing
-        for name, field in self._model_fields.items():
+        for name, field in self._fields().items():
             if name not in values:
                 continue
             text = values[name].strip()
@@ -137,7 +145,7 @@ class ModelImporter(Importer):
             except ValidationError as exc:
                 errors[name] = [f"{message} Found “{shorten(text)}”." for message in exc.messages]
         for name in self.required_columns():
-            if name not in values and not updating:
+            if name not in values and (not updating or name == self.key_field):
                 errors.setdefault(name, ["This field is required."])
         if errors:
             raise RowInvalid(errors)
@@ -204,11 +212,13 @@ class ModelImporter(Importer):
             key = self.key_field
             existing = {
                 str(value)
-                for value in self.model._default_manager.filter(
+                for value in self.get_model()
+                ._default_manager.filter(
                     **{f"{key}__in": [cleaned[key] for _, cleaned in rows if key in cleaned]}
-                ).values_list(key, flat=True)
+                )
+                .values_list(key, flat=True)
             }
-            noun = self.model._meta.verbose_name
+            noun = self.get_model()._meta.verbose_name
             for number, cleaned in rows:
                 if str(cleaned.get(key)) in existing:
                     message = Exists(
@@ -219,7 +229,7 @@ class ModelImporter(Importer):
 
     @classmethod
     def _related_fields(cls) -> dict[str, models.Field[Any, Any]]:
-        return {name: field for name, field in cls._model_fields.items() if field.is_relation}
+        return {name: field for name, field in cls._fields().items() if field.is_relation}
 
     def _find_related(
         self, name: str, field: models.Field[Any, Any], values: Iterable[str]
@@ -271,7 +281,7 @@ class ModelImporter(Importer):
         plain: dict[str, Any] = {}
         many: dict[str, list[Any]] = {}
         for name, value in cleaned.items():
-            field = self._model_fields[name]
+            field = self._fields()[name]
             if field.many_to_many:
                 many[name] = [self._related_pk(name, field, v) for v in value]
             elif field.is_relation:
@@ -283,7 +293,7 @@ class ModelImporter(Importer):
         obj = self._existing(cleaned) if self.context.update_existing else None
         created = obj is None
         if obj is None:
-            obj = self.model(**plain)
+            obj = self.get_model()(**plain)
         else:
             for attname, value in plain.items():
                 setattr(obj, attname, value)
@@ -301,7 +311,7 @@ class ModelImporter(Importer):
     def _existing(self, cleaned: Cleaned) -> models.Model | None:
         if self.key_field is None or cleaned.get(self.key_field) in (None, ""):
             return None
-        return self.model._default_manager.filter(**{self.key_field: cleaned[self.key_field]}).first()
+        return self.get_model()._default_manager.filter(**{self.key_field: cleaned[self.key_field]}).first()
 
     def before_save(self, obj: models.Model, cleaned: Cleaned, created: bool) -> None:
         """Per-object setup before ``save()``: override to fill fields the file does not hold."""

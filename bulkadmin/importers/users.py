@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model, password_validation
@@ -15,15 +13,15 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.core.validators import EmailValidator
 from django.db import IntegrityError, models, transaction
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from bulkadmin import conf, vendors
-from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, Importer, RowInvalid
-from bulkadmin.importers.fields import parse_bool, parse_text, split_list
+from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, RowInvalid
+from bulkadmin.importers.fields import split_list
+from bulkadmin.importers.model import ModelImporter
 
 PRIVILEGE_MESSAGE = "Only a superuser may create or change staff members and superusers."
 GROUP_MESSAGE = "Only a superuser may add users to {name}: it grants permissions you do not have."
@@ -42,9 +40,6 @@ def groups_beyond(user: Any, names: set[str]) -> set[str]:
         "name", "permissions__content_type__app_label", "permissions__codename"
     )
     return {name for name, app_label, codename in granted if f"{app_label}.{codename}" not in held}
-
-
-EMAIL_VALIDATOR = EmailValidator()
 
 
 def group_key(name: str) -> str:
@@ -68,14 +63,14 @@ class GroupDirectory:
         return message + (f" Did you mean “{self.by_key[close[0]]}”?" if close else "")
 
 
-@functools.lru_cache(maxsize=64)
-def _max_length(model: type[models.Model], name: str) -> int | None:
-    field = model._meta.get_field(name)
-    return getattr(field, "max_length", None)
+class UserImporter(ModelImporter):
+    """A ``ModelImporter`` for the user model, with the rules accounts need on top: privileges
+    only a superuser may grant, groups by name as staff type them, passwords hashed by the
+    worker and never stored in clear."""
 
-
-class UserImporter(Importer):
     label = "Users"
+    fields = ["username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser"]
+    key_field = "username"
     columns: ClassVar[Sequence[Column]] = (
         Column(
             "username",
@@ -92,7 +87,6 @@ class UserImporter(Importer):
         Column("is_superuser", help_text="true/false; superusers only.", aliases=("superuser",)),
         Column("groups", help_text="Existing group names separated by ';'.", aliases=("group", "roles")),
     )
-    key_column = "username"
 
     _groups: GroupDirectory | None = None
     _forbidden_groups: set[str] = set()
@@ -103,56 +97,29 @@ class UserImporter(Importer):
 
     # ---- validation ----------------------------------------------------------------------
     def clean_row(self, values: Mapping[str, str]) -> Cleaned:
+        """The model's fields as ``ModelImporter`` cleans them, then what accounts add."""
         user_model = self.get_model()
+        fields = {k: v for k, v in values.items() if k not in ("password", "groups")}
+        if "username" in fields:
+            # NFKC, as the admin's user form does, so "ｊｏｅ" is the same user as "joe"
+            fields["username"] = user_model.normalize_username(fields["username"])
         errors: Errors = {}
-        cleaned: Cleaned = {}
-
-        def take(column: str, parse: Callable[[str], Any]) -> None:
-            if column not in values:
-                return
-            try:
-                cleaned[column] = parse(values[column])
-            except RowInvalid as exc:
-                for key, messages in exc.errors.items():
-                    errors.setdefault(key, []).extend(messages)
-
-        take(
-            "username",
-            lambda v: parse_text(
-                "username",
-                # NFKC, as the admin's user form does, so "ｊｏｅ" is the same user as "joe"
-                user_model.normalize_username(v),
-                max_length=_max_length(user_model, "username"),
-                required=True,
-                validators=(user_model.username_validator,),
-            ),
-        )
-        if "username" not in values:
-            errors["username"] = ["This field is required."]
-        take(
-            "email",
-            lambda v: user_model.objects.normalize_email(
-                parse_text(
-                    "email",
-                    v,
-                    max_length=_max_length(user_model, "email"),
-                    validators=(EMAIL_VALIDATOR,),
-                )
-            ),
-        )
-        for name in ("first_name", "last_name"):
-            take(name, partial(parse_text, name, max_length=_max_length(user_model, name)))
+        try:
+            cleaned = super().clean_row(fields)
+        except RowInvalid as exc:
+            cleaned, errors = {}, exc.errors
+        if cleaned.get("email"):
+            cleaned["email"] = user_model.objects.normalize_email(cleaned["email"])
         # A blank yes/no cell leaves the field alone: the model's default for a new user, the
         # current value for one updated (a blank is_active must not reactivate an account).
         for name in ("is_active", "is_staff", "is_superuser"):
-            take(name, partial(parse_bool, name, default=None))
             if cleaned.get(name) is None:
                 cleaned.pop(name, None)
             elif name != "is_active" and cleaned[name] and not self.context.is_trusted:
                 errors.setdefault(name, []).append(PRIVILEGE_MESSAGE)
-        take("groups", split_list)
-        if not cleaned.get("groups"):
-            cleaned.pop("groups", None)  # a blank cell leaves an updated user's groups alone
+        groups = split_list(values.get("groups", ""))
+        if groups:  # a blank cell leaves an updated user's groups alone
+            cleaned["groups"] = groups
         password = values.get("password", "")
         if password:
             if len(password) > 4096:

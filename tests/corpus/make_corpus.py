@@ -123,7 +123,7 @@ def main() -> None:
         "header_spelling.csv",
         b" User Name ,E-mail,First Name\nann,a@example.com,Ann\n",
         "file",
-        "Unknown columns",
+        "Unknown column: 'user_name'",  # E-mail is read as email, an alias; user_name is mapped by staff
     )
     case("header_variants.csv", b" Username ,EMAIL,First-Name\nann,a@example.com,Ann\n", "ok", valid=1)
 
@@ -357,7 +357,7 @@ def main() -> None:
         "bad_bool.csv",
         b"username,is_active\nann,maybe\n",
         "row",
-        "“maybe” is not a yes/no value",
+        "Not a yes/no value; use true or false. Found “maybe”.",
         row=2,
         column="is_active",
     )
