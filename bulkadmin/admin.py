@@ -57,7 +57,6 @@ class ImportJobAdmin(JobModelAdmin):
         "__str__",
         "status",
         "progress_percent",
-        "total",
         "succeeded",
         "failed",
         "created_by",
@@ -73,7 +72,6 @@ class ImportJobAdmin(JobModelAdmin):
             None,
             {
                 "fields": [
-                    "status",
                     "importer_display",
                     "source_name",
                     "options_display",
@@ -102,6 +100,9 @@ class ImportJobAdmin(JobModelAdmin):
     ]
     change_form_template = "bulkadmin/job_change_form.html"
 
+    class Media:
+        css = {"all": ["bulkadmin/bulkadmin.css"]}
+
     @admin.display(description="importer")
     def importer_display(self, job: ImportJob) -> str:
         return dict(importer_choices()).get(job.importer, job.importer)
@@ -113,12 +114,14 @@ class ImportJobAdmin(JobModelAdmin):
         chosen = [
             str(fields[name].label) for name, value in job.options.items() if value is True and name in fields
         ]
-        return "; ".join(chosen) or "None"
+        return "; ".join(chosen) or str(_("No options"))
 
     @admin.display(description="progress")
     def progress_percent(self, job: ImportJob) -> str:
         percent = 100 if not job.total else int(100 * job.processed / job.total)
-        return format_html('<progress max="100" value="{}"></progress> {}%', percent, percent)
+        return format_html(
+            '<progress class="bulkadmin-list-progress" max="100" value="{}"></progress> {}%', percent, percent
+        )
 
     # ---- permissions ---------------------------------------------------------------------
     def importer_permitted(

@@ -13,7 +13,7 @@ from bulkadmin import conf
 from bulkadmin.columns import problems
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.parsing import FORMATS
+from bulkadmin.parsing import FORMATS, Sample
 from bulkadmin.validation import MASK
 
 ACCEPT = ".csv,.tsv,.tab,.txt,.xlsx,.json,text/csv,application/json"
@@ -28,8 +28,9 @@ class UploadForm(forms.Form):
     )
     importer = forms.ChoiceField(label="Import")
     update_existing = forms.BooleanField(
-        label="Update existing users instead of rejecting their rows",
+        label="Update existing objects instead of rejecting their rows",
         required=False,
+        help_text="An existing object is found by the importer's key column (a user by username).",
     )
     send_password_email = forms.BooleanField(
         label="Email new users a link to set their password",
@@ -43,8 +44,19 @@ class UploadForm(forms.Form):
         help_text="Leave blank for one per core.",
     )
 
-    def __init__(self, *args: Any, importer_choices: list[tuple[str, str]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        importer_choices: list[tuple[str, str]],
+        can_update: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # Only options this user can use, with these importers: not a refusal after the upload.
+        if not can_update:
+            del self.fields["update_existing"]
+        if not any(_sends_password_email(path) for path, _label in importer_choices):
+            del self.fields["send_password_email"]
         field = self.fields["importer"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = importer_choices
@@ -72,6 +84,15 @@ class UploadForm(forms.Form):
         }
 
 
+def _sends_password_email(path: str) -> bool:
+    from bulkadmin.importers.users import UserImporter
+
+    try:
+        return issubclass(get_importer_class(path), UserImporter)
+    except ImproperlyConfigured:
+        return False
+
+
 class ConfirmForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput)
 
@@ -84,35 +105,38 @@ class MappingForm(forms.Form):
     def __init__(
         self,
         *args: Any,
-        headers: list[str],
-        samples: list[list[str]],
+        sample: Sample,
         importer_cls: type[Importer],
         mapping: dict[str, str | None],
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.headers, self.importer_cls = headers, importer_cls
+        self.importer_cls = importer_cls
         required = set(importer_cls.required_columns())
         choices = [("", _("— ignore this column —"))] + [
             (c.name, c.name + (" *" if c.name in required else "")) for c in importer_cls.columns
         ]
         secret = importer_cls.secret_columns()
         self.rows = []
-        for index, header in enumerate(headers):
+        for index, header in enumerate(sample.headers):
             name = f"column_{index}"
+            written = sample.written[index] if index < len(sample.written) else header
             self.fields[name] = forms.ChoiceField(
-                label=header, choices=choices, required=False, initial=mapping.get(header) or ""
+                label=written, choices=choices, required=False, initial=mapping.get(header) or ""
             )
-            examples = [row[index] for row in samples if index < len(row) and row[index]]
+            examples = [row[index] for row in sample.rows if index < len(row) and row[index]]
             if mapping.get(header, header) in secret:
                 examples = [MASK for _example in examples]  # a password is never shown
-            self.rows.append((header, examples, name))
+            self.rows.append((header, written, examples, name))
 
     def bound_rows(self) -> list[tuple[str, list[str], forms.BoundField]]:
-        return [(header, examples, self[name]) for header, examples, name in self.rows]
+        """Each file column as written in the file, its samples, and its select."""
+        return [(written, examples, self[name]) for _header, written, examples, name in self.rows]
 
     def mapping(self) -> dict[str, str | None]:
-        return {header: self.cleaned_data.get(name) or None for header, _examples, name in self.rows}
+        return {
+            header: self.cleaned_data.get(name) or None for header, _written, _examples, name in self.rows
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -169,20 +169,29 @@ def open_table(path: Path, name: str, allowed_headers: list[str], mapping: Colum
     return Table(format=fmt, headers=shown, rows=rows, _close=close)
 
 
-def peek(path: Path, name: str, count: int = 3) -> tuple[list[str], list[list[str]]]:
-    """The file's header (normalized) and its first ``count`` non-blank rows, unchecked."""
+class Sample(NamedTuple):
+    """A file's header as normalized and as written, and its first rows, unchecked."""
+
+    headers: list[str]
+    written: list[str]
+    rows: list[list[str]]
+
+
+def peek(path: Path, name: str, count: int = 3) -> Sample:
+    """The file's header and its first ``count`` non-blank rows, for the mapping step."""
     _fmt, (raw_headers, raw_rows, close) = _open_raw(path, name)
     try:
         headers = [normalize_header(h) for h in raw_headers]
         while headers and headers[-1] == "":
             headers.pop()
+        written = [h.strip() for h in raw_headers[: len(headers)]]
         samples: list[list[str]] = []
         for _number, cells, _errors in raw_rows:
             if any(cell.strip() for cell in cells):
                 samples.append([cell[:60] for cell in cells[: len(headers)]])
             if len(samples) >= count:
                 break
-        return headers, samples
+        return Sample(headers, written, samples)
     finally:
         close()
 

@@ -31,6 +31,7 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -116,8 +117,9 @@ def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
     choices = model_admin.importer_choices_for(request)
+    can_update = any(model_admin.importer_permitted(request, path, "change") for path, _label in choices)
     if request.method == "POST":
-        form = UploadForm(request.POST, request.FILES, importer_choices=choices)
+        form = UploadForm(request.POST, request.FILES, importer_choices=choices, can_update=can_update)
         if form.is_valid():
             response = _validate_upload(model_admin, request, form)
             if response is not None:
@@ -128,7 +130,7 @@ def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
             for key in ("importer", "update_existing", "send_password_email", "workers")
             if key in request.GET
         }
-        form = UploadForm(initial=initial, importer_choices=choices)
+        form = UploadForm(initial=initial, importer_choices=choices, can_update=can_update)
     return form_page(
         model_admin,
         request,
@@ -178,7 +180,7 @@ def _report_page(
     importer = build_importer(importer_cls, request.user, pending.options)
     report = validate_file(pending.path, pending.name, importer, mapping=pending.mapping)
     if report.header_mismatch and pending.mapping is None:
-        headers, _samples = peek(pending.path, pending.name)
+        headers = peek(pending.path, pending.name).headers
         known = columns.remembered(pending.importer, headers)
         if known is not None and not columns.problems(known, importer_cls):
             with_known = dataclasses.replace(pending, mapping=known)
@@ -220,13 +222,12 @@ def _mapping_page(
 ) -> HttpResponse:
     """Where each of the file's columns goes, with sample values and a best guess preselected."""
     if form is None:
-        headers, samples = peek(pending.path, pending.name)
+        sample = peek(pending.path, pending.name)
         form = MappingForm(
             initial={"token": pending.sign(request.user.pk)},
-            headers=headers,
-            samples=samples,
+            sample=sample,
             importer_cls=importer_cls,
-            mapping=pending.mapping or columns.guess(headers, importer_cls),
+            mapping=pending.mapping or columns.guess(sample.headers, importer_cls),
         )
     context = {
         **model_admin.admin_site.each_context(request),
@@ -258,11 +259,9 @@ def map_columns(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpRespon
     importer_cls = get_importer_class(pending.importer)
     if "_map" not in request.POST:
         return _mapping_page(model_admin, request, pending, importer_cls)
-    headers, samples = peek(pending.path, pending.name)
     form = MappingForm(
         request.POST,
-        headers=headers,
-        samples=samples,
+        sample=peek(pending.path, pending.name),
         importer_cls=importer_cls,
         mapping=pending.mapping or {},
     )
@@ -442,10 +441,20 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
     status_display = str(job.get_status_display())
     if reading and job.status == JobStatus.RUNNING:
         status_display = str(_("Reading the file"))
+    counts = {
+        "total": job.total,
+        "processed": job.processed,
+        "succeeded": job.succeeded,
+        "failed": job.failed,
+        "pending": job.pending,
+    }
     return {
         "id": job.pk,
         "status": job.status,
         "status_display": status_display,
+        # Formatted here only, for the first render and each poll alike ("6,100 of 20,000").
+        **{f"{name}_display": number_format(value, force_grouping=True) for name, value in counts.items()},
+        "percent_display": number_format(round(percent, 1), decimal_pos=1),
         "reading": reading,
         "total": job.total,
         "processed": job.processed,

@@ -74,7 +74,7 @@ def test_job_page_names_the_importer_and_options_in_words(staff_client, write_fi
     )
     html = staff_client.get(url("change", job.pk)).content.decode()
     assert '<div class="readonly">Users</div>' in html
-    assert '<div class="readonly">Update existing users instead of rejecting their rows</div>' in html
+    assert '<div class="readonly">Update existing objects instead of rejecting their rows</div>' in html
     assert "update_existing" not in html
 
 

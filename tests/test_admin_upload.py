@@ -54,7 +54,8 @@ def test_upload_page_looks_like_the_admin(staff_client):
     assert 'class="breadcrumbs"' in html and 'enctype="multipart/form-data"' in html
     assert "theme-toggle" in html  # the admin's dark mode switch: each_context() was passed
     form = response.context["adminform"].form
-    assert list(form.fields) == ["file", "importer", "update_existing", "send_password_email", "workers"]
+    # no update mode for who may not change users; the email option because users are offered
+    assert list(form.fields) == ["file", "importer", "send_password_email", "workers"]
     choices = form.fields["importer"].choices
     assert choices[0][0] == "bulkadmin.importers.users.UserImporter"
     assert form.initial["importer"] == choices[0][0]
@@ -208,17 +209,21 @@ def test_too_large_upload(staff_client, settings):
     assert "larger than 10 bytes" in str(response.context["adminform"].form.errors["file"])
 
 
-def test_update_existing_needs_change_permission(staff_client, importer_user):
-    response = upload(staff_client, GOOD, update_existing="on")
-    assert "permission to change" in str(response.context["adminform"].form.errors)
+def test_update_existing_is_offered_only_with_the_change_permission(staff_client, importer_user):
+    """Before: offered to all, then refused after the upload, which cleared the chosen file."""
+    assert "update_existing" not in staff_client.get(url("add")).context["adminform"].form.fields
+    response = upload(staff_client, GOOD, update_existing="on")  # a forged form: ignored
+    assert response.context["pending"].options["update_existing"] is False
     importer_user.user_permissions.add(
         __import__("django.contrib.auth.models", fromlist=["Permission"]).Permission.objects.get(
             codename="change_user"
         )
     )
     staff_client.force_login(User.objects.get(pk=importer_user.pk))
+    assert "update_existing" in staff_client.get(url("add")).context["adminform"].form.fields
     response = upload(staff_client, GOOD, update_existing="on")
     assert response.context["report"].valid == 3
+    assert response.context["pending"].options["update_existing"] is True
 
 
 def test_stale_uploads_are_cleaned_up(staff_client):
@@ -446,11 +451,11 @@ def test_headers_that_do_not_match_lead_to_a_mapping_step_that_writes_nothing(st
         response = upload(staff_client, STAFF_HEADERS)
     assert next(t.name for t in response.templates) == "bulkadmin/mapping.html"
     assert not [q for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
-    assert mapping_of(response) == {
-        "user_name": "username",
-        "e_mail": "email",
-        "surname": "last_name",
-        "active": "is_active",
+    assert mapping_of(response) == {  # the file's own headers, as written
+        "User Name": "username",
+        "E-mail": "email",
+        "Surname": "last_name",
+        "Active": "is_active",
         "department": "",
     }
     html = response.content.decode()

@@ -14,12 +14,12 @@
         };
         const render = (data) => {
             for (const name of numberFields) {
-                set(name, Number(data[name]).toLocaleString());
+                set(name, data[`${name}_display`]);  // formatted by the server, as on first render
             }
             for (const name of textFields) {
                 set(name, data[name] || "");
             }
-            set("percent", data.percent);
+            set("percent", data.percent_display);
             panel.dataset.status = data.status;
             panel.querySelector(".bulkadmin-badge").dataset.status = data.status;
             const bar = panel.querySelector(".bulkadmin-bar");
