@@ -29,12 +29,12 @@ EXPORT_BATCH = 2000
 
 
 def failed_rows_table(job: ImportJob, importer: Importer) -> Iterator[list[str]]:
-    """The header, then each failed row: its number, its own columns (secrets left out), its
-    errors and its job, as ``bulkadmin.fixit`` reads them back."""
+    """The header, then each failed row no rerun took: its number, its own columns (secrets left
+    out), its errors and its job, as ``bulkadmin.fixit`` reads them back."""
     secret = importer.secret_columns()
     columns = [c for c in importer.column_names() if c not in secret]
     own = fixit.bookkeeping(importer.column_names())
-    rows = job.rows.failed().order_by("number")
+    rows = job.rows.open().order_by("number")  # a row in a rerun already is not offered again
     present: set[str] = set()
     for values in rows.values_list("values", flat=True).iterator(chunk_size=EXPORT_BATCH):
         present.update(values)

@@ -529,6 +529,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "can_fix": can_run and settled and importer_cls is not None,
         "can_rerun": can_run and settled and offered > 0,
         "offered": offered,
+        "can_download": bool(offered) if settled else job.rows.open().exists(),
         "offered_corrected": job.rows.corrected().count() if offered else 0,
         "can_update_existing": (
             importer_cls is not None

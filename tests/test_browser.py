@@ -171,8 +171,8 @@ def test_no_script_from_a_file_runs_on_any_page(page, live_server, tmp_path):
 
 
 def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch):
-    """Map the columns, import, download the failed rows, fix them, upload them again, cancel and
-    resume: the loop staff live in, end to end, with passwords kept out of every file."""
+    """Map the columns, import, correct a row and rerun it, download the other, fix it, upload it
+    again, cancel and resume: the loop staff live in, end to end, passwords out of every file."""
     from playwright.sync_api import expect
 
     User = get_user_model()
@@ -204,24 +204,37 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     expect(page.locator('[data-field="failed"]')).to_have_text("2")
     first = ImportJob.objects.get()
 
-    # download the failed rows, fix them in the file, and upload it again
+    # correct one failed row in place, and rerun it
+    page.locator("#row-13 a.bulkadmin-fix").click()
+    page.fill("#id_email", "nomail@example.com")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("is corrected")
+    page.click("input[name=_rerun_corrected]")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    rerun = ImportJob.objects.get(parent=first)
+    assert User.objects.get(username="nomail").check_password("Pass-word-99x")  # sealed, carried
+
+    # download the row still failed, fix it in the file, and upload it again
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{first.pk}/change/")
     with page.expect_download() as info:
         page.click("text=Download failed rows (CSV)")
     fix_it = tmp_path / "fix.csv"
     info.value.save_as(str(fix_it))
     text = fix_it.read_text(encoding="utf-8")
     assert text.splitlines()[0] == "row,username,email,errors,job" and "Pass" not in text
-    fix_it.write_text(text.replace("kaboom,", "kasimir,").replace("not-an-email", "nomail@example.com"))
+    assert "nomail" not in text  # in its rerun already: not offered again
+    fix_it.write_text(text.replace("kaboom,", "kasimir,"))
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/add/")
     page.set_input_files("#id_file", str(fix_it))
     page.click("input[name=_upload]")
-    expect(page.locator('[data-verdict="valid"]')).to_contain_text("All 2 rows are valid")
+    expect(page.locator('[data-verdict="valid"]')).to_contain_text("The row is valid")
     page.click("input[name=_confirm]")
     expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
     assert User.objects.get(username="kasimir").check_password("Kaboom-Pass-123")  # kept, never seen
-    second = ImportJob.objects.exclude(pk=first.pk).get()
+    third = ImportJob.objects.exclude(pk__in=[first.pk, rerun.pk]).get()
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{first.pk}/change/")
-    expect(page.locator("#failed-rows-table")).to_contain_text(f"In rerun #{second.pk}")
+    expect(page.locator("#row-12")).to_contain_text(f"In rerun #{third.pk}")
+    expect(page.locator("#row-13")).to_contain_text(f"In rerun #{rerun.pk}")
     expect(page.locator("input[name=_rerun_all]")).to_have_count(0)
 
     # a slow job in small chunks: cancel it, then resume it; every row ends imported once
