@@ -51,6 +51,37 @@ class ImportedModelFilter(admin.SimpleListFilter):
         return queryset.filter(importer__in=importers_of(str(self.value()), importer_paths()))
 
 
+VIEW_ALL = "bulkadmin.view_all_importjobs"
+
+
+def sees_every_job(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm(VIEW_ALL))
+
+
+class WhoseJobsFilter(admin.SimpleListFilter):
+    """Mine (the default) or everyone's, for those who may see every job."""
+
+    title = _("started by")
+    parameter_name = "whose"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("mine", str(_("Mine"))), ("all", str(_("Everyone")))]
+
+    def choices(self, changelist: Any) -> Any:
+        current = self.value() or "mine"
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> QuerySet[ImportJob]:
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(created_by_id=request.user.pk)
+
+
 @admin.register(ImportJob)
 class ImportJobAdmin(JobModelAdmin):
     list_display = [
@@ -63,7 +94,7 @@ class ImportJobAdmin(JobModelAdmin):
         "created_at",
     ]
     # Only the users who started a job, not every account on the site (RelatedOnly).
-    list_filter = ["status", ImportedModelFilter, ("created_by", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", ImportedModelFilter]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
     search_fields = ["source_name"]
@@ -123,6 +154,16 @@ class ImportJobAdmin(JobModelAdmin):
             '<progress class="bulkadmin-list-progress" max="100" value="{}"></progress> {}%', percent, percent
         )
 
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        if not sees_every_job(request):
+            return self.list_filter  # only their own jobs: nothing to choose
+        return [WhoseJobsFilter, *self.list_filter, ("created_by", admin.RelatedOnlyFieldListFilter)]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ImportJob]:
+        """Staff see their own jobs; ``view_all_importjobs`` (a superuser's) shows everyone's."""
+        jobs = super().get_queryset(request)
+        return jobs if sees_every_job(request) else jobs.filter(created_by_id=request.user.pk)
+
     # ---- permissions ---------------------------------------------------------------------
     def importer_permitted(
         self, request: HttpRequest, importer: type[Importer] | str, action: str = "add"
@@ -156,6 +197,8 @@ class ImportJobAdmin(JobModelAdmin):
         return super().has_module_permission(request) and self._importers_allowed(request, None)
 
     def has_view_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        if obj is not None and not (obj.started_by(request.user) or sees_every_job(request)):
+            return False  # another person's job: their file's names and emails
         return super().has_view_permission(request, obj) and self._importers_allowed(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

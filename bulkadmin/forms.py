@@ -30,7 +30,7 @@ class UploadForm(forms.Form):
     update_existing = forms.BooleanField(
         label="Update existing objects instead of rejecting their rows",
         required=False,
-        help_text="An existing object is found by the importer's key column (a user by username).",
+        help_text="An existing object is found by the importer's key column.",
     )
     send_password_email = forms.BooleanField(
         label="Email new users a link to set their password",

@@ -333,9 +333,14 @@ class ImportJob(models.Model):
         verbose_name_plural = _("import jobs")
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="bulkadmin_job_live")]
+        #: Staff see and act on their own jobs; this shows (and lets act on) everyone's.
+        permissions = [("view_all_importjobs", _("Can view every import job"))]
 
     def __str__(self) -> str:
         return f"Import #{self.pk} ({self.source_name or self.importer})"
+
+    def started_by(self, user: Any) -> bool:
+        return self.created_by_id is not None and self.created_by_id == getattr(user, "pk", None)
 
     @property
     def is_final(self) -> bool:

@@ -454,7 +454,8 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
         "status_display": status_display,
         # Formatted here only, for the first render and each poll alike ("6,100 of 20,000").
         **{f"{name}_display": number_format(value, force_grouping=True) for name, value in counts.items()},
-        "percent_display": number_format(round(percent, 1), decimal_pos=1),
+        # "12.5%", "100%": one decimal where it says something, as the job list's whole numbers
+        "percent_display": number_format(int(percent) if percent == int(percent) else round(percent, 1)),
         "reading": reading,
         "total": job.total,
         "processed": job.processed,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from bulkadmin.models import ImportRow
+from bulkadmin.models import ImportJob, ImportRow
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures)
 from tests.test_admin_support import IMPORT_PERMS, make_job, make_user, settle, url
 
@@ -68,11 +68,11 @@ def test_permission_matrix(kind, name, method, importers_only, job):
     client = Client()
     spec = USERS[kind]
     if spec is not None:
-        client.force_login(
-            make_user(
-                kind, staff=spec["staff"], superuser=spec.get("superuser", False), perms=spec.get("perms", ())
-            )
+        user = make_user(
+            kind, staff=spec["staff"], superuser=spec.get("superuser", False), perms=spec.get("perms", ())
         )
+        client.force_login(user)
+        ImportJob.objects.filter(pk=job.pk).update(created_by=user)  # their own job
     row = ImportRow.objects.get(job=job, number=3)
     target = endpoint_url(name, job, row)
     response = getattr(client, method)(target, {"username": "fixed"} if name == "row" else {})
@@ -95,7 +95,9 @@ def test_the_users_importer_is_hidden_from_the_index_without_add_user(client):
 
 
 def test_view_only_staff_see_no_action_buttons(client, job):
-    client.force_login(make_user("viewer", perms=("bulkadmin.view_importjob", "auth.add_user")))
+    viewer = make_user("viewer", perms=("bulkadmin.view_importjob", "auth.add_user"))
+    ImportJob.objects.filter(pk=job.pk).update(created_by=viewer)
+    client.force_login(viewer)
     html = client.get(url("change", job.pk)).content.decode()
     assert url("rerun", job.pk) not in html and url("cancel", job.pk) not in html
     assert "bulkadmin-fix" not in html
