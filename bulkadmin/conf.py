@@ -46,8 +46,12 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,
     # Key material for encrypting secret columns (passwords) at rest; None derives one from SECRET_KEY.
     "SECRET_KEY": None,
-    # Base URL of the site, for links in emails sent by workers (which have no request).
+    # Base URL of the site, for links in emails sent by workers, when no request gave one (a job
+    # started from the command line); a job started in the admin uses the host it was started on.
     "SITE_URL": "http://127.0.0.1:8000",
+    # Email the person who started a job when it ends (counts, duration, a link); never for the
+    # command line, and only to a starter with an email address.
+    "NOTIFY_STARTER": True,
     # How a confirmed job is started: "subprocess" (detached runbulkjob), "celery" (chunks as
     # Celery tasks) or "tasks" (the runner as a task of Django's Tasks framework).
     "LAUNCHER": "subprocess",

@@ -31,6 +31,7 @@ from bulkadmin.executors import make_executor
 from bulkadmin.jobs import PreparationFailed, importer_for, prepare_job
 from bulkadmin.launch import get_launcher, runs_in_foreground
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, JobStatus, Owner, Statuses
+from bulkadmin.notify import notify_starter
 from bulkadmin.vendors import CONNECTION_ERRORS
 from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
 
@@ -360,11 +361,13 @@ def start_job_hooks(job_id: int) -> None:
 
 
 def end_job_hooks(job: ImportJob) -> None:
-    """The importer's ``after_job``, once the job's last row is done; a failure is logged."""
+    """Once the job's last row is done: the importer's ``after_job``, then the starter's email.
+    A failure of either is logged; the rows are in."""
     try:
         importer_for(job).after_job(job.total)
     except Exception:
         logger.exception("Job %s: the importer's after_job failed.", job.pk)
+    notify_starter(job)
 
 
 def beat(job_id: int, owner: Owner | None = None) -> None:

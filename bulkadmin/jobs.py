@@ -32,8 +32,11 @@ CHUNKS_PER_TRANSACTION = 20
 def context_for(job: ImportJob) -> ImportContext:
     """The same context in the worker as in the request that validated the rows."""
     if job.started_via == StartedVia.COMMAND_LINE:
-        return ImportContext.for_command_line(job.options)
-    return ImportContext.for_person(job.created_by, job.options)
+        context = ImportContext.for_command_line(job.options)
+    else:
+        context = ImportContext.for_person(job.created_by, job.options)
+    context.site_url = job.link_base()
+    return context
 
 
 def starter_context(user: Any, options: dict[str, Any]) -> ImportContext:
@@ -264,7 +267,7 @@ def create_job(
     return job, report
 
 
-def confirm_upload(pending: uploads.PendingUpload, user: Any) -> tuple[ImportJob, bool]:
+def confirm_upload(pending: uploads.PendingUpload, user: Any, site_url: str = "") -> tuple[ImportJob, bool]:
     """The job for a confirmed upload, created at most once: ``(job, created)``.
 
     Nothing is read here, so a million-row confirm answers at once: the job takes the file,
@@ -288,6 +291,7 @@ def confirm_upload(pending: uploads.PendingUpload, user: Any) -> tuple[ImportJob
                 prepared=False,
                 column_map=pending.mapping or {},
                 reported_invalid=pending.invalid,
+                site_url=site_url[:255],
             )
             if pending.mapping:  # its keys are the file's columns, in order
                 columns.remember(job.importer, list(pending.mapping), pending.mapping, user)
@@ -337,7 +341,12 @@ def _clear_rows(job: ImportJob) -> None:
 
 
 def rerun_failed(
-    job: ImportJob, *, user: Any = None, corrected_only: bool = False, options: dict[str, Any] | None = None
+    job: ImportJob,
+    *,
+    user: Any = None,
+    corrected_only: bool = False,
+    options: dict[str, Any] | None = None,
+    site_url: str = "",
 ) -> ImportJob | None:
     """A new job, linked to ``job``, holding copies of its open failed rows (or only the corrected).
 
@@ -358,6 +367,7 @@ def rerun_failed(
             workers=job.workers,
             threads=job.threads,
             status=JobStatus.PREPARING,
+            site_url=site_url[:255] or job.site_url,
         )
     offered = job.rows.corrected() if corrected_only else job.rows.open()
     while True:  # in batches: a short write lock each on SQLite

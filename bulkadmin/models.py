@@ -299,6 +299,8 @@ class ImportJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="reruns",
     )
+    #: The site the job was started on ("https://example.com/"), for links in its emails.
+    site_url = models.CharField(_("site"), max_length=255, blank=True)
     #: The confirmed upload the job reads its rows from; unique, so a confirm counts once.
     upload_id = models.CharField(
         _("upload"), max_length=32, null=True, blank=True, unique=True, editable=False
@@ -338,6 +340,10 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Import #{self.pk} ({self.source_name or self.importer})"
+
+    def link_base(self) -> str:
+        """The site's base URL for this job's emails, without a trailing slash."""
+        return (self.site_url or str(conf.get("SITE_URL"))).rstrip("/")
 
     def started_by(self, user: Any) -> bool:
         return self.created_by_id is not None and self.created_by_id == getattr(user, "pk", None)

@@ -390,7 +390,7 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     ):
         raise PermissionDenied  # revoked since the report: the token outlives permissions
     try:
-        job, created = confirm_upload(pending, request.user)
+        job, created = confirm_upload(pending, request.user, site_url=request.build_absolute_uri("/"))
     except uploads.UploadExpired:
         return _expired(request)
     if not created:
@@ -582,7 +582,13 @@ def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> 
             raise PermissionDenied
         options["update_existing"] = True
     corrected_only = "_rerun_corrected" in request.POST
-    new = rerun_failed(job, user=request.user, corrected_only=corrected_only, options=options)
+    new = rerun_failed(
+        job,
+        user=request.user,
+        corrected_only=corrected_only,
+        options=options,
+        site_url=request.build_absolute_uri("/"),
+    )
     if new is None:
         messages.warning(
             request,

@@ -68,6 +68,8 @@ class ImportContext:
     update_existing: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     trusted: bool = False
+    #: The site's base URL, for links in emails the importer sends ("" : ``SITE_URL``).
+    site_url: str = ""
 
     @classmethod
     def for_person(cls, user: Any, options: dict[str, Any]) -> ImportContext:

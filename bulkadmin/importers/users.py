@@ -242,7 +242,8 @@ class UserImporter(ModelImporter):
         if created and self.context.options.get("send_password_email") and user.email:
             # robust: a mail server refusing one message must not drop the others' callbacks
             # or stop the worker; the failure is logged (Django's "django.db.backends" logger).
-            transaction.on_commit(lambda: send_set_password_email(user), robust=True)
+            base = self.context.site_url
+            transaction.on_commit(lambda: send_set_password_email(user, base), robust=True)
         return user
 
     def _check_groups_saved(self, user: AbstractUser, group_ids: list[int]) -> None:
@@ -276,11 +277,12 @@ def unusable_password() -> str:
     return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
 
 
-def send_set_password_email(user: AbstractUser) -> None:
-    """A link to Django's own password reset confirm view, valid as long as its tokens are."""
+def send_set_password_email(user: AbstractUser, site_url: str = "") -> None:
+    """A link to Django's own password reset confirm view, valid as long as its tokens are, on
+    the site the job was started on."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)  # type: ignore[arg-type]
-    base = str(conf.get("SITE_URL")).rstrip("/")
+    base = (site_url or str(conf.get("SITE_URL"))).rstrip("/")
     link = base + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
     send_mail(
         subject="Your new account",
