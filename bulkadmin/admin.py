@@ -270,6 +270,11 @@ class ImportJobAdmin(JobModelAdmin):
             path("add/confirm/", wrap(views.confirm, post), name=f"{name}_confirm"),
             path("add/recheck/", wrap(views.recheck_as_update, post), name=f"{name}_recheck"),
             path("add/columns/", wrap(views.map_columns, post), name=f"{name}_columns"),
+            path(
+                "add/template/<str:importer>.<str:file_format>",
+                wrap(views.template),
+                name=f"{name}_template",
+            ),
             path("add/invalid-rows/", wrap(views.invalid_rows, post), name=f"{name}_invalid_rows"),
             path("<int:object_id>/progress/", wrap(views.progress), name=f"{name}_progress"),
             path("<int:object_id>/cancel/", wrap(views.cancel, post), name=f"{name}_cancel"),

@@ -98,6 +98,36 @@ def invalid_rows_csv(path: Path, name: str, importer: Importer) -> IO[bytes]:
     return handle
 
 
+def template_table(importer_cls: type[Importer]) -> list[list[str]]:
+    """The template file: the columns, a help row and an example row (both skipped on upload)."""
+    columns = list(importer_cls.columns)
+    helps = [
+        f"{fixit.HELP_PREFIX}{'Required.' if c.required else 'Optional.'} {c.help_text}".strip()
+        for c in columns
+    ]
+    examples = [fixit.EXAMPLE_PREFIX + c.example if c.example else "" for c in columns]
+    return [[c.name for c in columns], helps, examples]
+
+
+def template_csv(importer_cls: type[Importer]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(template_table(importer_cls))
+    return out.getvalue().encode("utf-8")
+
+
+def template_xlsx(importer_cls: type[Importer]) -> IO[bytes]:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(str(importer_cls.verbose_name())[:31] or "Import")
+    for row in template_table(importer_cls):
+        sheet.append(row)
+    handle = _private_file(".xlsx")
+    workbook.save(handle)
+    handle.seek(0)
+    return handle
+
+
 def _private_file(suffix: str) -> IO[bytes]:
     """A temporary file under DATA_DIR whose name is already gone: readable only through it."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - returned open, for the response to close

@@ -1,10 +1,14 @@
-"""The fix-it file: the failed-rows download, made to be corrected and uploaded again.
+"""The files we write for staff to fill in and upload: the fix-it file (the failed-rows download,
+made to be corrected and uploaded again) and the template file.
 
 Beside the importer's own columns it carries three of its own: ``row`` (the row's number in
 its job), ``errors`` (why it failed) and ``job`` (which job). An upload recognizes them,
 ignores ``errors``, and remembers which failed row each row came from (``Source``), so that a
 secret the download left out (a password) comes back from that failed row, sealed, and the
 failed row shows where it went. A column of the importer's own with one of these names wins.
+
+The template file has the importer's columns, a help row and an example row, each marked
+(``(help) ``, ``e.g. ``) so that, left in, they are skipped rather than imported.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ ROW_COLUMN = "row"
 ERRORS_COLUMN = "errors"
 JOB_COLUMN = "job"
 COLUMNS = (ROW_COLUMN, ERRORS_COLUMN, JOB_COLUMN)
+
+#: The template file's rows under its header: skipped when the file comes back filled in.
+HELP_PREFIX = "(help) "
+EXAMPLE_PREFIX = "e.g. "
 
 #: A spreadsheet runs a cell starting with these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -51,3 +59,12 @@ def source_of(values: dict[str, str], columns: Collection[str]) -> Source | None
     if job.isdigit() and number.isdigit() and len(job) < 19 and len(number) < 19:
         return Source(int(job), int(number))
     return None
+
+
+def is_template_row(cells: list[str]) -> bool:
+    """The template's help or example row, left in the file: not data."""
+    filled = [cell for cell in cells if cell.strip()]
+    return bool(filled) and (
+        all(cell.startswith(HELP_PREFIX) for cell in filled)
+        or all(cell.startswith(EXAMPLE_PREFIX) for cell in filled)
+    )

@@ -240,7 +240,7 @@ def _as_dicts(
     width = len(headers)
     count = 0
     for number, cells, found in raw_rows:
-        if not found and not any(cell.strip() for cell in cells):
+        if not found and (not any(cell.strip() for cell in cells) or fixit.is_template_row(cells)):
             continue
         count += 1
         if count > max_rows:

@@ -142,7 +142,39 @@ def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
 
 
 def _columns_help(choices: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [{"label": label, "columns": get_importer_class(path).columns} for path, label in choices]
+    return [
+        {
+            "label": label,
+            "columns": get_importer_class(path).columns,
+            "template_csv": admin_url("template", path, "csv"),
+            "template_xlsx": admin_url("template", path, "xlsx"),
+        }
+        for path, label in choices
+    ]
+
+
+def template(
+    model_admin: ImportJobAdmin, request: HttpRequest, importer: str, file_format: str
+) -> HttpResponseBase:
+    """An importer's template file: its columns, a help row and an example row."""
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    if importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
+        raise Http404("No such importer.")
+    importer_cls = get_importer_class(importer)
+    name = _ascii(str(importer_cls.verbose_name()).lower().replace(" ", "-")) + f"-template.{file_format}"
+    response: HttpResponseBase
+    if file_format == "csv":
+        response = HttpResponse(exports.template_csv(importer_cls), content_type=exports.CONTENT_TYPES["csv"])
+    elif file_format == "xlsx":
+        response = FileResponse(
+            exports.template_xlsx(importer_cls), content_type=exports.CONTENT_TYPES["xlsx"]
+        )
+    else:
+        raise Http404("Unknown format.")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def _validate_upload(

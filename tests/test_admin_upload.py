@@ -518,3 +518,36 @@ def test_a_header_that_does_not_match_is_mapped_not_refused(staff_client, conten
     response = upload(staff_client, content)
     assert response.status_code == 200 and "confirm_form" not in response.context
     assert response.context["problem"] and ImportJob.objects.count() == 0
+
+
+# ---- the template file ---------------------------------------------------------------------
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+def test_each_importer_offers_a_template_file_whose_help_and_example_rows_are_skipped(
+    staff_client, file_format
+):
+    page = staff_client.get(url("add")).content.decode()
+    link = url("template", "bulkadmin.importers.users.UserImporter", file_format)
+    assert link in page
+    response = staff_client.get(link)
+    assert response["Content-Disposition"] == f'attachment; filename="users-template.{file_format}"'
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    if file_format == "csv":
+        rows = list(csv.reader(io.StringIO(content.decode())))
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+        rows = [[c or "" for c in row] for row in sheet.iter_rows(values_only=True)]
+    assert rows[0][:2] == ["username", "email"]
+    assert rows[1][0] == "(help) Required. Letters, digits and @/./+/-/_ only."
+    assert rows[2][:2] == ["e.g. ada.lovelace", "e.g. ada@example.com"]
+    # uploaded as it is: nothing to import, said plainly
+    response = upload(staff_client, content, name=f"users-template.{file_format}")
+    assert "The file has a header but no rows." in str(response.context["adminform"].form.errors)
+    # filled in, the help and example rows left where they are: only the new row is read
+    if file_format == "csv":
+        filled = content + b"grace,grace@example.com,,,,,,,\n"
+        report = upload(staff_client, filled, name="users.csv").context["report"]
+        assert (report.total, report.valid) == (1, 1)
+
+
+def test_a_template_needs_an_importer_the_user_may_use(staff_client):
+    assert staff_client.get(url("template", "tests.testapp.importers.BookImporter", "csv")).status_code == 404

@@ -54,6 +54,8 @@ class Column:
     help_text: str = ""
     #: Other headers that mean this column ("surname" for last_name), for the mapping's guess.
     aliases: tuple[str, ...] = ()
+    #: A value as it would be written, for the template file's example row.
+    example: str = ""
 
 
 @dataclass

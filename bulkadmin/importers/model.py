@@ -99,7 +99,30 @@ class ModelImporter(Importer):
         required = name == cls.key_field or (
             not field.blank and not field.has_default() and not field.many_to_many and not field.null
         )
-        return Column(name, required=required, help_text=cls._help(name, field))
+        return Column(name, required=required, help_text=cls._help(name, field), example=cls._example(field))
+
+    @staticmethod
+    def _example(field: models.Field[Any, Any]) -> str:
+        """A value of the field's kind, as staff would write it, for the template file."""
+        if field.many_to_many:
+            return "first;second"
+        if field.choices:
+            return str(next(iter(field.flatchoices), ("", ""))[1])
+        examples: list[tuple[type[models.Field[Any, Any]], str]] = [
+            (models.BooleanField, "true"),
+            (models.DateTimeField, "2024-01-31 09:30"),
+            (models.DateField, "2024-01-31"),
+            (models.TimeField, "09:30"),
+            (models.DecimalField, "12.50"),
+            (models.FloatField, "1.5"),
+            (models.IntegerField, "42"),
+            (models.EmailField, "someone@example.com"),
+            (models.URLField, "https://example.com/"),
+        ]
+        for kind, example in examples:
+            if isinstance(field, kind):
+                return example
+        return ""
 
     @classmethod
     def _help(cls, name: str, field: models.Field[Any, Any]) -> str:

@@ -77,15 +77,23 @@ class UserImporter(ModelImporter):
             required=True,
             help_text="Letters, digits and @/./+/-/_ only.",
             aliases=("login", "user"),
+            example="ada.lovelace",
         ),
-        Column("email", aliases=("e-mail", "mail")),
-        Column("first_name", aliases=("given name", "forename")),
-        Column("last_name", aliases=("surname", "family name")),
+        Column("email", aliases=("e-mail", "mail"), example="ada@example.com"),
+        Column("first_name", aliases=("given name", "forename"), example="Ada"),
+        Column("last_name", aliases=("surname", "family name"), example="Lovelace"),
         Column("password", secret=True, help_text="Hashed by the worker; blank: unusable."),
-        Column("is_active", help_text="true/false; default true.", aliases=("enabled",)),
-        Column("is_staff", help_text="true/false; superusers only.", aliases=("staff",)),
-        Column("is_superuser", help_text="true/false; superusers only.", aliases=("superuser",)),
-        Column("groups", help_text="Existing group names separated by ';'.", aliases=("group", "roles")),
+        Column("is_active", help_text="true/false; default true.", aliases=("enabled",), example="true"),
+        Column("is_staff", help_text="true/false; superusers only.", aliases=("staff",), example="false"),
+        Column(
+            "is_superuser", help_text="true/false; superusers only.", aliases=("superuser",), example="false"
+        ),
+        Column(
+            "groups",
+            help_text="Existing group names separated by ';'.",
+            aliases=("group", "roles"),
+            example="Editors;Support",
+        ),
     )
 
     _groups: GroupDirectory | None = None
