@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from functools import update_wrapper
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import URLPattern, path
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
@@ -228,6 +228,16 @@ class ImportJobAdmin(JobModelAdmin):
             str(ImportRow._meta.verbose_name_plural): ImportRow.objects.filter(job__in=jobs).count(),
         }
         return [str(job) for job in jobs], {k: v for k, v in counts.items() if v}, set(), []
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A job a runner works on is not deleted from under it: say so, rather than 403."""
+        job = self.get_queryset(request).filter(pk=object_id).first() if object_id.isdigit() else None
+        if job is not None and job.status in Statuses.WATCHED and self.has_view_permission(request, job):
+            messages.warning(request, _("This import is running: cancel it first, then delete it."))
+            return HttpResponseRedirect(reverse("admin:bulkadmin_importjob_change", args=[job.pk]))
+        return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request: HttpRequest, obj: ImportJob) -> None:
         delete_job(obj)

@@ -83,9 +83,16 @@ def form_page(
     *,
     title: str,
     extra: dict[str, Any] | None = None,
+    advanced: tuple[str, ...] = (),
 ) -> TemplateResponse:
-    """What ``admin/change_form.html`` needs to render a plain form like the admin's own."""
-    adminform = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {})
+    """What ``admin/change_form.html`` needs to render a plain form like the admin's own;
+    the ``advanced`` fields fold away, as the admin's collapsed fieldsets do."""
+    main = [name for name in form.fields if name not in advanced]
+    folded = [name for name in form.fields if name in advanced]
+    fieldsets: list[tuple[str | None, dict[str, Any]]] = [(None, {"fields": main})]
+    if folded:
+        fieldsets.append((str(_("Advanced")), {"fields": folded, "classes": ["collapse"]}))
+    adminform = helpers.AdminForm(form, fieldsets, {})
     context = {
         **model_admin.admin_site.each_context(request),
         "title": title,
@@ -138,6 +145,7 @@ def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
         form,
         title="Import a file",
         extra={"columns": _columns_help(choices)},
+        advanced=("workers",),
     )
 
 

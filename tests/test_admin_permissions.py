@@ -109,6 +109,10 @@ def test_running_job_cannot_be_deleted(client, job):
 
     client.force_login(make_user("root2", superuser=True))
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
-    assert client.get(url("delete", job.pk)).status_code == 403
+    response = client.get(url("delete", job.pk), follow=True)  # before: "you don't have permission"
+    assert response.redirect_chain[-1][0] == url("change", job.pk)
+    assert any("cancel it first" in str(m) for m in response.context["messages"])
+    assert client.post(url("delete", job.pk), {"post": "yes"}).status_code == 302
+    assert ImportJob.objects.filter(pk=job.pk).exists()
     ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
     assert client.get(url("delete", job.pk)).status_code == 200

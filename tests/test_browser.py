@@ -75,6 +75,7 @@ def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
 
     # upload and read the report
     page.set_input_files("#id_file", str(users_file(tmp_path)))
+    page.get_by_text("Advanced").click()  # the admin's collapsed fieldset
     page.fill("#id_workers", "2")
     page.click("input[name=_upload]")
     expect(page.locator('[data-count="invalid"]')).to_have_text("2")
@@ -244,6 +245,7 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     slow.write_text("username\n" + "\n".join(f"slow{i:03d}" for i in range(60)) + "\n", encoding="utf-8")
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/add/")
     page.set_input_files("#id_file", str(slow))
+    page.get_by_text("Advanced").click()  # the admin's collapsed fieldset
     page.fill("#id_workers", "1")
     page.click("input[name=_upload]")
     page.click("input[name=_confirm]")
