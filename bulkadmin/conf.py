@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 #: Every key a project may set in ``settings.BULKADMIN``, with its default.
 DEFAULTS: dict[str, Any] = {
@@ -80,8 +82,21 @@ def max_workers() -> int:
 
 
 def data_dir() -> Path:
-    """The private directory for uploads and job logs, created on first use."""
+    """The private directory for uploads and job logs, created on first use.
+
+    The default, ``bulkadmin`` in the shared temp directory, is refused when someone else
+    created it first (another user could read uploads, or plant links there) or when it is a
+    symlink; a directory of ours is kept owner-only.
+    """
     configured = get("DATA_DIR")
     path = Path(configured) if configured else Path(tempfile.gettempdir()) / "bulkadmin"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise ImproperlyConfigured(
+            f"BULKADMIN['DATA_DIR'] {path} is a symlink or belongs to another user; "
+            "set DATA_DIR to a private directory of this site's."
+        )
+    if info.st_mode & 0o077:
+        path.chmod(0o700)
     return path

@@ -42,14 +42,20 @@ def bookkeeping(importer_columns: Collection[str]) -> list[str]:
     return [name for name in COLUMNS if name not in importer_columns]
 
 
+def is_formula_like(text: str) -> bool:
+    """Whether a spreadsheet may run the cell: it starts with a formula character, even after
+    spaces, a no-break space or a line break (``" =1+1"``, ``"\u00a0=1+1"``, ``"\n=1+1"``)."""
+    return text.startswith(FORMULA_PREFIXES) or text.lstrip().startswith(FORMULA_PREFIXES)
+
+
 def escape_formula(value: object) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return "'" + text if is_formula_like(text) else text
 
 
 def unescape_formula(text: str) -> str:
     """Undo ``escape_formula``: ``'+1-555`` in a fix-it file was ``+1-555`` in the job."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES) else text
+    return text[1:] if text.startswith("'") and is_formula_like(text[1:]) else text
 
 
 def source_of(values: dict[str, str], columns: Collection[str]) -> Source | None:

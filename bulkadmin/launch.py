@@ -102,8 +102,8 @@ class SubprocessLauncher:
 
     def __call__(self, job: ImportJob) -> None:
         env, cwd = runner_environment()
-        # Created owner-only: a log may quote row values.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        # Created owner-only: a log may quote row values; never through a planted symlink.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
         with os.fdopen(os.open(log_path(job), flags, 0o600), "ab") as log:
             intermediate = subprocess.Popen(
                 [python_executable(), "-c", _INTERMEDIATE, *runner_command(job)],

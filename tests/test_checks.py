@@ -62,3 +62,31 @@ def test_manage_check_refuses_to_start(settings, tmp_path):
     settings.BULKADMIN = {"DATA_DIR": tmp_path / "public" / "uploads"}
     with pytest.raises(SystemCheckError, match="which the web server serves"):
         call_command("check")
+
+
+def test_a_planted_data_dir_is_refused_and_ours_kept_private(tmp_path, settings):
+    """Before: the temp-dir default was reused whoever made it, and the job log followed links."""
+    import os
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    from bulkadmin import conf
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "planted").symlink_to(elsewhere)
+    settings.BULKADMIN = {**settings.BULKADMIN, "DATA_DIR": tmp_path / "planted"}
+    with pytest.raises(ImproperlyConfigured, match="symlink or belongs to another user"):
+        conf.data_dir()
+    if os.getuid() == 0:  # root can hand a directory to someone else, as an attacker would own it
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        os.chown(theirs, 65534, 65534)
+        settings.BULKADMIN = {**settings.BULKADMIN, "DATA_DIR": theirs}
+        with pytest.raises(ImproperlyConfigured):
+            conf.data_dir()
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o777)
+    loose.chmod(0o777)
+    settings.BULKADMIN = {**settings.BULKADMIN, "DATA_DIR": loose}
+    assert conf.data_dir() == loose and loose.stat().st_mode & 0o777 == 0o700

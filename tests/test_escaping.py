@@ -129,3 +129,13 @@ def test_downloads_are_attachments_never_pages(staff_client, hostile_job, file_f
     assert "html" not in response["Content-Type"]
     assert "<script>" not in response["Content-Disposition"]
     response.close()  # what the web server does once it has sent the stream
+
+
+@pytest.mark.parametrize("value", [" =1+1", "\u00a0=1+1", "\n=1+1", "\t=1", "  +1-555"])
+def test_a_formula_behind_whitespace_is_escaped_too(value):
+    """Before: only the first character was checked, so these reached the download as formulas."""
+    from bulkadmin.fixit import escape_formula, unescape_formula
+
+    assert escape_formula(value) == "'" + value
+    assert unescape_formula(escape_formula(value)) == value
+    assert escape_formula(" plain") == " plain"
