@@ -3,7 +3,8 @@ of a failed row."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
@@ -11,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 
 from bulkadmin import conf
 from bulkadmin.columns import problems
-from bulkadmin.importers.base import Importer
+from bulkadmin.importers.base import Importer, RowInvalid
+from bulkadmin.importers.fields import parse_bool, split_list
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.parsing import FORMATS, Sample
 from bulkadmin.validation import MASK
@@ -159,23 +161,52 @@ class FailedRowForm(forms.Form):
         for name in names:
             column = described.get(name)
             help_text = column.help_text if column else ""
+            label = importer.column_title(name)
             if name in secret:
                 self.fields[name] = forms.CharField(
-                    label=name,
+                    label=label,
                     required=False,
                     strip=False,
                     widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
                     help_text="Never shown. Leave blank to keep the current value, if any.",
                 )
-            else:
-                self.fields[name] = forms.CharField(
-                    label=name,
-                    required=False,
-                    strip=False,
-                    initial=values.get(name, ""),
-                    help_text=help_text,
-                    widget=forms.TextInput(attrs={"class": "vTextField"}),
+                continue
+            field = importer.edit_field(name) if column else None
+            value = values.get(name, "")
+            if field is None:
+                field = forms.CharField(
+                    required=False, strip=False, widget=forms.TextInput(attrs={"class": "vTextField"})
                 )
+                field.initial = value
+            elif isinstance(field, forms.NullBooleanField):
+                try:
+                    field.initial = parse_bool(name, value, default=None)
+                except RowInvalid:
+                    field = forms.CharField(required=False, strip=False, initial=value)  # as typed
+            elif isinstance(field, forms.MultipleChoiceField):
+                field.initial = split_list(value)
+                offered = list(cast(Iterable[tuple[Any, Any]], field.choices))
+                known = {str(choice) for choice, _label in offered}
+                # a value that matches no option (a typo to fix) stays visible, selected
+                field.choices = [*offered, *((v, v) for v in field.initial if v not in known)]
+            else:
+                field.initial = value
+            field.label, field.help_text = label, help_text
+            self.fields[name] = field
+
+    def cells(self) -> dict[str, str]:
+        """The corrected values as a file's cells: what the row is checked and imported from."""
+        cells: dict[str, str] = {}
+        for name, value in self.cleaned_data.items():
+            if isinstance(value, bool):
+                cells[name] = "true" if value else "false"
+            elif value is None:
+                cells[name] = ""
+            elif isinstance(value, list | tuple):
+                cells[name] = ";".join(str(v) for v in value)
+            else:
+                cells[name] = str(value)
+        return cells
 
     def add_row_errors(self, errors: dict[str, list[str]]) -> None:
         for column, messages in errors.items():

@@ -727,7 +727,7 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
 def _corrected_values(form: FailedRowForm, importer: Importer, secrets: dict[str, str]) -> dict[str, str]:
     secret_names = importer.secret_columns()
     values: dict[str, str] = {}
-    for name, value in form.cleaned_data.items():
+    for name, value in form.cells().items():
         if name in secret_names:
             if value:
                 values[name] = value

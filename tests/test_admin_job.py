@@ -521,3 +521,34 @@ def test_a_rerun_costs_a_few_queries_whatever_the_number_of_failed_rows(users_cs
         assert rerun is not None
     assert rerun.total == 60
     assert len(queries) < 20, [q["sql"][:120] for q in queries.captured_queries[:5]]
+
+
+def test_the_correct_row_form_speaks_in_the_importers_fields(staff_client, write_file, importer_user):
+    """Before: raw names ("first_name:"), is_active a text box holding "true", groups free text."""
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name="Editors")
+    Group.objects.create(name="Support")
+    job = make_job(
+        write_file("g.csv", "username,first_name,is_active,groups\nboom1,Ann,true,Editors\n"),
+        user=importer_user,
+    )
+    job = settle(job, {2: {"__all__": ["RuntimeError: receiver refused boom1"]}})
+    row = job.rows.get()
+    form = staff_client.get(url("row", job.pk, row.pk)).context["adminform"].form
+    assert form.fields["first_name"].label == "First name"
+    assert form.fields["is_active"].label == "Active" and form["is_active"].value() is True
+    assert [c for c, _l in form.fields["groups"].choices] == ["Editors", "Support"]
+    assert form["groups"].value() == ["Editors"]
+    response = staff_client.post(
+        url("row", job.pk, row.pk),
+        {"username": "fixed1", "first_name": "Ann", "is_active": "false", "groups": ["Editors", "Support"]},
+    )
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert row.values == {
+        "username": "fixed1",
+        "first_name": "Ann",
+        "is_active": "false",
+        "groups": "Editors;Support",
+    }

@@ -136,6 +136,25 @@ class Importer:
         return labels
 
     @classmethod
+    def column_title(cls, name: str) -> str:
+        """A column as a form labels it: the model field's verbose name, else its name spaced."""
+        try:
+            field = cls.get_model()._meta.get_field(name)
+            title = str(getattr(field, "verbose_name", "") or "")
+        except Exception:
+            title = ""
+        title = title or name.replace("_", " ")
+        return title[:1].upper() + title[1:]
+
+    def edit_field(self, name: str) -> Any:
+        """The form field staff correct this column's cell with (``None``: a text box).
+
+        A yes/no column gets a yes/no/leave select, a column of choices or of related objects
+        a select; whatever the field, its value goes back to a cell as text.
+        """
+        return None
+
+    @classmethod
     def header_aliases(cls) -> dict[str, str]:
         """Headers read as a column without a mapping step ("E-mail", "ISBN", "Download URL"):
         each label of ``column_labels``, normalized, unless two columns share it."""

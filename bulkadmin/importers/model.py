@@ -33,6 +33,8 @@ from bulkadmin.importers.fields import parse_bool, shorten, split_list
 #: An XLSX date cell reads as a midnight timestamp; a DateField takes its date.
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]00:00(:00(\.0+)?)?$")
 _UNSUPPORTED = (models.FileField, models.BinaryField)
+#: Related objects offered as a select when correcting a row; more, and it is a text box.
+EDIT_CHOICES = 500
 
 
 class ModelImporter(Importer):
@@ -143,6 +145,27 @@ class ModelImporter(Importer):
         elif isinstance(field, models.DateField):
             parts.append("A date: YYYY-MM-DD.")
         return " ".join(parts)
+
+    def edit_field(self, name: str) -> Any:
+        field = self._fields().get(name)
+        if field is None:
+            return None
+        if isinstance(field, models.BooleanField):
+            return forms.NullBooleanField(required=False, widget=forms.NullBooleanSelect)
+        if field.choices:
+            return forms.ChoiceField(
+                required=False, choices=[("", "—"), *((str(v), str(label)) for v, label in field.flatchoices)]
+            )
+        if field.many_to_many and field.related_model is not None:
+            by = self.lookups.get(name, "pk")
+            options = list(
+                field.related_model._default_manager.values_list(by, flat=True)[: EDIT_CHOICES + 1]
+            )
+            if len(options) <= EDIT_CHOICES:
+                return forms.MultipleChoiceField(
+                    required=False, choices=[(str(o), str(o)) for o in options], widget=forms.SelectMultiple
+                )
+        return None
 
     # ---- validation: no queries per row ----------------------------------------------------
     def clean_row(self, values: Mapping[str, str]) -> Cleaned:

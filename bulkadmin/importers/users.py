@@ -103,6 +103,14 @@ class UserImporter(ModelImporter):
     def get_model(cls) -> type[AbstractUser]:
         return get_user_model()
 
+    def edit_field(self, name: str) -> Any:
+        if name == "groups":
+            from django import forms
+
+            names = sorted(Group.objects.values_list("name", flat=True))
+            return forms.MultipleChoiceField(required=False, choices=[(n, n) for n in names])
+        return super().edit_field(name)
+
     # ---- validation ----------------------------------------------------------------------
     def clean_row(self, values: Mapping[str, str]) -> Cleaned:
         """The model's fields as ``ModelImporter`` cleans them, then what accounts add."""
