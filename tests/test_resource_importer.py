@@ -66,12 +66,10 @@ def test_a_resource_runs_on_two_workers_through_save_with_job_hooks_once(write_f
         posts.count() == 250 and not posts.values("username").annotate(n=Count("id")).filter(n__gt=1).exists()
     )
     assert len(set(posts.values_list("pid", flat=True))) == 2
-    assert list(SignalRecord.objects.filter(signal="before_import").values_list("username", flat=True)) == [
+    assert list(SignalRecord.objects.filter(signal="imp_start").values_list("username", flat=True)) == [
         "isbn,title,Author,Tags,published"
     ]
-    assert list(SignalRecord.objects.filter(signal="after_import").values_list("username", flat=True)) == [
-        "250"
-    ]
+    assert list(SignalRecord.objects.filter(signal="imp_end").values_list("username", flat=True)) == ["250"]
 
 
 def test_options_that_skip_save_are_refused_clearly():

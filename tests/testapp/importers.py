@@ -90,12 +90,10 @@ class BookResource(resources.ModelResource):
         import_id_fields = ("isbn",)
 
     def before_import(self, dataset, **kwargs):
-        SignalRecord.objects.create(
-            username=",".join(dataset.headers), signal="before_import", pid=os.getpid()
-        )
+        SignalRecord.objects.create(username=",".join(dataset.headers), signal="imp_start", pid=os.getpid())
 
     def after_import(self, dataset, result, **kwargs):
-        SignalRecord.objects.create(username=str(result.total_rows), signal="after_import", pid=os.getpid())
+        SignalRecord.objects.create(username=str(result.total_rows), signal="imp_end", pid=os.getpid())
 
     def before_import_row(self, row, **kwargs):
         row["title"] = row["title"].strip().upper()
