@@ -288,14 +288,9 @@ def _mapping_page(
 
 def map_columns(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     """The mapping step: shown again from the report's "Change", or submitted."""
-    if not model_admin.has_add_permission(request):
-        raise PermissionDenied
-    try:
-        pending = _pending_from_post(request)
-    except uploads.UploadExpired:
+    pending = _posted_upload(model_admin, request)
+    if pending is None:
         return _expired(request)
-    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
-        raise PermissionDenied
     importer_cls = get_importer_class(pending.importer)
     if "_map" not in request.POST:
         return _mapping_page(model_admin, request, pending, importer_cls)
@@ -311,15 +306,20 @@ def map_columns(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpRespon
     return _report_page(model_admin, request, mapped, None) or _expired(request)
 
 
-def _pending_from_post(request: HttpRequest) -> uploads.PendingUpload:
-    """The upload a report's form names, still on disk; UploadExpired otherwise."""
+def _posted_upload(model_admin: ImportJobAdmin, request: HttpRequest) -> uploads.PendingUpload | None:
+    """The upload a report's form names, if this user may import it; None if it expired or is gone."""
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
     form = ConfirmForm(request.POST)
-    if not form.is_valid():
-        raise uploads.UploadExpired("No upload.")
-    pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
-    if not pending.path.is_file():
-        raise uploads.UploadExpired("The uploaded file is gone.")
-    return pending
+    try:
+        if not form.is_valid():
+            raise uploads.UploadExpired("No upload.")
+        pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
+    except uploads.UploadExpired:
+        return None
+    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
+        raise PermissionDenied
+    return pending if pending.path.is_file() else None
 
 
 def _expired(request: HttpRequest) -> HttpResponse:
@@ -331,14 +331,9 @@ def _expired(request: HttpRequest) -> HttpResponse:
 
 def recheck_as_update(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     """The report's one-click "check again as updates": the same upload, in update mode."""
-    if not model_admin.has_add_permission(request):
-        raise PermissionDenied
-    try:
-        pending = _pending_from_post(request)
-    except uploads.UploadExpired:
+    pending = _posted_upload(model_admin, request)
+    if pending is None:
         return _expired(request)
-    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
-        raise PermissionDenied
     if not model_admin.importer_permitted(request, pending.importer, "change"):
         raise PermissionDenied
     updating = dataclasses.replace(pending, options={**pending.options, "update_existing": True})
@@ -347,14 +342,9 @@ def recheck_as_update(model_admin: ImportJobAdmin, request: HttpRequest) -> Http
 
 def invalid_rows(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponseBase:
     """The report's invalid rows as a fix-it CSV, before anything is imported."""
-    if not model_admin.has_add_permission(request):
-        raise PermissionDenied
-    try:
-        pending = _pending_from_post(request)
-    except uploads.UploadExpired:
+    pending = _posted_upload(model_admin, request)
+    if pending is None:
         return _expired(request)
-    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
-        raise PermissionDenied
     importer = build_importer(get_importer_class(pending.importer), request.user, pending.options)
     response = FileResponse(
         exports.invalid_rows_csv(pending.path, pending.name, importer),
