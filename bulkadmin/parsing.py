@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
 
-from bulkadmin import conf, fixit
+from bulkadmin import conf, decoding, fixit
 
 FORMATS = ("csv", "tsv", "xlsx", "json")
 DELIMITERS = (",", ";", "\t")
@@ -84,6 +84,8 @@ class Table:
     headers: list[str]
     rows: Iterator[RawRow]
     _close: Callable[[], None] = field(default=lambda: None, repr=False)
+    #: The encoding a text file was read from, when it was not UTF-8 ("Windows-1252").
+    encoding: str = ""
 
     def close(self) -> None:
         """Release the file even when the rows were not read to the end."""
@@ -137,7 +139,9 @@ class HeaderMismatch(ParseError):
 ColumnMap = dict[str, str | None]
 
 
-def _open_raw(path: Path, name: str) -> tuple[str, _Raw]:
+def _open_raw(path: Path, name: str) -> tuple[str, _Raw, str]:
+    """The file's format, its raw header and rows, and the encoding a text file was read from
+    when it was not UTF-8 ("" otherwise)."""
     size = path.stat().st_size
     limit = int(conf.get("MAX_UPLOAD_BYTES"))
     if size > limit:
@@ -148,10 +152,27 @@ def _open_raw(path: Path, name: str) -> tuple[str, _Raw]:
         head = probe.read(_SNIFF_BYTES)
     fmt = detect_format(name, head)
     if fmt == "xlsx":
-        return fmt, _xlsx_rows(path)
+        return fmt, _xlsx_rows(path), ""
     if fmt == "json":
-        return fmt, _json_rows(path)
-    return fmt, _csv_rows(path, head, "\t" if fmt == "tsv" else None)
+        return fmt, _json_rows(path), ""
+    try:
+        text = decoding.as_utf8(path, head)
+    except decoding.NotText as exc:
+        raise ParseError(str(exc)) from exc
+    if text.path != path:
+        with text.path.open("rb") as probe:
+            head = probe.read(_SNIFF_BYTES)
+    try:
+        headers, rows, close = _csv_rows(text.path, head, "\t" if fmt == "tsv" else None)
+    except BaseException:
+        text.close()
+        raise
+
+    def close_both() -> None:
+        close()
+        text.close()
+
+    return fmt, (headers, rows, close_both), text.encoding
 
 
 def open_table(path: Path, name: str, allowed_headers: list[str], mapping: ColumnMap | None = None) -> Table:
@@ -159,7 +180,7 @@ def open_table(path: Path, name: str, allowed_headers: list[str], mapping: Colum
 
     ``mapping`` renames the file's columns to the importer's, or drops them (None).
     """
-    fmt, (raw_headers, raw_rows, close) = _open_raw(path, name)
+    fmt, (raw_headers, raw_rows, close), encoding = _open_raw(path, name)
     try:
         headers = _check_headers(raw_headers, allowed_headers, mapping or {})
     except BaseException:
@@ -168,7 +189,7 @@ def open_table(path: Path, name: str, allowed_headers: list[str], mapping: Colum
     fix_it = [h for h in headers if h in fixit.bookkeeping(allowed_headers)]
     rows = _as_dicts(headers, raw_rows, fix_it=fix_it)
     shown = [h for h in headers if h is not None and h not in fix_it]
-    return Table(format=fmt, headers=shown, rows=rows, _close=close)
+    return Table(format=fmt, headers=shown, rows=rows, _close=close, encoding=encoding)
 
 
 class Sample(NamedTuple):
@@ -181,7 +202,7 @@ class Sample(NamedTuple):
 
 def peek(path: Path, name: str, count: int = 3) -> Sample:
     """The file's header and its first ``count`` non-blank rows, for the mapping step."""
-    _fmt, (raw_headers, raw_rows, close) = _open_raw(path, name)
+    _fmt, (raw_headers, raw_rows, close), _encoding = _open_raw(path, name)
     try:
         headers = [normalize_header(h) for h in raw_headers]
         while headers and headers[-1] == "":
@@ -286,18 +307,6 @@ def _as_dicts(
 
 
 # ---- CSV and TSV ---------------------------------------------------------------------------
-def _check_encoding(head: bytes) -> None:
-    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        raise ParseError(f"The file is UTF-32 text. {_SAVE_AS_UTF8}")
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
-        # every other byte NUL: ASCII text in UTF-16 without a byte-order mark
-        len(head) >= 4 and b"\x00\x00" in (head[1:4:2], head[0:4:2]) and head[:4] != b"\x00" * 4
-    ):
-        raise ParseError(f"The file is UTF-16 text. {_SAVE_AS_UTF8}")
-    if b"\x00" in head:
-        raise ParseError("The file contains NUL bytes; it is binary, not CSV text.")
-
-
 def _sniff_delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: counts[d])
@@ -367,7 +376,6 @@ def _text_lines(handle: BinaryIO, max_line: int) -> Iterator[str]:
 
 
 def _csv_rows(path: Path, head: bytes, delimiter: str | None) -> _Raw:
-    _check_encoding(head)
     try:
         head_text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -67,6 +67,8 @@ class Report:
     invalid: int = 0
     preview: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     file_error: str = ""
+    #: The encoding the file was read from when it was not UTF-8 ("Windows-1252").
+    encoding: str = ""
     #: The file's columns are not the importer's: a mapping would make it readable.
     header_mismatch: bool = False
     groups: dict[tuple[str, str], ErrorGroup] = field(default_factory=dict)
@@ -149,7 +151,7 @@ def validate_file(
         columns: ColumnMap = dict(importer.header_aliases()) if mapping is None else mapping
         with open_table(path, name, importer.column_names(), columns) as table:
             _check_required_headers(table, importer)
-            report.format, report.headers = table.format, table.headers
+            report.format, report.headers, report.encoding = table.format, table.headers, table.encoding
             _validate_rows(table.rows, importer, report, on_valid, on_invalid)
     except ParseError as exc:
         report.file_error = str(exc)

@@ -145,11 +145,18 @@ def test_every_row_error_appears_in_the_report(staff_client, content, column, me
 
 
 FILE_ERRORS = [
-    (b"username\nJos\xe9\n", "users.csv", "not UTF-8"),
+    ("username\nzoë\n".encode() + b"Jos\xe9\n", "users.csv", "not UTF-8"),
     (b"", "users.csv", "file is empty."),
     (b"username\n", "users.csv", "no rows"),
-    ("username\nann\n".encode("utf-16"), "users.csv", "UTF-16"),
+    (b"\x00\x01\x02binary", "users.csv", "NUL bytes"),
 ]
+
+
+def test_a_windows_csv_is_read_and_the_report_says_in_which_encoding(staff_client):
+    response = upload(staff_client, "username,first_name\nrene,René\n".encode("cp1252"))
+    assert response.context["report"].valid == 1
+    html = response.content.decode()
+    assert "The file is not UTF-8: it was read as Windows-1252." in html and "René" in html
 
 
 @pytest.mark.parametrize(("content", "name", "message"), FILE_ERRORS)

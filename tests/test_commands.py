@@ -81,7 +81,7 @@ def test_missing_file_is_a_clear_error():
     ("name", "message"),
     [
         ("zip_bomb_claims_4gb.xlsx", "The workbook unpacks to 4,026,"),
-        ("utf16_bom.csv", "The file is UTF-16 text."),
+        ("utf8_broken.csv", "Row 3: The file is not UTF-8 text"),
         ("unterminated_quote.csv", "Row 2: A quoted value is never closed"),
         ("binary_junk.csv", "NUL bytes"),
         ("legacy.xls", "old Excel (.xls)"),

@@ -73,6 +73,7 @@ def test_corpus_file(name):
         assert report.file_error == "", report.file_error
         assert report.errors == []
         assert report.valid == case["valid"]
+        assert report.encoding == case.get("encoding", "")  # said when the file was not UTF-8
 
     if case["kind"] == "ok" or case.get("valid_rows"):
         assert job is not None

@@ -106,12 +106,31 @@ def test_bom_is_dropped_from_the_first_header(write_file):
 
 
 def test_invalid_utf8_late_in_the_file_names_its_row(tmp_path):
+    """A UTF-8 file (its first row has an é) with a broken byte far down: not guessed as another
+    code page, which would garble its accents; the bad row is named."""
     path = tmp_path / "u.csv"
     good = b"".join(b"user%05d\n" % i for i in range(20_000))  # well past the 64 KB sniff window
-    path.write_bytes(b"username\n" + good + b"jos\xe9\n")
+    path.write_bytes("username\nrené\n".encode() + good + b"jos\xe9\n")
     with pytest.raises(ParseError) as caught:
         read(path)
-    assert str(caught.value).startswith("Row 20002: The file is not UTF-8 text (byte 200,012 is invalid).")
+    assert str(caught.value).startswith("Row 20003: The file is not UTF-8 text (byte 200,018 is invalid).")
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        ("username,first_name\nrene,René\n".encode("cp1252"), "Windows-1252"),
+        ("username\tfirst_name\r\nrene\tRené\r\n".encode("utf-16"), "UTF-16"),  # Excel's "Unicode Text"
+    ],
+)
+def test_what_excel_writes_on_windows_is_read_and_says_how(tmp_path, content, encoding):
+    """Before: refused ("The file is not UTF-8 text…", "The file is UTF-16 text. Save it as…")."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(content)
+    with open_table(path, "excel.csv", ["username", "first_name"]) as table:
+        rows = list(table.rows)
+        assert table.encoding == encoding
+    assert rows[0].values == {"username": "rene", "first_name": "René"}
 
 
 def test_nul_late_in_the_file_is_a_row_error(tmp_path):

@@ -84,17 +84,25 @@ def main() -> None:
     case("blank_lines.csv", b"\n\n\r\n\n", "file", "The file has no header row.")
     case("binary_junk.csv", bytes(rng.randrange(256) for _ in range(4096)), "file", "NUL bytes")
     junk = bytes(rng.randrange(128, 256) for _ in range(2048))
-    case("binary_no_nul.dat", junk, "file", "not UTF-8 text (byte 0 is invalid)")
+    case("binary_no_nul.dat", junk, "file", "not text in an encoding we could recognize")
     case("nul_bytes.csv", b"username,email\nann\x00,a@example.com\n", "file", "NUL bytes")
-    case("utf16_bom.csv", ok2.encode("utf-16"), "file", "UTF-16")
-    case("utf16le_no_bom.csv", ok2.encode("utf-16-le"), "file", "UTF-16")
-    case("utf16be_no_bom.csv", ok2.encode("utf-16-be"), "file", "UTF-16")
-    case("utf32.csv", ok2.encode("utf-32"), "file", "UTF-32")
+    # what Excel writes on Windows: read, with the report saying which encoding it used
+    case("utf16_bom.csv", ok2.encode("utf-16"), "ok", valid=2, encoding="UTF-16")
+    case("utf16le_no_bom.csv", ok2.encode("utf-16-le"), "ok", valid=2, encoding="UTF-16")
+    case("utf16be_no_bom.csv", ok2.encode("utf-16-be"), "ok", valid=2, encoding="UTF-16")
+    case("utf32.csv", ok2.encode("utf-32"), "ok", valid=2, encoding="UTF-32")
     case(
         "latin1.csv",
         "username,first_name\njose,José\n".encode("latin-1"),
+        "ok",
+        valid=1,
+        encoding="Windows-1252",
+    )
+    case(
+        "utf8_broken.csv",
+        "username,first_name\nzoe,Zoë\n".encode() + b"jose,Jos\xe9\n",
         "file",
-        "Row 2: The file is not UTF-8 text (byte 28 is invalid)",
+        "Row 3: The file is not UTF-8 text (byte 37 is invalid)",
     )
     case("png_renamed.csv", b"\x89PNG\r\n\x1a\n" + bytes(64), "file", "NUL bytes")
 
@@ -288,7 +296,7 @@ def main() -> None:
         "far_row.xlsx",
         rezip(wrong_dimension, {"xl/worksheets/sheet1.xml": far_row}),
         "file",
-        "more rows than Excel allows",
+        "the limit (blank rows count too)",
     )
     case("legacy.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "file", "old Excel (.xls)")
     case("legacy_renamed.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "file", "old Excel (.xls)")

@@ -112,6 +112,8 @@ class Command(BaseCommand):
         if report.file_error:
             self.stderr.write(f"{report.file_error}")
             return
+        if report.encoding:
+            self.stderr.write(f"The file is not UTF-8: it was read as {report.encoding}.")
         for error in report.errors[:ERRORS_SHOWN]:
             self.stderr.write(str(error))
         if report.error_count > ERRORS_SHOWN:
