@@ -21,17 +21,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import select_template
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
+from bulkadmin import history
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import declare
 
 DEFAULT_CHANGE_LIST = "admin/change_list.html"
 CHANGE_LIST = "bulkadmin/change_list.html"
+CHANGE_FORM = "bulkadmin/change_form.html"
 logger = logging.getLogger("bulkadmin")
 
 
@@ -57,6 +60,8 @@ class BulkImportMixin:
         # the instance), which ours extends.
         self._bulkadmin_base = getattr(self, "change_list_template", None)
         setattr(self, "change_list_template", CHANGE_LIST)  # noqa: B010
+        self._bulkadmin_form_base = getattr(self, "change_form_template", None)
+        setattr(self, "change_form_template", CHANGE_FORM)  # noqa: B010
 
     def _base_change_list(self) -> Any:
         """The changelist template this admin would use without the mixin, per-app overrides
@@ -87,6 +92,44 @@ class BulkImportMixin:
         url = reverse(f"{site.name}:bulkadmin_importjob_add", current_app=site.name)
         return url + "?" + urlencode({"model": opts.label_lower})
 
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """The admin's own change form (or another mixin's), extended with links to import jobs."""
+        opts = self.model._meta  # type: ignore[attr-defined]
+        base = self._bulkadmin_form_base
+        names = [base] if isinstance(base, str) else list(base or [])
+        names += [
+            f"admin/{opts.app_label}/{opts.model_name}/change_form.html",
+            f"admin/{opts.app_label}/change_form.html",
+            "admin/change_form.html",
+        ]
+        context["bulkadmin_base_change_form"] = select_template(names)
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """The admin's own filters, and ``?bulkadmin_job=N``: what an import job imported."""
+        return [*super().get_list_filter(request), ImportedByJobFilter]  # type: ignore[misc]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The object's page names the import jobs that created or changed it, with links."""
+        context = dict(extra_context or {})
+        obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
+        if obj is not None:
+            site: admin.AdminSite = self.admin_site  # type: ignore[attr-defined]
+            context["bulkadmin_import_jobs"] = [
+                (job, reverse(f"{site.name}:bulkadmin_importjob_change", args=[job], current_app=site.name))
+                for job in history.jobs_of_object(obj)
+            ]
+        response: HttpResponse = super().change_view(request, object_id, form_url, context)  # type: ignore[misc]
+        return response
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -100,6 +143,26 @@ class BulkImportMixin:
         }
         response: HttpResponse = super().changelist_view(request, context)  # type: ignore[misc]
         return response
+
+
+class ImportedByJobFilter(admin.SimpleListFilter):
+    """``?bulkadmin_job=12``: the objects import job #12 created or changed (the job page links
+    here). Shown among the filters only while it filters: a job is reached from its page."""
+
+    title = _("import job")
+    parameter_name = "bulkadmin_job"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, f"#{value}")] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        if not str(value).isdigit():
+            return queryset.none()
+        return history.objects_of_job(queryset, int(value))
 
 
 def model_of(path: str) -> tuple[str, str] | None:

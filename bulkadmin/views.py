@@ -42,6 +42,7 @@ from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import confirm_upload, rerun_failed, split_secret
 from bulkadmin.launch import launch_job
+from bulkadmin.mixins import BulkImportMixin
 from bulkadmin.models import ImportJob, ImportRow, JobStatus
 from bulkadmin.parsing import peek
 from bulkadmin.validation import Report, validate_file
@@ -544,6 +545,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
     shown = [c for c in columns if any(c in row.values for row in page.object_list)]
     can_run = model_admin.has_run_permission(request, job)
     settled = job.is_settled
+    imported_url = _imported_objects_url(model_admin, request, job, importer_cls)
     offered = job.rows.open().count() if settled and job.failed else 0
     return {
         "progress": progress_data(job),
@@ -560,6 +562,10 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "can_fix": can_run and settled and importer_cls is not None,
         "can_rerun": can_run and settled and offered > 0,
         "offered": offered,
+        "imported_url": imported_url,
+        "imported_label": importer_cls.get_model()._meta.verbose_name_plural
+        if imported_url and importer_cls
+        else "",
         "can_download": bool(offered) if settled else job.rows.open().exists(),
         "offered_corrected": job.rows.corrected().count() if offered else 0,
         "can_update_existing": (
@@ -573,6 +579,25 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "download_csv_url": admin_url("download", job.pk, "csv"),
         "download_xlsx_url": admin_url("download", job.pk, "xlsx"),
     }
+
+
+def _imported_objects_url(
+    model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob, importer_cls: type[Importer] | None
+) -> str:
+    """The changelist of what the job created or changed, when there is one to show: a model
+    admin with ``BulkImportMixin`` this user may view, and a history (a person started it)."""
+    if importer_cls is None or not job.succeeded or job.created_by_id is None:
+        return ""
+    try:
+        model = importer_cls.get_model()
+    except Exception:
+        return ""
+    objects_admin: Any = model_admin.admin_site._registry.get(model)
+    if not isinstance(objects_admin, BulkImportMixin) or not objects_admin.has_view_permission(request):  # type: ignore[attr-defined]
+        return ""
+    opts = model._meta
+    url = reverse(f"{model_admin.admin_site.name}:{opts.app_label}_{opts.model_name}_changelist")
+    return url + "?" + urlencode({"bulkadmin_job": job.pk})
 
 
 # ---- actions -------------------------------------------------------------------------------

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.contrib.admin.models import LogEntry
+from django.db import DatabaseError, connections, models, transaction
 from django.utils.module_loading import import_string
 
-from bulkadmin import conf, crypto, vendors
+from bulkadmin import conf, crypto, history, vendors
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
@@ -290,6 +291,7 @@ def _commit(
         size, done_rows, object_pks = state
         done = set(done_rows)
         imported: dict[str, str] = {}
+        logged: list[tuple[models.Model, bool]] = []
         for index, (row, cleaned) in enumerate(ok):
             if row.number in done:
                 continue
@@ -303,6 +305,7 @@ def _commit(
                     raise DatabaseFault(str(exc)) from exc
                 raise _RowFailed(index, exc) from exc
             imported[str(row.number)] = str(obj.pk)
+            logged.append((obj, importer.created))
         failures = [
             ImportRow(
                 job_id=job_id,
@@ -317,6 +320,7 @@ def _commit(
         if not imported and not failures:
             return ChunkResult()
         ImportRow.objects.bulk_create(failures)
+        LogEntry.objects.bulk_create(history.entries(job_id, _starter_id(importer), logged))
         done.update(int(number) for number in imported)
         done.update(row.number for row in failures)
         finished = len(done) >= size
@@ -329,6 +333,11 @@ def _commit(
         result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
         ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
     return result
+
+
+def _starter_id(importer: Importer) -> Any:
+    """Whose history the job writes: the person who started it (none for the command line)."""
+    return None if importer.context.trusted else getattr(importer.context.user, "pk", None)
 
 
 def fail_rows(job_id: int, chunk_id: int, numbers: Sequence[int], message: str) -> ChunkResult:

@@ -102,6 +102,10 @@ class Importer:
     #: The column that identifies an existing object (for duplicates and update mode).
     key_column: ClassVar[str | None] = None
 
+    #: Whether the last ``import_row`` created its object (False: it changed an existing one);
+    #: an importer that updates sets it, for the object's admin history.
+    created: bool = True
+
     def __init__(self, context: ImportContext | None = None) -> None:
         self.context = context or ImportContext()
 

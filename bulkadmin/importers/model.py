@@ -337,7 +337,7 @@ class ModelImporter(Importer):
             else:
                 plain[name] = value
         obj = self._existing(cleaned) if self.context.update_existing else None
-        created = obj is None
+        created = self.created = obj is None
         if obj is None:
             obj = self.get_model()(**plain)
         else:

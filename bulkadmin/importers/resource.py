@@ -168,6 +168,7 @@ class ResourceImporter(Importer):
         kwargs: dict[str, Any] = {"dry_run": False, "using_transactions": True}
         resource.before_import_row(row, **kwargs)
         instance, new = resource.get_or_init_instance(self._loader, row)
+        self.created = bool(new)
         if not new and not self.context.update_existing:
             raise RowInvalid({self.key_column or NON_FIELD: [self._exists(instance)]})
         resource.after_init_instance(instance, new, row, **kwargs)

@@ -232,7 +232,7 @@ class UserImporter(ModelImporter):
         user = None
         if self.context.update_existing:
             user = user_model._default_manager.filter(username=cleaned["username"]).first()
-        created = user is None
+        created = self.created = user is None
         if user is None:
             user = user_model(username=cleaned["username"], **fields)
             user.password = cleaned.get("password_hash") or unusable_password()
