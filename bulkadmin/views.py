@@ -307,8 +307,11 @@ def map_columns(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpRespon
     return _report_page(model_admin, request, mapped, None) or _expired(request)
 
 
-def _posted_upload(model_admin: ImportJobAdmin, request: HttpRequest) -> uploads.PendingUpload | None:
-    """The upload a report's form names, if this user may import it; None if it expired or is gone."""
+def _posted_upload(
+    model_admin: ImportJobAdmin, request: HttpRequest, *, on_disk: bool = True
+) -> uploads.PendingUpload | None:
+    """The upload a report's form names, if this user may import it; None if it expired or (with
+    ``on_disk``) its file is gone. The confirm does without the file: a job may hold it."""
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
     form = ConfirmForm(request.POST)
@@ -320,7 +323,7 @@ def _posted_upload(model_admin: ImportJobAdmin, request: HttpRequest) -> uploads
         return None
     if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
         raise PermissionDenied
-    return pending if pending.path.is_file() else None
+    return pending if not on_disk or pending.path.is_file() else None
 
 
 def _expired(request: HttpRequest) -> HttpResponse:
@@ -405,17 +408,9 @@ def render_report(
 
 
 def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
-    if not model_admin.has_add_permission(request):
-        raise PermissionDenied
-    form = ConfirmForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise uploads.UploadExpired("No upload to confirm.")
-        pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
-    except uploads.UploadExpired:
+    pending = _posted_upload(model_admin, request, on_disk=False)
+    if pending is None:
         return _expired(request)
-    if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
-        raise PermissionDenied
     if pending.options.get("update_existing") and not model_admin.importer_permitted(
         request, pending.importer, "change"
     ):

@@ -92,7 +92,12 @@ class ModelImporter(Importer):
             field = model._meta.get_field(name)
         except Exception as exc:
             raise ImproperlyConfigured(f"{cls.__name__}: {model.__name__} has no field {name!r}.") from exc
-        if not isinstance(field, models.Field) or isinstance(field, _UNSUPPORTED) or not field.concrete:
+        # (a many-to-many field is not "concrete" on Django 6: it has no column of its own)
+        if (
+            not isinstance(field, models.Field)
+            or isinstance(field, _UNSUPPORTED)
+            or not (field.concrete or field.many_to_many)
+        ):
             raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} cannot be imported from a cell.")
         return field
 
