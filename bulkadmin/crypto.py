@@ -57,6 +57,15 @@ def unseal(token: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
+def unseal_for_import(token: str) -> dict[str, str]:
+    """A row's secrets to import it with; unreadable ones (the key changed) become the marker
+    that makes the worker fail the row, saying why, rather than import it without them."""
+    try:
+        return unseal(token)
+    except SecretUnreadable:
+        return {UNREADABLE: "1"}
+
+
 def seal_rows(rows: dict[int, dict[str, str]]) -> str:
     """Encrypt a chunk's secret columns, by row number, in one token."""
     kept = {str(number): values for number, values in rows.items() if any(values.values())}

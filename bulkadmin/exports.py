@@ -18,7 +18,7 @@ from bulkadmin import conf, fixit
 from bulkadmin.fixit import escape_formula
 from bulkadmin.importers.base import Importer
 from bulkadmin.models import ImportJob, error_text
-from bulkadmin.parsing import RawRow, open_table
+from bulkadmin.parsing import ColumnMap, RawRow
 from bulkadmin.validation import validate_file
 
 CONTENT_TYPES = {
@@ -71,11 +71,14 @@ def failed_rows_csv(job: ImportJob, importer: Importer) -> Iterator[bytes]:
         yield str(writer.writerow(row)).encode("utf-8")
 
 
-def invalid_rows_csv(path: Path, name: str, importer: Importer) -> IO[bytes]:
+def invalid_rows_csv(
+    path: Path, name: str, importer: Importer, mapping: ColumnMap | None = None
+) -> IO[bytes]:
     """An upload's invalid rows as a fix-it CSV (row, its columns, errors), before any job.
 
-    Validated again as the report was, each invalid row written as it is found, into a private
-    temporary file: memory stays flat however many rows are invalid.
+    Validated again as the report was (with its column mapping), each invalid row written as
+    it is found, into a private temporary file: memory stays flat however many rows are
+    invalid. Every row holds every column of the file, so the first gives the header.
     """
     secret = importer.secret_columns()
     handle = _private_file(".csv")
@@ -85,14 +88,12 @@ def invalid_rows_csv(path: Path, name: str, importer: Importer) -> IO[bytes]:
 
     def write(row: RawRow) -> None:
         if not headers:
-            headers.extend(c for c in report_headers if c not in secret)
+            headers.extend(c for c in row.values if c not in secret)
             writer.writerow([fixit.ROW_COLUMN, *headers, fixit.ERRORS_COLUMN])
         cells = [escape_formula(row.values.get(c, "")) for c in headers]
         writer.writerow([str(row.number), *cells, escape_formula(error_text(row.errors))])
 
-    with open_table(path, name, importer.column_names()) as table:
-        report_headers = table.headers
-    validate_file(path, name, importer, on_invalid=write)
+    validate_file(path, name, importer, on_invalid=write, mapping=mapping)
     text.detach()
     handle.seek(0)
     return handle

@@ -193,11 +193,7 @@ class ChunkWriter:
         carried = []
         for row in rows:
             if row.source in sealed:
-                try:
-                    secrets = crypto.unseal(sealed[row.source])
-                except crypto.SecretUnreadable:
-                    secrets = {crypto.UNREADABLE: "1"}  # the worker fails the row, saying why
-                row = row._replace(values={**row.values, **secrets})
+                row = row._replace(values={**row.values, **crypto.unseal_for_import(sealed[row.source])})
             carried.append(row)
         return carried
 
@@ -396,11 +392,7 @@ def _taken_rows(rerun: ImportJob) -> Iterator[RawRow]:
     # their job_id, one query per row.
     rows = ImportRow.objects.filter(rerun=rerun).order_by("number").values_list("number", "values", "secret")
     for number, values, secret in rows.iterator(chunk_size=CHUNKS_PER_TRANSACTION * 100):
-        try:
-            secrets = crypto.unseal(secret)
-        except crypto.SecretUnreadable:
-            secrets = {crypto.UNREADABLE: "1"}  # the rerun's worker fails the row, saying why
-        yield RawRow(number, {**values, **secrets}, {})
+        yield RawRow(number, {**values, **crypto.unseal_for_import(secret)}, {})
 
 
 def delete_job(job: ImportJob) -> None:

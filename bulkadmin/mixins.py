@@ -32,7 +32,6 @@ from bulkadmin import history
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import declare
 
-DEFAULT_CHANGE_LIST = "admin/change_list.html"
 CHANGE_LIST = "bulkadmin/change_list.html"
 CHANGE_FORM = "bulkadmin/change_form.html"
 logger = logging.getLogger("bulkadmin")
@@ -63,18 +62,17 @@ class BulkImportMixin:
         self._bulkadmin_form_base = getattr(self, "change_form_template", None)
         setattr(self, "change_form_template", CHANGE_FORM)  # noqa: B010
 
-    def _base_change_list(self) -> Any:
-        """The changelist template this admin would use without the mixin, per-app overrides
-        and another mixin's (django-import-export's) included."""
-        template = self._bulkadmin_base
-        if template:
-            return select_template([template] if isinstance(template, str) else template)
+    def _base_template(self, own: Any, page: str) -> Any:
+        """The ``page`` template ("change_list.html") this admin would use without the mixin:
+        its own (or another mixin's, django-import-export's), else Django's per-model lookup."""
+        if own:
+            return select_template([own] if isinstance(own, str) else list(own))
         opts = self.model._meta  # type: ignore[attr-defined]
         return select_template(
             [
-                f"admin/{opts.app_label}/{opts.model_name}/change_list.html",
-                f"admin/{opts.app_label}/change_list.html",
-                DEFAULT_CHANGE_LIST,
+                f"admin/{opts.app_label}/{opts.model_name}/{page}",
+                f"admin/{opts.app_label}/{page}",
+                f"admin/{page}",
             ]
         )
 
@@ -96,15 +94,9 @@ class BulkImportMixin:
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> Any:
         """The admin's own change form (or another mixin's), extended with links to import jobs."""
-        opts = self.model._meta  # type: ignore[attr-defined]
-        base = self._bulkadmin_form_base
-        names = [base] if isinstance(base, str) else list(base or [])
-        names += [
-            f"admin/{opts.app_label}/{opts.model_name}/change_form.html",
-            f"admin/{opts.app_label}/change_form.html",
-            "admin/change_form.html",
-        ]
-        context["bulkadmin_base_change_form"] = select_template(names)
+        context["bulkadmin_base_change_form"] = self._base_template(
+            self._bulkadmin_form_base, "change_form.html"
+        )
         return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
 
     def get_list_filter(self, request: HttpRequest) -> Any:
@@ -139,7 +131,7 @@ class BulkImportMixin:
             "bulkadmin_import_label": _("Import in the background")
             if self.bulk_import_resources
             else _("Import"),
-            "bulkadmin_base_change_list": self._base_change_list(),
+            "bulkadmin_base_change_list": self._base_template(self._bulkadmin_base, "change_list.html"),
         }
         response: HttpResponse = super().changelist_view(request, context)  # type: ignore[misc]
         return response

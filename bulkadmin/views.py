@@ -351,7 +351,7 @@ def invalid_rows(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpRespo
         return _expired(request)
     importer = build_importer(get_importer_class(pending.importer), request.user, pending.options)
     response = FileResponse(
-        exports.invalid_rows_csv(pending.path, pending.name, importer),
+        exports.invalid_rows_csv(pending.path, pending.name, importer, pending.mapping),
         content_type=exports.CONTENT_TYPES["csv"],
     )
     stem = PurePath(PureWindowsPath(pending.name).name).stem[:100] or "upload"

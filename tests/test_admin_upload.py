@@ -558,3 +558,17 @@ def test_each_importer_offers_a_template_file_whose_help_and_example_rows_are_sk
 
 def test_a_template_needs_an_importer_the_user_may_use(staff_client):
     assert staff_client.get(url("template", "tests.testapp.importers.BookImporter", "csv")).status_code == 404
+
+
+def test_the_invalid_rows_download_follows_the_column_mapping(staff_client):
+    """Before: the download re-read the upload without its mapping, and so found no rows."""
+    token = upload(
+        staff_client, "User Name,E-mail,department\nann,ann@x.example,R&D\nbad user!,b@x.example,Ops\n"
+    )
+    token = token.context["form"].initial["token"]
+    choices = {"column_0": "username", "column_1": "email", "column_2": ""}
+    report = staff_client.post(url("columns"), {"token": token, "_map": "1", **choices})
+    download = staff_client.post(url("invalid_rows"), {"token": token_of(report)})
+    rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert rows[0] == ["row", "username", "email", "errors"]
+    assert rows[1][:3] == ["3", "bad user!", "b@x.example"]
