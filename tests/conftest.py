@@ -4,6 +4,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,17 @@ def write_file(tmp_path):
         return Path(path)
 
     return make
+
+
+def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.05, what: str = "a condition") -> Any:
+    """Poll ``predicate`` until it returns something true; fail loudly at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def spawn(args: list[str], *, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen[Any]:

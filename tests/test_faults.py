@@ -15,21 +15,11 @@ from django.db.models import Count
 from bulkadmin.engine import JobRunner
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, ImportRow, JobStatus
-from tests.conftest import ROOT, object_pks, row_outcomes, spawn
+from tests.conftest import ROOT, object_pks, row_outcomes, spawn, wait_until
 from tests.testapp.models import SignalRecord
 
 User = get_user_model()
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
 
 
 def assert_exactly_once(job: ImportJob, count: int, prefix: str = "user") -> None:
@@ -72,7 +62,7 @@ def test_runner_killed_with_sigkill_then_resumed_does_every_row_once(seed, users
 
     runner = start_runner(job.pk)
     kill_at = rng.randrange(15, count - 150)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= kill_at)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed >= kill_at)
     time.sleep(rng.random() * 0.2)  # anywhere inside a chunk
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=30)
@@ -80,7 +70,7 @@ def test_runner_killed_with_sigkill_then_resumed_does_every_row_once(seed, users
     assert killed_at.status == JobStatus.RUNNING and killed_at.processed < count
 
     # The heartbeat goes stale; the job is then crashed (what the job page and Resume see).
-    wait_for(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
+    wait_until(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
     assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
     # Orphaned pool workers finish at most the chunk they held; let them.
     time.sleep(1.0)
