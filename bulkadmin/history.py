@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import CharField, IntegerField, QuerySet, Subquery
@@ -19,11 +19,24 @@ from django.db.models.functions import Cast
 
 ADDED = "Added by import job #{job}."
 CHANGED = "Changed by import job #{job}."
+DELETED = "Deleted by import job #{job}."
+MESSAGES = {ADDITION: ADDED, CHANGE: CHANGED, DELETION: DELETED}
 _JOB = re.compile(r"by import job #(\d+)\.$")
 
 
-def entries(job_id: int, user_id: Any, objects: list[tuple[models.Model, bool]]) -> list[LogEntry]:
-    """The entries for objects a chunk imported, ``(object, created)``; none without a starter."""
+def action_of(importer: Any) -> int | None:
+    """What the importer's last row did to its object, as a ``LogEntry`` action flag (None:
+    nothing)."""
+    if importer.untouched:
+        return None
+    if importer.deleted:
+        return DELETION
+    return ADDITION if importer.created else CHANGE
+
+
+def entries(job_id: int, user_id: Any, objects: list[tuple[models.Model, int | None]]) -> list[LogEntry]:
+    """The entries for objects a chunk imported, ``(object, action flag)``; none without a
+    starter."""
     if user_id is None:
         return []
     return [
@@ -32,10 +45,11 @@ def entries(job_id: int, user_id: Any, objects: list[tuple[models.Model, bool]])
             content_type_id=ContentType.objects.get_for_model(obj).pk,
             object_id=str(obj.pk),
             object_repr=str(obj)[:200],
-            action_flag=ADDITION if created else CHANGE,
-            change_message=(ADDED if created else CHANGED).format(job=job_id),
+            action_flag=action,
+            change_message=MESSAGES[action].format(job=job_id),
         )
-        for obj, created in objects
+        for obj, action in objects
+        if action is not None
     ]
 
 

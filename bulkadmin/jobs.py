@@ -20,7 +20,7 @@ from django.db.models import F
 from bulkadmin import columns, conf, crypto, fixit, uploads
 from bulkadmin.importers.base import ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus, StartedVia
+from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobKind, JobStatus, StartedVia
 from bulkadmin.parsing import ColumnMap, RawRow
 from bulkadmin.validation import Report, validate_file
 from bulkadmin.vendors import write_turn
@@ -47,7 +47,33 @@ def starter_context(user: Any, options: dict[str, Any]) -> ImportContext:
 
 
 def importer_for(job: ImportJob) -> Importer:
-    return get_importer_class(job.importer)(context_for(job))
+    """What runs the job's rows: its importer, wrapped by what the job does with it."""
+    importer = get_importer_class(job.importer)(context_for(job))
+    if job.kind == JobKind.REVERT:
+        from bulkadmin.importers.revert import RevertImporter
+
+        return RevertImporter(importer)
+    if job.kind == JobKind.CHANGE:
+        from bulkadmin.importers.change import ChangeImporter
+
+        return ChangeImporter(importer)
+    return importer
+
+
+def row_columns(job: ImportJob, importer_cls: type[Importer] | None) -> list[str]:
+    """The columns a job's rows hold, as its failed rows show them (secrets left out)."""
+    if job.kind == JobKind.REVERT:
+        from bulkadmin.importers.revert import RevertImporter
+
+        return RevertImporter.column_names()
+    if importer_cls is None:
+        return []
+    if job.kind == JobKind.CHANGE:
+        from bulkadmin.importers.change import ChangeImporter
+
+        return ChangeImporter.columns_for(importer_cls)
+    secret = importer_cls.secret_columns()
+    return [c for c in importer_cls.column_names() if c not in secret]
 
 
 def display_name(name: str) -> str:

@@ -57,6 +57,16 @@ class JobStatus(models.TextChoices):
     CRASHED = "crashed", _("Crashed")
 
 
+class JobKind(models.TextChoices):
+    """What a job does to its objects: each kind runs on the same engine."""
+
+    IMPORT = "import", _("Import")
+    #: A bulk change of selected objects through ``save()`` (rows: the objects).
+    CHANGE = "change", _("Bulk change")
+    #: Undoes another job: deletes what it created, restores what it changed.
+    REVERT = "revert", _("Revert")
+
+
 class StartedVia(models.TextChoices):
     """Who started a job, which decides its rights: a person has theirs, the command line all."""
 
@@ -273,6 +283,7 @@ class RowStatus(models.TextChoices):
 
 class ImportJob(models.Model):
     importer = models.CharField(_("importer"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=12, choices=JobKind.choices, default=JobKind.IMPORT)
     status = models.CharField(
         _("status"), max_length=24, choices=JobStatus.choices, default=JobStatus.VALIDATED
     )
@@ -299,6 +310,18 @@ class ImportJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="reruns",
     )
+    #: The job a revert job undoes.
+    reverts = models.ForeignKey(
+        "self",
+        verbose_name=_("reverts"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reverted_by",
+    )
+    #: Whether the job's chunks say, per row, what it created and what it changed from what
+    #: (``ImportChunk.undo``): jobs from before that was recorded cannot be reverted.
+    records_undo = models.BooleanField(_("revertible"), default=True, editable=False)
     #: The site the job was started on ("https://example.com/"), for links in its emails.
     site_url = models.CharField(_("site"), max_length=255, blank=True)
     #: The confirmed upload the job reads its rows from; unique, so a confirm counts once.
@@ -460,6 +483,11 @@ class ImportChunk(models.Model):
     done_rows = models.JSONField(_("rows done"), default=list, blank=True)
     #: The primary key of the object each imported row created or updated, by row number.
     object_pks = models.JSONField(_("objects"), default=dict, blank=True)
+    #: How to undo each row that changed an existing object, by row number:
+    #: ``{"before": {field: value}, "after": {field: value}}`` (``bulkadmin.undo``), or
+    #: ``{}`` when its importer did not say. A row in ``object_pks`` without an entry created
+    #: its object. Written in the transaction that changed the objects.
+    undo = models.JSONField(_("undo"), default=dict, blank=True)
     #: Beaten by the queue worker on the chunk (Celery): a silent one was lost with its host.
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 

@@ -26,6 +26,7 @@ from django.db import DatabaseError, connections, models, transaction
 from django.utils.module_loading import import_string
 
 from bulkadmin import conf, crypto, history, vendors
+from bulkadmin import undo as undo_values
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
@@ -283,21 +284,25 @@ def _commit(
         state = (
             vendors.for_alias()
             .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
-            .values_list("size", "done_rows", "object_pks")
+            .values_list("size", "done_rows", "object_pks", "undo")
             .first()
         )
         if state is None:
             return ChunkResult()
-        size, done_rows, object_pks = state
+        size, done_rows, object_pks, undo = state
         done = set(done_rows)
         imported: dict[str, str] = {}
-        logged: list[tuple[models.Model, bool]] = []
+        undone: dict[str, dict[str, Any]] = {}
+        logged: list[tuple[models.Model, int | None]] = []
         for index, (row, cleaned) in enumerate(ok):
             if row.number in done:
                 continue
             try:
+                importer.forget_last_row()
                 # A copy: after a rollback the row is imported again, from the same values.
                 obj = importer.import_row(copy.deepcopy(cleaned))
+                if not (importer.created or importer.deleted or importer.untouched):
+                    undone[str(row.number)] = _undo_record(importer, obj)
             except CONNECTION_ERRORS:
                 raise
             except Exception as exc:
@@ -305,7 +310,7 @@ def _commit(
                     raise DatabaseFault(str(exc)) from exc
                 raise _RowFailed(index, exc) from exc
             imported[str(row.number)] = str(obj.pk)
-            logged.append((obj, importer.created))
+            logged.append((obj, history.action_of(importer)))
         failures = [
             ImportRow(
                 job_id=job_id,
@@ -328,11 +333,20 @@ def _commit(
             status=ChunkStatus.DONE if finished else ChunkStatus.PENDING,
             done_rows=[] if finished else sorted(done),
             object_pks={**object_pks, **imported},
+            **({"undo": {**undo, **undone}} if undone else {}),
             **({"secret": ""} if finished else {}),
         )
         result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
         ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
     return result
+
+
+def _undo_record(importer: Importer, obj: models.Model) -> dict[str, Any]:
+    """How to undo a row that changed ``obj``: its fields before and after (``{}``: unknown)."""
+    before = importer.replaced
+    if before is None:
+        return {}
+    return {"before": before, "after": undo_values.snapshot(obj, before)}
 
 
 def _starter_id(importer: Importer) -> Any:

@@ -8,7 +8,8 @@ transaction and ``import_row`` saves one object through the ORM inside the chunk
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -102,12 +103,64 @@ class Importer:
     #: The column that identifies an existing object (for duplicates and update mode).
     key_column: ClassVar[str | None] = None
 
-    #: Whether the last ``import_row`` created its object (False: it changed an existing one);
-    #: an importer that updates sets it, for the object's admin history.
-    created: bool = True
-
     def __init__(self, context: ImportContext | None = None) -> None:
         self.context = context or ImportContext()
+
+    # ---- what the last import_row did, per thread (a worker's threads share the importer) --
+    @property
+    def _last(self) -> threading.local:
+        last: threading.local = self.__dict__.setdefault("_last_row", threading.local())
+        return last
+
+    @property
+    def created(self) -> bool:
+        """Whether the last ``import_row`` created its object (False: it changed an existing
+        one); an importer that updates sets it, for the object's history and its revert."""
+        return bool(getattr(self._last, "created", True))
+
+    @created.setter
+    def created(self, value: bool) -> None:
+        self._last.created = value
+
+    @property
+    def replaced(self) -> dict[str, Any] | None:
+        """The fields the last ``import_row`` changed on an existing object, with their values
+        from before (``bulkadmin.undo``); None when it created one, or did not say."""
+        return getattr(self._last, "replaced", None)
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the last ``import_row`` deleted its object (a revert's)."""
+        return bool(getattr(self._last, "deleted", False))
+
+    @deleted.setter
+    def deleted(self, value: bool) -> None:
+        self._last.deleted = value
+
+    @property
+    def untouched(self) -> bool:
+        """Whether the last ``import_row`` found its object already as the row wants it (a
+        revert run twice): it leaves no history and nothing to undo."""
+        return bool(getattr(self._last, "untouched", False))
+
+    @untouched.setter
+    def untouched(self, value: bool) -> None:
+        self._last.untouched = value
+
+    def forget_last_row(self) -> None:
+        self._last.created = True
+        self._last.deleted = False
+        self._last.untouched = False
+        self._last.replaced = None
+
+    def remember(self, obj: models.Model, names: Iterable[str]) -> None:
+        """Call before changing fields of an existing object: a revert puts these values back.
+
+        A field remembered twice keeps its first value, the one from before the row.
+        """
+        from bulkadmin import undo  # reads the app registry's fields
+
+        self._last.replaced = {**undo.snapshot(obj, names), **(self.replaced or {})}
 
     # ---- describing the file -------------------------------------------------------------
     @classmethod
@@ -240,6 +293,27 @@ class Importer:
         obj = self.get_model()(**cleaned)
         obj.save()
         return obj
+
+    # ---- bulk changes ------------------------------------------------------------------------
+    def related_ids(self, name: str, values: Sequence[str]) -> list[Any]:
+        """The primary keys of the related objects named by ``values`` (a many-to-many
+        column's cell, split), or ``RowInvalid``: what a bulk change adds or removes."""
+        raise RowInvalid.single(name, f"{type(self).__name__} cannot add or remove {name}.")
+
+    def check_related(self, name: str, values: Sequence[str]) -> list[str]:
+        """Problems with the related objects a bulk change would add or remove (in the
+        request: reads only)."""
+        return [f"{type(self).__name__} cannot add or remove {name}."]
+
+    # ---- reverting: in the worker of a revert job --------------------------------------------
+    def check_delete(self, obj: models.Model) -> str | None:
+        """Why this job's starter may not delete ``obj`` when reverting (None: they may)."""
+        return None
+
+    def check_restore(self, obj: models.Model, before: dict[str, Any]) -> Errors:
+        """Why the starter may not put ``before`` back on ``obj`` (``{}``: they may): a revert
+        must never grant what the importer would refuse to."""
+        return {}
 
     def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
         """A row's failure as staff should read it; called outside any transaction."""

@@ -346,6 +346,7 @@ class ModelImporter(Importer):
         if obj is None:
             obj = self.get_model()(**plain)
         else:
+            self.remember(obj, [name for name in cleaned if name != self.key_field])
             for attname, value in plain.items():
                 setattr(obj, attname, value)
         self.before_save(obj, cleaned, created)
@@ -358,6 +359,18 @@ class ModelImporter(Importer):
             else:
                 manager.set(pks)
         return obj
+
+    def related_ids(self, name: str, values: Sequence[str]) -> list[Any]:
+        field = self._fields()[name]
+        return [self._related_pk(name, field, value) for value in values]
+
+    def check_related(self, name: str, values: Sequence[str]) -> list[str]:
+        field = self._fields().get(name)
+        if field is None or not field.many_to_many:
+            return super().check_related(name, values)
+        found = self._find_related(name, field, values)
+        target = field.related_model._meta.verbose_name if field.related_model else name
+        return [f"Unknown {target} “{shorten(value)}”." for value in values if value not in found]
 
     def _existing(self, cleaned: Cleaned) -> models.Model | None:
         if self.key_field is None or cleaned.get(self.key_field) in (None, ""):

@@ -26,7 +26,12 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist, ValidationError
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    ImproperlyConfigured,
+    ObjectDoesNotExist,
+    ValidationError,
+)
 from django.db import models
 
 from bulkadmin.importers.base import NON_FIELD, Cleaned, Column, Errors, Exists, Importer, RowInvalid
@@ -171,6 +176,8 @@ class ResourceImporter(Importer):
         self.created = bool(new)
         if not new and not self.context.update_existing:
             raise RowInvalid({self.key_column or NON_FIELD: [self._exists(instance)]})
+        if not new:
+            self.remember(instance, self._model_fields_of(resource, row))
         resource.after_init_instance(instance, new, row, **kwargs)
         original = copy.deepcopy(instance) if resource._meta.skip_unchanged else None
         if resource.for_delete(row, instance):
@@ -196,6 +203,21 @@ class ResourceImporter(Importer):
         resource.after_import_row(row, row_result, **kwargs)
         saved: models.Model = instance
         return saved
+
+    def _model_fields_of(self, resource: ModelResource, row: Mapping[str, Any]) -> list[str]:
+        """The model's own fields the row sets: what a revert puts back."""
+        model = resource._meta.model
+        names = []
+        for field in resource.get_import_fields():
+            if field.column_name not in row or not field.attribute or "__" in field.attribute:
+                continue
+            try:
+                model_field = model._meta.get_field(field.attribute)
+            except FieldDoesNotExist:
+                continue  # an attribute that is not a field (a property): not kept
+            if isinstance(model_field, models.Field) and (model_field.concrete or model_field.many_to_many):
+                names.append(field.attribute)
+        return names
 
     def _exists(self, instance: models.Model) -> str:
         return Exists(f"The {instance._meta.verbose_name} “{instance}” already exists.")

@@ -239,6 +239,11 @@ class UserImporter(ModelImporter):
         else:
             if (user.is_staff or user.is_superuser) and not self.context.is_trusted:
                 raise RowInvalid.single("username", PRIVILEGE_MESSAGE)
+            # (a password is not kept for a revert: its hash stays out of the job's records)
+            self.remember(
+                user,
+                [*(k for k, v in fields.items() if v != ""), *(["groups"] if "groups" in cleaned else [])],
+            )
             for key, value in fields.items():
                 if value != "":  # a blank cell leaves the current value, as blank booleans do
                     setattr(user, key, value)
@@ -272,6 +277,46 @@ class UserImporter(ModelImporter):
             names = [name for name, pk in ids.items() if pk in missing]
             self.setup()
             raise RowInvalid.single("groups", f"Unknown group “{'”, “'.join(sorted(names))}”.")
+
+    # ---- bulk changes ----------------------------------------------------------------------
+    def related_ids(self, name: str, values: Sequence[str]) -> list[Any]:
+        if name != "groups":
+            return super().related_ids(name, values)
+        return [self._group_id(value) for value in values]
+
+    def check_related(self, name: str, values: Sequence[str]) -> list[str]:
+        if name != "groups":
+            return super().check_related(name, values)
+        directory = GroupDirectory()
+        found = {typed: directory.resolve(typed) for typed in values}
+        problems = [directory.unknown(typed) for typed, name_ in found.items() if name_ is None]
+        known = {name_ for name_ in found.values() if name_ is not None}
+        if not self.context.is_trusted:
+            problems += [
+                GROUP_MESSAGE.format(name=n) for n in sorted(groups_beyond(self.context.user, known))
+            ]
+        return problems
+
+    # ---- reverting -------------------------------------------------------------------------
+    def _privileged(self, user: Any) -> bool:
+        return bool(user.is_staff or user.is_superuser) and not self.context.is_trusted
+
+    def check_delete(self, obj: models.Model) -> str | None:
+        return PRIVILEGE_MESSAGE if self._privileged(obj) else None
+
+    def check_restore(self, obj: models.Model, before: dict[str, Any]) -> Errors:
+        if self.context.is_trusted:
+            return {}
+        if self._privileged(obj) or before.get("is_staff") or before.get("is_superuser"):
+            return {"username": [PRIVILEGE_MESSAGE]}
+        groups = {int(pk) for pk in before.get("groups") or ()} - set(
+            obj.groups.values_list("pk", flat=True)  # type: ignore[attr-defined]
+        )
+        names = set(Group.objects.filter(pk__in=groups).values_list("name", flat=True))
+        forbidden = groups_beyond(self.context.user, names)
+        return (
+            {"groups": [GROUP_MESSAGE.format(name=name) for name in sorted(forbidden)]} if forbidden else {}
+        )
 
     def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
         if (

@@ -6,13 +6,15 @@ a username containing ``boom`` raises in pre_save (a row that fails on import);
 ``die_file`` names a file: the first process to save a user whose name contains ``die``
 while that file exists deletes it and exits at once (a worker dying mid-chunk);
 ``always_die`` makes such a user kill its process every time.
+Knob ``record_changes`` records each saved-again (``update``) and deleted (``delete``) user or
+book; ``delete_delay`` sleeps that many seconds per deleted user (a slow revert).
 """
 
 import os
 import time
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from tests.testapp.models import Book, Knob, SignalRecord
@@ -39,6 +41,20 @@ def on_pre_save(sender, instance, raw=False, **kwargs):
 def on_post_save(sender, instance, created, raw=False, **kwargs):
     if created and Knob.get("record_signals"):
         SignalRecord.objects.create(username=instance.username, signal="post", pid=os.getpid())
+    if not created and Knob.get("record_changes"):
+        SignalRecord.objects.create(username=instance.username, signal="update", pid=os.getpid())
+
+
+@receiver(post_delete, sender=User, dispatch_uid="testapp.user_post_delete")
+@receiver(post_delete, sender=Book, dispatch_uid="testapp.book_post_delete")
+def on_post_delete(sender, instance, **kwargs):
+    if not Knob.get("record_changes"):
+        return
+    delay = float(Knob.get("delete_delay") or 0)
+    if delay:
+        time.sleep(delay)
+    name = instance.isbn if isinstance(instance, Book) else instance.username
+    SignalRecord.objects.create(username=name, signal="delete", pid=os.getpid())
 
 
 def _consume(path):

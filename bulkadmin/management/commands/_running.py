@@ -114,6 +114,19 @@ def follow_job(command: BaseCommand, job_id: int, *, progress: bool) -> ImportJo
     return job
 
 
+def run_or_follow(command: BaseCommand, job: ImportJob, options: dict[str, Any], *, progress: bool) -> int:
+    """Run a saved job in the foreground, or (Celery, Tasks) enqueue it and follow it; the
+    command's exit code."""
+    from bulkadmin.launch import get_launcher, launch_job, runs_in_foreground
+
+    if runs_in_foreground(get_launcher()):
+        job = run_job(command, job.pk, options, progress=progress)
+    else:  # the job is committed: workers elsewhere may take it
+        launch_job(job)
+        job = follow_job(command, job.pk, progress=progress)
+    return exit_code(job)
+
+
 def exit_code(job: ImportJob) -> int:
     if job.status == JobStatus.SUCCEEDED:
         return 0

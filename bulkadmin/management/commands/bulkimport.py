@@ -14,8 +14,8 @@ from bulkadmin import columns
 from bulkadmin.executors import warm_up
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job, delete_job
-from bulkadmin.launch import get_launcher, launch_job, runs_in_foreground
-from bulkadmin.management.commands._running import add_run_arguments, exit_code, follow_job, run_job
+from bulkadmin.launch import get_launcher, runs_in_foreground
+from bulkadmin.management.commands._running import add_run_arguments, run_or_follow
 from bulkadmin.validation import Report
 
 ERRORS_SHOWN = 200
@@ -99,12 +99,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Job {job.pk}: {job.total:,} rows to import.")
         progress = not options["no_progress"] and options.get("verbosity", 1) > 0
-        if runs_in_foreground(launcher):
-            job = run_job(self, job.pk, options, progress=progress)
-        else:  # Celery or Tasks workers: enqueue (create_job has committed), then follow
-            launch_job(job)
-            job = follow_job(self, job.pk, progress=progress)
-        code = exit_code(job)
+        code = run_or_follow(self, job, options, progress=progress)
         if code:
             sys.exit(code)
 

@@ -1,0 +1,156 @@
+"""Reverting a job: what a revert would do (its confirmation page), and the revert job itself.
+
+A revert is a job of its own (``JobKind.REVERT``), run by ``RevertImporter`` on the engine,
+with one row per object the reverted job created or changed, read from the reverted job's
+chunks (``object_pks`` and ``undo``, written with the objects). Starting one is idempotent:
+while a revert of the job is unfinished, or once one has undone everything, asking again
+gives that one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models, transaction
+from django.utils.translation import gettext as _
+
+from bulkadmin import vendors
+from bulkadmin.importers.base import Importer
+from bulkadmin.importers.registry import get_importer_class
+from bulkadmin.importers.revert import DELETE, RESTORE
+from bulkadmin.jobs import ChunkWriter, chunk_size, delete_job
+from bulkadmin.models import ImportChunk, ImportJob, JobKind, JobStatus, StartedVia, Statuses
+from bulkadmin.parsing import RawRow
+from bulkadmin.vendors import write_turn
+
+#: Objects of each kind the confirmation page names.
+SAMPLE = 20
+#: Rows handed to the chunk writer at a time: memory stays flat however big the job.
+BATCH = 2000
+
+
+class NotRevertible(Exception):
+    """Why a job cannot be reverted, for staff to read."""
+
+
+def why_not_revertible(job: ImportJob) -> str | None:
+    if job.kind == JobKind.REVERT:
+        return _("A revert cannot itself be reverted.")
+    if not job.records_undo:
+        return _("This job ran before jobs recorded what they changed; it cannot be reverted.")
+    if job.status not in Statuses.FINAL:
+        return _("A job can be reverted once it has finished or been cancelled.")
+    if not job.succeeded:
+        return _("This job created or changed nothing.")
+    return None
+
+
+@dataclass
+class RevertPlan:
+    """What reverting a job would do: counts, and the first few objects of each kind."""
+
+    model: type[models.Model]
+    deletes: int = 0
+    restores: int = 0
+    #: Changes the job's importer did not record: they stay.
+    unrecorded: int = 0
+    delete_sample: list[str] = field(default_factory=list)
+    restore_sample: list[str] = field(default_factory=list)
+
+    def objects(self, pks: list[str]) -> list[models.Model]:
+        found = self.model._default_manager.in_bulk(pks)
+        pk_field = self.model._meta.pk
+        assert pk_field is not None
+        return [found[pk] for pk in (pk_field.to_python(p) for p in pks) if pk in found]
+
+    @property
+    def to_delete(self) -> list[models.Model]:
+        return self.objects(self.delete_sample)
+
+    @property
+    def to_restore(self) -> list[models.Model]:
+        return self.objects(self.restore_sample)
+
+
+def _rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+    """``(row number, object pk, undo record or None for a created object)``, chunk by chunk."""
+    chunks = ImportChunk.objects.filter(job=job).order_by("number").values_list("object_pks", "undo")
+    for object_pks, undo in chunks.iterator(chunk_size=50):
+        for number, pk in sorted(object_pks.items(), key=lambda item: int(item[0])):
+            yield int(number), pk, undo.get(number)
+
+
+def plan(job: ImportJob) -> RevertPlan:
+    importer_cls = get_importer_class(job.importer)
+    result = RevertPlan(importer_cls.get_model())
+    for _number, pk, record in _rows(job):
+        if record is None:
+            result.deletes += 1
+            if len(result.delete_sample) < SAMPLE:
+                result.delete_sample.append(pk)
+        elif "before" in record:
+            result.restores += 1
+            if len(result.restore_sample) < SAMPLE:
+                result.restore_sample.append(pk)
+        else:
+            result.unrecorded += 1
+    return result
+
+
+def latest_revert(job: ImportJob) -> ImportJob | None:
+    return job.reverted_by.order_by("-pk").first()
+
+
+def start_revert(job: ImportJob, user: Any = None, site_url: str = "") -> tuple[ImportJob, bool]:
+    """The revert job for ``job``: ``(revert, created)``. ``user`` None: the command line.
+
+    An unfinished revert (to resume) or one that reverted everything is returned as it is;
+    after one that left objects behind (changed since, say), a new one tries them again.
+    Raises ``NotRevertible``.
+    """
+    reason = why_not_revertible(job)
+    if reason:
+        raise NotRevertible(reason)
+    with write_turn(), transaction.atomic():
+        # Two clicks, or the admin and the command line at once, make one revert job.
+        vendors.for_alias().lock(ImportJob.objects.filter(pk=job.pk)).values_list("pk").first()
+        existing = latest_revert(job)
+        if existing is not None and existing.status != JobStatus.FINISHED_WITH_ERRORS:
+            return existing, False
+        revert = ImportJob.objects.create(
+            importer=job.importer,
+            kind=JobKind.REVERT,
+            reverts=job,
+            source_name=job.source_name,
+            created_by=user if getattr(user, "pk", None) else None,
+            started_via=StartedVia.PERSON if user is not None else StartedVia.COMMAND_LINE,
+            workers=job.workers,
+            threads=job.threads,
+            status=JobStatus.PREPARING,
+            records_undo=False,
+            site_url=site_url[:255] or job.site_url,
+        )
+    writer = ChunkWriter(revert, Importer(), chunk_size())
+    try:
+        batch: list[RawRow] = []
+        for number, pk, record in _rows(job):
+            values: dict[str, Any] = {"object": pk, "action": DELETE}
+            if record is not None:
+                values = {"object": pk, "action": RESTORE, "undo": record}
+            batch.append(RawRow(number, values, {}))
+            if len(batch) >= BATCH:
+                writer.add(batch)
+                batch = []
+        writer.add(batch)
+        total = writer.finish()
+    except BaseException:
+        delete_job(revert)
+        raise
+    with write_turn():
+        ImportJob.objects.filter(pk=revert.pk).update(
+            status=JobStatus.VALIDATED if total else JobStatus.SUCCEEDED
+        )
+    revert.refresh_from_db()
+    return revert, True
