@@ -17,10 +17,9 @@ from django.db.models import Count
 
 from bulkadmin.models import ImportJob, ImportRow, JobStatus
 from bulkadmin.tasks import launch_celery
-from tests.conftest import import_rows, manage, row_outcomes, spawn
+from tests.conftest import import_rows, manage, row_outcomes, spawn, wait_until
 from tests.test_database_outage import RUNNER_ENV, blip
 from tests.test_engine import make_job
-from tests.test_faults import wait_for
 from tests.testapp.models import SignalRecord
 
 User = get_user_model()
@@ -126,7 +125,7 @@ def test_a_dead_worker_host_s_chunks_are_finished_by_the_others_without_resume(u
     hour = {"BULKADMIN_TEST_VISIBILITY_TIMEOUT": "3600"}
     first, _second = workers(2, env=hour)
     launch(job)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 60)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed >= 60)
     os.killpg(first.pid, signal.SIGKILL)  # the host, mid-chunk
     first.wait(timeout=30)
 

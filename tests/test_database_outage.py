@@ -22,6 +22,7 @@ from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, JobStatus
 from bulkadmin.vendors import CONNECTION_ERRORS, write_turn
 from tests import test_faults as faults
+from tests.conftest import wait_until
 from tests.test_faults import assert_exactly_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -136,7 +137,7 @@ def processed(job_id: int) -> int:
 
 
 def wait_until_processed(job_id: int, count: int) -> None:
-    faults.wait_for(lambda: processed(job_id) >= count)
+    wait_until(lambda: processed(job_id) >= count)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from django.db.models import Count
 from bulkadmin import uploads
 from bulkadmin.jobs import confirm_upload
 from bulkadmin.models import ImportJob, JobStatus
-from tests.conftest import row_outcomes
+from tests.conftest import row_outcomes, wait_until
 from tests.test_admin_support import *  # noqa: F403  (the shared fixtures: a private DATA_DIR)
 from tests.test_admin_support import make_user
-from tests.test_faults import start_runner, wait_for
+from tests.test_faults import start_runner
 from tests.testapp.models import Restaurant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,13 +51,13 @@ def assert_every_row_once(job: ImportJob, count: int, failed: int = 0) -> None:
 def test_a_runner_killed_while_reading_starts_over_on_resume(tmp_path):
     job = confirmed(tmp_path, ROWS, bad=(7, 2250))
     runner = start_runner(job.pk, chunk_size=5, **READ_SLOWLY)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).total >= 1000, timeout=60)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).total >= 1000, timeout=60)
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=30)
     killed = ImportJob.objects.get(pk=job.pk)
     assert not killed.prepared and killed.status == JobStatus.RUNNING and Restaurant.objects.count() == 0
 
-    wait_for(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
+    wait_until(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
     assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
     assert ImportJob.objects.get(pk=job.pk).is_resumable
     resumed = start_runner(job.pk, chunk_size=5)
@@ -70,7 +70,7 @@ def test_a_runner_killed_while_reading_starts_over_on_resume(tmp_path):
 def test_a_cancel_while_reading_stops_it_and_resume_finishes(tmp_path):
     job = confirmed(tmp_path, ROWS)
     runner = start_runner(job.pk, chunk_size=5, **READ_SLOWLY)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).total >= 1000, timeout=60)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).total >= 1000, timeout=60)
     assert job.request_cancel()
     output, _ = runner.communicate(timeout=60)
     job.refresh_from_db()

@@ -22,8 +22,8 @@ from bulkadmin.importers.users import UserImporter
 from bulkadmin.jobs import create_job
 from bulkadmin.models import QUEUE_WORKERS, ImportChunk, ImportJob, ImportRow, JobStatus, Owner
 from bulkadmin.vendors import write_turn
-from tests.conftest import import_rows, row_outcomes
-from tests.test_faults import assert_exactly_once, start_runner, wait_for
+from tests.conftest import import_rows, row_outcomes, wait_until
+from tests.test_faults import assert_exactly_once, start_runner
 from tests.testapp.models import Place
 
 User = get_user_model()
@@ -257,7 +257,7 @@ def slow_runner(users_csv, knobs):
     knobs(record_signals="1", row_delay="0.02")
     job = make(users_csv(300))
     runner = start_runner(job.pk)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 30)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed >= 30)
     return job, runner
 
 

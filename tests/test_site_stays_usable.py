@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from bulkadmin.models import ImportJob, JobStatus
+from tests.conftest import wait_until
 from tests.test_engine import make_job
-from tests.test_faults import start_runner, wait_for
+from tests.test_faults import start_runner
 
 User = get_user_model()
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +49,7 @@ def test_a_login_is_never_locked_out_while_an_import_runs(users_csv, knobs):
     admin = User.objects.create_user("admin-at-work")
     job = make_job(users_csv(3000))
     runner = start_runner(job.pk, chunk_size=100)
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed > 0, timeout=60, interval=0.02)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed > 0, timeout=60, interval=0.02)
 
     waits: list[float] = []
     errors: list[BaseException] = []

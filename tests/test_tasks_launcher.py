@@ -18,9 +18,9 @@ from django.contrib.auth import get_user_model
 from bulkadmin import launch
 from bulkadmin.checks import check_settings
 from bulkadmin.models import ImportJob, JobStatus
-from tests.conftest import manage, spawn
+from tests.conftest import manage, spawn, wait_until
 from tests.test_engine import make_job
-from tests.test_faults import assert_exactly_once, wait_for
+from tests.test_faults import assert_exactly_once
 from tests.testapp.models import SignalRecord
 
 User = get_user_model()
@@ -59,7 +59,7 @@ def db_worker():
 
 
 def wait_final(job: ImportJob, timeout: float = 120) -> ImportJob:
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).is_final, timeout=timeout, interval=0.1)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).is_final, timeout=timeout, interval=0.1)
     job.refresh_from_db()
     return job
 
@@ -89,12 +89,12 @@ def test_a_db_worker_killed_mid_job_leaves_it_resumable_and_resume_finishes_it(u
     job = make_job(users_csv(300))
     assert launch.launch_job(job)
     worker = db_worker()
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 40)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed >= 40)
     os.killpg(worker.pid, signal.SIGKILL)  # the worker, its runner and its pool
     worker.wait(timeout=30)
 
     # django-tasks-db never runs a task twice: the job's stale heartbeat says it crashed.
-    wait_for(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
+    wait_until(lambda: ImportJob.objects.filter(pk=job.pk).stale().exists(), timeout=30, interval=0.2)
     assert ImportJob.objects.filter(pk=job.pk).mark_stale_crashed() == 1
     job.refresh_from_db()
     assert job.is_resumable and job.processed < 300
@@ -110,7 +110,7 @@ def test_when_the_worker_running_a_job_dies_another_worker_takes_it_over(users_c
     job = make_job(users_csv(300))
     assert launch.launch_job(job)
     workers = [db_worker(), db_worker()]
-    wait_for(lambda: ImportJob.objects.get(pk=job.pk).processed >= 40)
+    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed >= 40)
     running = ImportJob.objects.get(pk=job.pk).runner_pid
     assert running is not None
     victim = next(worker for worker in workers if worker.pid == os.getpgid(running))
