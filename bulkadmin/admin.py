@@ -21,13 +21,13 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from bulkadmin import views
+from bulkadmin import change_views, views
 from bulkadmin.forms import UploadForm
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import importer_choices, importer_paths
 from bulkadmin.jobs import delete_job
 from bulkadmin.mixins import BulkImportMixin, importers_of, model_of
-from bulkadmin.models import ImportChunk, ImportJob, ImportRow, Statuses
+from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobKind, Statuses
 
 if TYPE_CHECKING:
     JobModelAdmin = admin.ModelAdmin[ImportJob]
@@ -252,14 +252,24 @@ class ImportJobAdmin(JobModelAdmin):
         An update-mode job changes existing objects, so it also needs the change permission,
         as its upload did: otherwise a rerun would let anyone update what they may only add.
         """
-        return bool(
-            super().has_add_permission(request)
-            and self.has_view_permission(request, job)
-            and self.importer_permitted(request, job.importer)
-            and (
+        if job.kind == JobKind.REVERT:  # deletes and restores: either right lets one act on it
+            rights = self.importer_permitted(request, job.importer, "delete") or self.importer_permitted(
+                request, job.importer, "change"
+            )
+        else:
+            rights = (job.kind == JobKind.CHANGE or self.importer_permitted(request, job.importer)) and (
                 not job.options.get("update_existing")
                 or self.importer_permitted(request, job.importer, "change")
             )
+        return bool(super().has_add_permission(request) and self.has_view_permission(request, job) and rights)
+
+    def may_revert(self, request: HttpRequest, job: ImportJob, deletes: int, restores: int) -> bool:
+        """Reverting deletes (the delete permission) and restores (the change permission)."""
+        return bool(
+            super().has_add_permission(request)
+            and self.has_view_permission(request, job)
+            and (not deletes or self.importer_permitted(request, job.importer, "delete"))
+            and (not restores or self.importer_permitted(request, job.importer, "change"))
         )
 
     # ---- pages ---------------------------------------------------------------------------
@@ -290,6 +300,11 @@ class ImportJobAdmin(JobModelAdmin):
             path("<int:object_id>/cancel/", wrap(views.cancel, post), name=f"{name}_cancel"),
             path("<int:object_id>/resume/", wrap(views.resume, post), name=f"{name}_resume"),
             path("<int:object_id>/rerun/", wrap(views.rerun, post), name=f"{name}_rerun"),
+            path(
+                "<int:object_id>/revert/",
+                wrap(change_views.revert, ("GET", "HEAD", "POST")),
+                name=f"{name}_revert",
+            ),
             path(
                 "<int:object_id>/failed-rows.<str:file_format>",
                 wrap(views.download),

@@ -212,3 +212,86 @@ class FailedRowForm(forms.Form):
         for column, messages in errors.items():
             for message in messages:
                 self.add_error(column if column in self.fields else None, message)
+
+
+LEAVE = _("— leave unchanged —")
+
+
+class BulkChangeForm(forms.Form):
+    """The change a bulk change makes: a value per field, or nothing to leave it; related objects
+    to add to or remove from a many-to-many field. Checked by the importer (``changes.check``)."""
+
+    #: Marks the form's own POST, as against the changelist's that opens it.
+    bulkadmin_change = forms.CharField(widget=forms.HiddenInput, initial="1")
+
+    def __init__(self, importer: Importer, *args: Any, **kwargs: Any) -> None:
+        from bulkadmin.changes import changeable_fields
+
+        super().__init__(*args, **kwargs)
+        self.importer = importer
+        plain, many = changeable_fields(type(importer))
+        self.plain, self.many = plain, many
+        described = {c.name: c for c in importer.columns}
+        for name in plain:
+            field = self._plain_field(name)
+            field.label = importer.column_title(name)
+            field.help_text = described[name].help_text
+            self.fields[name] = field
+        for name in many:
+            title = importer.column_title(name)
+            for verb, label in (("add", _("Add to %(field)s")), ("remove", _("Remove from %(field)s"))):
+                field = self._many_field(name)
+                field.label = label % {"field": title.lower()}
+                self.fields[f"{verb}__{name}"] = field
+
+    def _plain_field(self, name: str) -> forms.Field:
+        field = self.importer.edit_field(name)
+        if isinstance(field, forms.NullBooleanField):
+            return forms.ChoiceField(
+                required=False, choices=[("", LEAVE), ("true", _("Yes")), ("false", _("No"))]
+            )
+        if isinstance(field, forms.ChoiceField) and not isinstance(field, forms.MultipleChoiceField):
+            offered = list(cast(Iterable[tuple[Any, Any]], field.choices))
+            field.choices = [("", LEAVE), *(choice for choice in offered if choice[0] != "")]
+            return field
+        return forms.CharField(
+            required=False,
+            strip=False,
+            widget=forms.TextInput(attrs={"class": "vTextField", "placeholder": str(LEAVE)}),
+        )
+
+    def _many_field(self, name: str) -> forms.Field:
+        field = self.importer.edit_field(name)
+        if isinstance(field, forms.MultipleChoiceField):
+            return forms.MultipleChoiceField(required=False, choices=field.choices)
+        return forms.CharField(
+            required=False,
+            widget=forms.TextInput(attrs={"class": "vTextField"}),
+            help_text=_("Values separated by “;”."),
+        )
+
+    def change(self) -> Any:
+        from bulkadmin.changes import Change
+
+        data = self.cleaned_data
+        change = Change()
+        for name in self.plain:
+            value = data.get(name)
+            if value not in (None, ""):
+                change.set[name] = str(value)
+        for name in self.many:
+            for verb, target in (("add", change.add), ("remove", change.remove)):
+                value = data.get(f"{verb}__{name}")
+                values = split_list(value) if isinstance(value, str) else [str(v) for v in value or []]
+                if values:
+                    target[name] = values
+        return change
+
+    def add_problems(self, name: str, errors: list[str]) -> None:
+        """The importer's word on the change, on the field it is about."""
+        if name in self.fields:
+            self.add_error(name, errors)
+        elif f"add__{name}" in self.fields:
+            self.add_error(f"add__{name}", errors)
+        else:
+            self.add_error(None, errors)

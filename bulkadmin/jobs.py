@@ -381,6 +381,9 @@ def rerun_failed(
     with write_turn():
         rerun = ImportJob.objects.create(
             importer=job.importer,
+            kind=job.kind,
+            reverts=job.reverts,
+            records_undo=job.records_undo,
             source_name=job.source_name,
             options={**job.options, **(options or {})},
             created_by=user if user is not None else job.created_by,

@@ -90,6 +90,37 @@ class BulkImportMixin:
         url = reverse(f"{site.name}:bulkadmin_importjob_add", current_app=site.name)
         return url + "?" + urlencode({"model": opts.label_lower})
 
+    def bulk_change_importer(self, request: HttpRequest) -> str | None:
+        """The importer a bulk change of this model runs through, if this user may use one: it
+        needs the model's change permission and the import job permission."""
+        from bulkadmin.changes import supports_change
+        from bulkadmin.importers.registry import get_importer_class
+        from bulkadmin.models import ImportJob
+
+        site: admin.AdminSite = self.admin_site  # type: ignore[attr-defined]
+        jobs = site._registry.get(ImportJob)
+        if jobs is None or not jobs.has_add_permission(request) or not self.has_change_permission(request):  # type: ignore[attr-defined]
+            return None
+        for path in self.bulk_importer_paths:
+            try:
+                usable = supports_change(get_importer_class(path))
+            except Exception:
+                logger.warning("The importer %s cannot be loaded; it is not offered.", path, exc_info=True)
+                continue
+            if usable and jobs.importer_permitted(request, path, "change"):  # type: ignore[attr-defined]
+                return path
+        return None
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """The admin's actions, and "Change selected … through save()" where it may be used."""
+        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+        if self.bulk_change_importer(request) is not None:
+            from bulkadmin.change_views import change_selected
+
+            description = _("Change selected %(verbose_name_plural)s through save()")
+            actions["bulkadmin_change"] = (change_selected, "bulkadmin_change", description)
+        return actions
+
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
     ) -> Any:

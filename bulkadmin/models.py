@@ -362,7 +362,8 @@ class ImportJob(models.Model):
         permissions = [("view_all_importjobs", _("Can view every import job"))]
 
     def __str__(self) -> str:
-        return f"Import #{self.pk} ({self.source_name or self.importer})"
+        kind = {JobKind.CHANGE: _("Bulk change"), JobKind.REVERT: _("Revert")}.get(self.kind, _("Import"))  # type: ignore[call-overload]
+        return f"{kind} #{self.pk} ({self.source_name or self.importer})"
 
     def link_base(self) -> str:
         """The site's base URL for this job's emails, without a trailing slash."""

@@ -40,11 +40,12 @@ from bulkadmin import columns, conf, crypto, exports, uploads
 from bulkadmin.forms import ConfirmForm, FailedRowForm, MappingForm, UploadForm
 from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.jobs import confirm_upload, rerun_failed, split_secret
+from bulkadmin.jobs import confirm_upload, rerun_failed, row_columns, split_secret
 from bulkadmin.launch import launch_job
 from bulkadmin.mixins import BulkImportMixin
-from bulkadmin.models import ImportJob, ImportRow, JobStatus
+from bulkadmin.models import ImportJob, ImportRow, JobKind, JobStatus
 from bulkadmin.parsing import peek
+from bulkadmin.reverts import why_not_revertible
 from bulkadmin.validation import Report, validate_file
 
 if TYPE_CHECKING:
@@ -518,9 +519,7 @@ def failed_rows_page(
     query = request.GET.get("q", "").strip()[:200]
     rows = job.rows.failed().order_by("number")
     if query:
-        secret = importer_cls.secret_columns() if importer_cls else frozenset()
-        columns = [c for c in (importer_cls.column_names() if importer_cls else []) if c not in secret]
-        rows = rows.search(query, columns)
+        rows = rows.search(query, row_columns(job, importer_cls))
     paginator = Paginator(
         rows.only("id", "number", "values", "errors", "corrected", "rerun_id"),
         int(conf.get("FAILED_ROWS_PER_PAGE")),
@@ -535,8 +534,8 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
     except Exception:  # an importer since removed from the settings: show the job all the same
         importer_cls = None
     page, query = failed_rows_page(request, job, importer_cls)
-    secret = importer_cls.secret_columns() if importer_cls else frozenset()
-    columns = [c for c in (importer_cls.column_names() if importer_cls else []) if c not in secret]
+    columns = row_columns(job, importer_cls)
+    is_import = job.kind == JobKind.IMPORT
     shown = [c for c in columns if any(c in row.values for row in page.object_list)]
     can_run = model_admin.has_run_permission(request, job)
     settled = job.is_settled
@@ -554,25 +553,44 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "failed_query": query,
         "can_cancel": can_run and job.is_cancellable,
         "can_resume": can_run and job.is_resumable,
-        "can_fix": can_run and settled and importer_cls is not None,
+        "can_fix": can_run and settled and importer_cls is not None and is_import,
         "can_rerun": can_run and settled and offered > 0,
         "offered": offered,
         "imported_url": imported_url,
         "imported_label": importer_cls.get_model()._meta.verbose_name_plural
         if imported_url and importer_cls
         else "",
-        "can_download": bool(offered) if settled else job.rows.open().exists(),
+        "can_download": is_import and (bool(offered) if settled else job.rows.open().exists()),
         "offered_corrected": job.rows.corrected().count() if offered else 0,
         "can_update_existing": (
             importer_cls is not None
+            and is_import
             and not job.options.get("update_existing")
             and model_admin.importer_permitted(request, importer_cls.dotted_path(), "change")
         ),
         "cancel_url": admin_url("cancel", job.pk),
         "resume_url": admin_url("resume", job.pk),
         "rerun_url": admin_url("rerun", job.pk),
+        **_revert_context(model_admin, request, job),
         "download_csv_url": admin_url("download", job.pk, "csv"),
         "download_xlsx_url": admin_url("download", job.pk, "xlsx"),
+    }
+
+
+def _revert_context(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> dict[str, Any]:
+    """The job's reverts, and whether this user may revert it now (the page then offers it)."""
+    reverted_by = list(job.reverted_by.order_by("pk"))
+    latest = reverted_by[-1] if reverted_by else None
+    offered = (
+        why_not_revertible(job) is None
+        and (latest is None or latest.status == JobStatus.FINISHED_WITH_ERRORS)
+        # the permissions the revert page checks against its plan; here, either will do
+        and (model_admin.may_revert(request, job, 0, 1) or model_admin.may_revert(request, job, 1, 0))
+    )
+    return {
+        "reverted_by": reverted_by,
+        "can_revert": offered,
+        "revert_url": admin_url("revert", job.pk),
     }
 
 
