@@ -140,7 +140,10 @@ class ImportJobAdmin(JobModelAdmin):
 
     @admin.display(description="options")
     def options_display(self, job: ImportJob) -> str:
-        """The upload form's own words for the options chosen, not the stored JSON."""
+        """The upload form's own words for the options chosen, not the stored JSON; a bulk
+        change's change."""
+        if job.kind == JobKind.CHANGE:
+            return job.change_description()
         fields = UploadForm.base_fields
         chosen = [
             str(fields[name].label) for name, value in job.options.items() if value is True and name in fields

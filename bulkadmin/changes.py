@@ -41,10 +41,7 @@ class Change:
         return {"update_existing": True, "change": {"set": self.set, "add": self.add, "remove": self.remove}}
 
     def describe(self) -> str:
-        parts = [f"{name} = {value!r}" for name, value in self.set.items()]
-        parts += [f"{name} + {', '.join(values)}" for name, values in self.add.items() if values]
-        parts += [f"{name} − {', '.join(values)}" for name, values in self.remove.items() if values]
-        return "; ".join(parts)
+        return ImportJob(options=self.as_options()).change_description()
 
 
 def supports_change(importer_cls: type[Importer]) -> bool:
@@ -118,7 +115,7 @@ def start_change(
         job = ImportJob.objects.create(
             importer=importer_cls.dotted_path(),
             kind=JobKind.CHANGE,
-            source_name=display_name(str(model._meta.verbose_name_plural)),
+            source_name=display_name(_("selected %(name)s") % {"name": model._meta.verbose_name_plural}),
             options=change.as_options(),
             created_by=user if getattr(user, "pk", None) else None,
             started_via=StartedVia.PERSON if user is not None else StartedVia.COMMAND_LINE,

@@ -231,11 +231,9 @@ class BulkChangeForm(forms.Form):
         self.importer = importer
         plain, many = changeable_fields(type(importer))
         self.plain, self.many = plain, many
-        described = {c.name: c for c in importer.columns}
-        for name in plain:
+        for name in plain:  # (a column's help speaks of a file's cells: not shown here)
             field = self._plain_field(name)
             field.label = importer.column_title(name)
-            field.help_text = described[name].help_text
             self.fields[name] = field
         for name in many:
             title = importer.column_title(name)

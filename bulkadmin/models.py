@@ -365,6 +365,14 @@ class ImportJob(models.Model):
         kind = {JobKind.CHANGE: _("Bulk change"), JobKind.REVERT: _("Revert")}.get(self.kind, _("Import"))  # type: ignore[call-overload]
         return f"{kind} #{self.pk} ({self.source_name or self.importer})"
 
+    def change_description(self) -> str:
+        """A bulk change's change, as ``bulkchange`` would write it ("is_active=false; groups+Support")."""
+        change = self.options.get("change") or {}
+        parts = [f"{name}={value}" for name, value in (change.get("set") or {}).items()]
+        parts += [f"{name}+{';'.join(values)}" for name, values in (change.get("add") or {}).items()]
+        parts += [f"{name}−{';'.join(values)}" for name, values in (change.get("remove") or {}).items()]
+        return "; ".join(parts)
+
     def link_base(self) -> str:
         """The site's base URL for this job's emails, without a trailing slash."""
         return (self.site_url or str(conf.get("SITE_URL"))).rstrip("/")

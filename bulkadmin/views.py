@@ -546,6 +546,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "progress_url": admin_url("progress", job.pk),
         "job": job,
         "importer_label": importer_cls.verbose_name() if importer_cls else job.importer,
+        "heading": _job_heading(job, importer_cls),
         "reruns": list(job.reruns.order_by("pk").values_list("pk", flat=True)[:20]),
         "failed_page": page,
         "failed_rows": [(row, [row.values.get(c, "") for c in shown]) for row in page.object_list],
@@ -575,6 +576,19 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "download_csv_url": admin_url("download", job.pk, "csv"),
         "download_xlsx_url": admin_url("download", job.pk, "xlsx"),
     }
+
+
+def _job_heading(job: ImportJob, importer_cls: type[Importer] | None) -> str:
+    """What the job does, over its progress: its importer and file, its change, what it reverts."""
+    label = str(importer_cls.verbose_name()) if importer_cls else job.importer
+    if job.kind == JobKind.CHANGE:
+        return _("Bulk change of %(what)s: %(change)s") % {
+            "what": label.lower(),
+            "change": job.change_description(),
+        }
+    if job.kind == JobKind.REVERT:
+        return _("Revert of job #%(job)s") % {"job": job.reverts_id or "?"}
+    return f"{label} · {job.source_name}" if job.source_name else label
 
 
 def _revert_context(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> dict[str, Any]:

@@ -260,3 +260,62 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     page.screenshot(path=str(ARTIFACTS / "resumed.png"), full_page=True)
     assert User.objects.filter(username__startswith="slow").count() == 60
     assert ImportJob.objects.get(pk=cancelled.pk).succeeded == 60
+
+
+def test_bulk_change_from_the_changelist_then_revert_it(page, live_server, knobs, tmp_path):
+    """Select users on the changelist, change them through save() in the background, then revert
+    the change from its job page: the action, its form, the job, the confirmation, the revert."""
+    from django.contrib.auth.models import Group
+    from playwright.sync_api import expect
+
+    User = get_user_model()
+    User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    Group.objects.create(name="Support")
+    User.objects.bulk_create([User(username=f"member{i:02d}", password="!") for i in range(1, 131)])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/auth/user/%3Fis_staff__exact%3D0")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+    # Django's own selection: the header checkbox, then "Select all 130 users" (a page holds 100)
+    page.click("#action-toggle")
+    page.click("text=Select all 130 users")
+    page.select_option("select[name=action]", "bulkadmin_change")
+    page.click("button[name=index]")
+    expect(page.locator("h1")).to_have_text("Change 130 users through save()")
+    page.select_option("#id_is_active", "false")
+    page.select_option("#id_add__groups", "Support")
+    page.screenshot(path=str(ARTIFACTS / "bulk-change.png"), full_page=True)
+    page.click("input[value='Change them']")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    expect(page.locator("text=Revert this job")).to_be_visible()  # reloaded once ended
+    expect(page.locator("#bulkadmin-progress h2")).to_have_text(
+        "Bulk change of users: is_active=false; groups+Support"
+    )
+    page.screenshot(path=str(ARTIFACTS / "bulk-change-job.png"), full_page=True)
+    assert User.objects.filter(is_active=False, groups__name="Support").count() == 130
+    change = ImportJob.objects.get()
+
+    page.click("text=Revert this job")
+    expect(page.locator("#content-main")).to_contain_text(
+        "give the 130 users it changed their earlier values back"
+    )
+    page.screenshot(path=str(ARTIFACTS / "revert-confirmation.png"), full_page=True)
+
+    # the rest in dark mode and at a phone's width: nothing wider than the screen
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "revert-confirmation-dark-phone.png"), full_page=True)
+    page.click("input[value='Yes, revert it']")
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    expect(page.locator(".bulkadmin-reverts")).to_contain_text(f"Reverts #{change.pk}")
+    assert User.objects.filter(is_active=True, groups=None, username__startswith="member").count() == 130
+    expect(page.locator("input[value='Cancel the import']")).to_have_count(0)  # reloaded once ended
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "revert-job-dark-phone.png"), full_page=True)
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{change.pk}/change/")
+    expect(page.locator(".bulkadmin-reverts")).to_contain_text("Reverted by")
+    expect(page.locator("text=Revert this job")).to_have_count(0)
