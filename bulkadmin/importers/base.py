@@ -160,7 +160,8 @@ class Importer:
         """
         from bulkadmin import undo  # reads the app registry's fields
 
-        self._last.replaced = {**undo.snapshot(obj, names), **(self.replaced or {})}
+        kept = self.replaced or {}
+        self._last.replaced = {**undo.snapshot(obj, [n for n in names if n not in kept]), **kept}
 
     # ---- describing the file -------------------------------------------------------------
     @classmethod
