@@ -56,14 +56,18 @@ def revert(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
         messages.warning(request, reason)
         return HttpResponseRedirect(_job_url(job))
     existing = reverts.latest_revert(job)
-    if existing is not None and existing.status != JobStatus.FINISHED_WITH_ERRORS:
+    if existing is not None:
         messages.info(request, _("This job is reverted by %(job)s.") % {"job": existing})
         return HttpResponseRedirect(_job_url(existing))
     plan = reverts.plan(job)
     if not model_admin.may_revert(request, job, plan.deletes, plan.restores):
         raise PermissionDenied
     if request.method == "POST":
-        new, created = reverts.start_revert(job, request.user, site_url=request.build_absolute_uri("/"))
+        try:
+            new, created = reverts.start_revert(job, request.user, site_url=request.build_absolute_uri("/"))
+        except reverts.NotRevertible as exc:  # it changed since the page was shown
+            messages.warning(request, str(exc))
+            return HttpResponseRedirect(_job_url(job))
         if created and new.status == JobStatus.VALIDATED:
             _start(model_admin, request, new)
             messages.success(request, _("Reverting %(job)s.") % {"job": job})
@@ -82,7 +86,6 @@ def revert(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
         "noun_plural": model._meta.verbose_name_plural,
         "object_admin": model in model_admin.admin_site._registry,
         "model_opts": model._meta,
-        "retry_of": existing,
         **{
             f"{name}_display": number_format(getattr(plan, name), force_grouping=True)
             for name in ("deletes", "restores", "unrecorded")

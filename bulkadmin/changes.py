@@ -45,8 +45,15 @@ class Change:
 
 
 def supports_change(importer_cls: type[Importer]) -> bool:
-    """A bulk change finds each object by the importer's key field and cleans like a model's."""
-    return issubclass(importer_cls, ModelImporter) and importer_cls.key_column is not None
+    """A bulk change finds each object by the importer's key field, which must be unique (else
+    it could change an object nobody selected), and cleans values as a model's importer does."""
+    if not issubclass(importer_cls, ModelImporter) or importer_cls.key_column is None:
+        return False
+    try:
+        field = importer_cls.get_model()._meta.get_field(importer_cls.key_column)
+    except FieldDoesNotExist:
+        return False
+    return bool(getattr(field, "unique", False))
 
 
 def changeable_fields(importer_cls: type[Importer]) -> tuple[list[str], list[str]]:

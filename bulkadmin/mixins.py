@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import select_template
@@ -114,6 +115,8 @@ class BulkImportMixin:
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         """The admin's actions, and "Change selected … through save()" where it may be used."""
         actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+        if getattr(self, "actions", ()) is None or IS_POPUP_VAR in request.GET:
+            return actions  # the admin has no actions here: Django's rule, kept
         if self.bulk_change_importer(request) is not None:
             from bulkadmin.change_views import change_selected
 

@@ -124,9 +124,12 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
         )
 
     def startable(self) -> ImportJobQuerySet:
-        """Jobs a runner may claim; a cancelled one only while rows are pending (or unread)."""
-        return self.filter(status__in=Statuses.STARTABLE).exclude(
-            status=JobStatus.CANCELLED, processed__gte=F("total"), prepared=True
+        """Jobs a runner may claim; a cancelled one only while rows are pending (or unread), and
+        never one that was reverted since: resuming it would import rows its revert missed."""
+        return (
+            self.filter(status__in=Statuses.STARTABLE)
+            .exclude(status=JobStatus.CANCELLED, processed__gte=F("total"), prepared=True)
+            .filter(reverted_by=None)
         )
 
     def owned_by(self, owner: Owner) -> ImportJobQuerySet:
@@ -398,7 +401,11 @@ class ImportJob(models.Model):
     def is_resumable(self) -> bool:
         """Crashed (or about to be seen so), or cancelled with rows still pending."""
         unfinished = self.pending > 0 or not self.prepared
-        return unfinished and (self.status in (JobStatus.CRASHED, JobStatus.CANCELLED) or self.is_stale)
+        return (
+            unfinished
+            and (self.status in (JobStatus.CRASHED, JobStatus.CANCELLED) or self.is_stale)
+            and not self.reverted_by.exists()
+        )
 
     @property
     def is_cancellable(self) -> bool:
@@ -492,10 +499,10 @@ class ImportChunk(models.Model):
     done_rows = models.JSONField(_("rows done"), default=list, blank=True)
     #: The primary key of the object each imported row created or updated, by row number.
     object_pks = models.JSONField(_("objects"), default=dict, blank=True)
-    #: How to undo each row that changed an existing object, by row number:
-    #: ``{"before": {field: value}, "after": {field: value}}`` (``bulkadmin.undo``), or
-    #: ``{}`` when its importer did not say. A row in ``object_pks`` without an entry created
-    #: its object. Written in the transaction that changed the objects.
+    #: How to undo each imported row, by row number: ``{"created": true}``, or for a row that
+    #: changed an existing object ``{"before": {field: value}, "after": {field: value}}``
+    #: (``bulkadmin.undo``); ``{}`` or no entry when its importer did not say, so it cannot be
+    #: undone. Written in the transaction that saved the objects.
     undo = models.JSONField(_("undo"), default=dict, blank=True)
     #: Beaten by the queue worker on the chunk (Celery): a silent one was lost with its host.
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)

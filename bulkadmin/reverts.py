@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.translation import gettext as _
 
@@ -36,6 +37,10 @@ class NotRevertible(Exception):
 
 
 def why_not_revertible(job: ImportJob) -> str | None:
+    try:
+        get_importer_class(job.importer)
+    except Exception:
+        return _("This job's importer is no longer configured; it cannot be reverted.")
     if job.kind == JobKind.REVERT:
         return _("A revert cannot itself be reverted.")
     if not job.records_undo:
@@ -60,10 +65,16 @@ class RevertPlan:
     restore_sample: list[str] = field(default_factory=list)
 
     def objects(self, pks: list[str]) -> list[models.Model]:
-        found = self.model._default_manager.in_bulk(pks)
         pk_field = self.model._meta.pk
         assert pk_field is not None
-        return [found[pk] for pk in (pk_field.to_python(p) for p in pks) if pk in found]
+        keys = []
+        for text in pks:
+            try:
+                keys.append(pk_field.to_python(text))
+            except ValidationError:
+                continue  # not a key of this model (a record from elsewhere): not shown
+        found = self.model._default_manager.in_bulk(keys)
+        return [found[key] for key in keys if key in found]
 
     @property
     def to_delete(self) -> list[models.Model]:
@@ -74,19 +85,21 @@ class RevertPlan:
         return self.objects(self.restore_sample)
 
 
-def _rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
-    """``(row number, object pk, undo record or None for a created object)``, chunk by chunk."""
+def _rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(row number, object pk, undo record)`` of each row that left an object, chunk by chunk;
+    the record is ``{}`` when the row's importer did not say what it did."""
     chunks = ImportChunk.objects.filter(job=job).order_by("number").values_list("object_pks", "undo")
     for object_pks, undo in chunks.iterator(chunk_size=50):
         for number, pk in sorted(object_pks.items(), key=lambda item: int(item[0])):
-            yield int(number), pk, undo.get(number)
+            if pk:  # (an importer's row that deleted its object leaves none)
+                yield int(number), pk, undo.get(number) or {}
 
 
 def plan(job: ImportJob) -> RevertPlan:
     importer_cls = get_importer_class(job.importer)
     result = RevertPlan(importer_cls.get_model())
     for _number, pk, record in _rows(job):
-        if record is None:
+        if record.get("created"):
             result.deletes += 1
             if len(result.delete_sample) < SAMPLE:
                 result.delete_sample.append(pk)
@@ -106,8 +119,9 @@ def latest_revert(job: ImportJob) -> ImportJob | None:
 def start_revert(job: ImportJob, user: Any = None, site_url: str = "") -> tuple[ImportJob, bool]:
     """The revert job for ``job``: ``(revert, created)``. ``user`` None: the command line.
 
-    An unfinished revert (to resume) or one that reverted everything is returned as it is;
-    after one that left objects behind (changed since, say), a new one tries them again.
+    A job has one revert: asking again returns it, to follow or resume. Objects it could not
+    revert are its failed rows, rerun as any job's are (once, say, their blocker is gone);
+    a second revert from all the job's rows would undo what happened since to the others.
     Raises ``NotRevertible``.
     """
     reason = why_not_revertible(job)
@@ -117,7 +131,7 @@ def start_revert(job: ImportJob, user: Any = None, site_url: str = "") -> tuple[
         # Two clicks, or the admin and the command line at once, make one revert job.
         vendors.for_alias().lock(ImportJob.objects.filter(pk=job.pk)).values_list("pk").first()
         existing = latest_revert(job)
-        if existing is not None and existing.status != JobStatus.FINISHED_WITH_ERRORS:
+        if existing is not None:
             return existing, False
         revert = ImportJob.objects.create(
             importer=job.importer,
@@ -137,7 +151,7 @@ def start_revert(job: ImportJob, user: Any = None, site_url: str = "") -> tuple[
         batch: list[RawRow] = []
         for number, pk, record in _rows(job):
             values: dict[str, Any] = {"object": pk, "action": DELETE}
-            if record is not None:
+            if not record.get("created"):
                 values = {"object": pk, "action": RESTORE, "undo": record}
             batch.append(RawRow(number, values, {}))
             if len(batch) >= BATCH:

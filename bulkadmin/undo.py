@@ -13,10 +13,14 @@ as the sorted list of its targets' primary keys.
 
 from __future__ import annotations
 
+import datetime
+import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 Snapshot = dict[str, Any]
 
@@ -35,10 +39,17 @@ def value_of(obj: models.Model, name: str) -> Any:
             return []
         return sorted(str(pk) for pk in getattr(obj, name).values_list("pk", flat=True))
     value = field.value_from_object(obj)
-    if value is None or isinstance(field, models.JSONField):
-        return value
+    if value is None:
+        return None
+    if isinstance(field, models.JSONField):  # as the field stores it: its encoder's JSON
+        return json.loads(json.dumps(value, cls=field.encoder))
     if isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, datetime.datetime):
+        # A value set in memory may be naive where the database gives it back aware.
+        if settings.USE_TZ and timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        return value.isoformat()
     return field.value_to_string(obj)
 
 
@@ -62,6 +73,13 @@ def differing(obj: models.Model, kept: Snapshot) -> list[str]:
     return [name for name, value in kept.items() if not same(obj, name, value_of(obj, name), value)]
 
 
+def _decoded(field: Any, value: Any) -> Any:
+    """A kept JSON value as the field's decoder reads it back."""
+    if field.decoder is None:
+        return value
+    return json.loads(json.dumps(value), cls=field.decoder)
+
+
 def restore(obj: models.Model, kept: Snapshot) -> dict[str, list[str]]:
     """Set ``obj``'s plain fields to the kept values; the many-to-many ones are returned, as
     ``{name: [pk, …]}``, to set after ``obj.save()``."""
@@ -71,7 +89,7 @@ def restore(obj: models.Model, kept: Snapshot) -> dict[str, list[str]]:
         if field.many_to_many:
             many[name] = list(value or [])
         elif value is None or isinstance(field, models.JSONField):
-            setattr(obj, field.attname, value)
+            setattr(obj, field.attname, value if value is None else _decoded(field, value))
         else:
             setattr(obj, field.attname, field.to_python(value))
     return many

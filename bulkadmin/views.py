@@ -594,10 +594,9 @@ def _job_heading(job: ImportJob, importer_cls: type[Importer] | None) -> str:
 def _revert_context(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> dict[str, Any]:
     """The job's reverts, and whether this user may revert it now (the page then offers it)."""
     reverted_by = list(job.reverted_by.order_by("pk"))
-    latest = reverted_by[-1] if reverted_by else None
     offered = (
-        why_not_revertible(job) is None
-        and (latest is None or latest.status == JobStatus.FINISHED_WITH_ERRORS)
+        not reverted_by
+        and why_not_revertible(job) is None
         # the permissions the revert page checks against its plan; here, either will do
         and (model_admin.may_revert(request, job, 0, 1) or model_admin.may_revert(request, job, 1, 0))
     )

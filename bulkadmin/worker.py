@@ -301,7 +301,7 @@ def _commit(
                 importer.forget_last_row()
                 # A copy: after a rollback the row is imported again, from the same values.
                 obj = importer.import_row(copy.deepcopy(cleaned))
-                if not (importer.created or importer.deleted or importer.untouched):
+                if obj.pk is not None and not (importer.deleted or importer.untouched):
                     undone[str(row.number)] = _undo_record(importer, obj)
             except CONNECTION_ERRORS:
                 raise
@@ -309,7 +309,7 @@ def _commit(
                 if is_database_fault(exc):
                     raise DatabaseFault(str(exc)) from exc
                 raise _RowFailed(index, exc) from exc
-            imported[str(row.number)] = str(obj.pk)
+            imported[str(row.number)] = "" if obj.pk is None else str(obj.pk)
             logged.append((obj, history.action_of(importer)))
         failures = [
             ImportRow(
@@ -342,7 +342,10 @@ def _commit(
 
 
 def _undo_record(importer: Importer, obj: models.Model) -> dict[str, Any]:
-    """How to undo a row that changed ``obj``: its fields before and after (``{}``: unknown)."""
+    """How to undo a row: ``{"created": true}``, or the fields it changed on ``obj`` before and
+    after (``{}``: it did not say, and it cannot be undone)."""
+    if importer.created:
+        return {"created": True}
     before = importer.replaced
     if before is None:
         return {}

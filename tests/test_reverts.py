@@ -4,17 +4,20 @@ any other: resumable after a SIGKILL, each object once, and a second revert chan
 
 from __future__ import annotations
 
+import datetime
 import signal
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from bulkadmin import undo
 from bulkadmin.engine import JobRunner
-from bulkadmin.jobs import create_job
+from bulkadmin.jobs import create_job, rerun_failed
 from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobKind, JobStatus
 from bulkadmin.reverts import NotRevertible, plan, start_revert
-from tests.conftest import manage, wait_until
+from tests.conftest import import_rows, manage, wait_until
 from tests.test_faults import start_runner
 from tests.testapp.models import SignalRecord
 
@@ -93,13 +96,22 @@ def test_reverting_an_update_job_restores_earlier_values_and_leaves_objects_edit
     assert failed.number == 3 and "Changed since the import" in failed.error_text  # bob's row
     assert "first_name" in failed.errors
 
-    # Reverting again changes nothing: ann and cyd are as they were, dan is gone, bob still his.
+    # Reverting again changes nothing: the job has its revert, whose failed row is what is left.
     knobs(record_changes="1")
     result = manage("revertjob", str(job.pk), "--no-progress", "--workers", "1")
     assert result.returncode == 1, result.stdout + result.stderr
+    assert f"reverted already, by job {revert.pk}" in result.stdout
     assert not SignalRecord.objects.filter(signal__in=["update", "delete"]).exists()
-    second = ImportJob.objects.filter(reverts=job).latest("pk")
-    assert second.pk != revert.pk and (second.succeeded, second.failed) == (3, 1)
+    assert ImportJob.objects.filter(reverts=job).count() == 1
+
+    # Once bob's editor is fine with it, rerunning the revert's failed row restores him; a rerun
+    # is a revert too, and does it once.
+    User.objects.filter(username="bob").update(first_name="Robert")
+    rerun = rerun_failed(revert)
+    assert rerun is not None and rerun.kind == JobKind.REVERT and rerun.reverts_id == job.pk
+    rerun = JobRunner(rerun.pk, workers=1).run()
+    assert (rerun.succeeded, rerun.failed) == (1, 0)
+    assert User.objects.get(username="bob").first_name == "Bob"
 
 
 def test_a_revert_killed_with_sigkill_then_resumed_deletes_each_object_once(write_file, knobs):
@@ -143,4 +155,50 @@ def test_the_undo_record_is_written_with_the_change(write_file):
     (chunk,) = ImportChunk.objects.filter(job=job)
     ann = User.objects.get(username="ann")
     assert chunk.object_pks == {"2": str(ann.pk), "3": str(User.objects.get(username="bob").pk)}
-    assert chunk.undo == {"2": {"before": {"first_name": "Ann"}, "after": {"first_name": "Annie"}}}
+    assert chunk.undo == {
+        "2": {"before": {"first_name": "Ann"}, "after": {"first_name": "Annie"}},
+        "3": {"created": True},
+    }
+
+
+def test_a_row_its_importer_did_not_describe_is_never_deleted(write_file):
+    """A chunk without a record for a row (an importer that did not say): the revert fails the
+    row and leaves the object, rather than take it for one the job created."""
+    User.objects.create_user("ann")
+    job = imported(write_file, "username\nbob\n")
+    ImportChunk.objects.filter(job=job).update(undo={})
+    ann_pk = User.objects.get(username="ann").pk
+    ImportChunk.objects.filter(job=job).update(object_pks={"2": str(ann_pk)})
+    assert plan(job).unrecorded == 1 and plan(job).deletes == 0
+    revert, _ = start_revert(job)
+    revert = JobRunner(revert.pk, workers=1).run()
+    assert (revert.succeeded, revert.failed) == (0, 1)
+    assert User.objects.filter(username="ann").exists()
+
+
+def test_a_cancelled_job_once_reverted_is_never_resumed(write_file):
+    path = write_file("users.csv", "username\n" + "".join(f"user{i:02d}\n" for i in range(30)))
+    job, _ = create_job(path, path.name, size=10)
+    assert job is not None
+    import_rows(job, range(2, 12))  # the first chunk, as a runner would
+    job.request_cancel()
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.is_resumable
+    revert, _ = start_revert(job)
+    assert JobRunner(revert.pk, workers=1).run().succeeded == 10
+    assert not ImportJob.objects.get(pk=job.pk).is_resumable
+    result = manage("runbulkjob", str(job.pk))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert not User.objects.filter(username__startswith="user").exists()
+
+
+def test_kept_values_compare_as_the_database_gives_them_back():
+    naive = LogEntry(action_time=datetime.datetime(2024, 1, 31, 9, 30), object_repr="x")
+    kept = undo.value_of(naive, "action_time")
+    assert kept == "2024-01-31T09:30:00+00:00"  # made aware, as the database returns it
+    aware = LogEntry(
+        action_time=datetime.datetime(
+            2024, 1, 31, 10, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1))
+        )
+    )
+    assert not undo.differing(aware, {"action_time": kept})

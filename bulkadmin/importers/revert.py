@@ -57,6 +57,18 @@ class RevertImporter(Importer):
             raise RowInvalid.single(NON_FIELD, _("This row does not say what to revert."))
         return {"object": str(values["object"]), "action": action, "undo": values.get("undo") or {}}
 
+    def prepare_row(self, cleaned: Cleaned) -> Cleaned:
+        """What is sure to fail, failed outside the chunk's transaction: a refusal inside it
+        rolls its neighbours back and runs them again, their receivers with them. Checked again
+        inside, where it counts."""
+        obj = self.target._default_manager.filter(pk=cleaned["object"]).first()
+        if cleaned["action"] == DELETE:
+            if obj is not None:
+                self._check_delete(obj)
+        elif obj is not None and "before" in cleaned["undo"]:
+            self._check_restore(obj, cleaned["undo"])
+        return cleaned
+
     def setup(self) -> None:
         self.inner.setup()
         self._allowed = {}
@@ -83,28 +95,25 @@ class RevertImporter(Importer):
         if obj is None:
             self.untouched = True  # gone already: nothing to do
             return self.target(pk=pk)
-        if not self._may("delete"):
-            raise RowInvalid.single(NON_FIELD, _("You may not delete %(what)s.") % {"what": self._noun()})
-        refused = self.inner.check_delete(obj)
-        if refused:
-            raise RowInvalid.single(NON_FIELD, refused)
+        self._check_delete(obj)
         kept_pk = obj.pk
         obj.delete()
         obj.pk = kept_pk  # for the history and the job's records: delete() clears it
         self.deleted = True
         return obj
 
-    def _restore(self, obj: models.Model | None, record: dict[str, Any]) -> models.Model:
-        if "before" not in record:
-            raise RowInvalid.single(
-                NON_FIELD, _("What this row changed was not recorded, so it cannot be reverted.")
-            )
-        if obj is None:
-            raise RowInvalid.single(NON_FIELD, _("This object no longer exists."))
+    def _check_delete(self, obj: models.Model) -> None:
+        if not self._may("delete"):
+            raise RowInvalid.single(NON_FIELD, _("You may not delete %(what)s.") % {"what": self._noun()})
+        refused = self.inner.check_delete(obj)
+        if refused:
+            raise RowInvalid.single(NON_FIELD, refused)
+
+    def _check_restore(self, obj: models.Model, record: dict[str, Any]) -> bool:
+        """Raise when the object may not be restored; False when it is restored already."""
         before, after = record["before"], record.get("after", {})
         if not undo.differing(obj, before):
-            self.untouched = True  # restored already
-            return obj
+            return False
         changed = undo.differing(obj, after)
         if changed:
             raise RowInvalid({name: [_("Changed since the import; left as it is.")] for name in changed})
@@ -113,6 +122,19 @@ class RevertImporter(Importer):
         refused = self.inner.check_restore(obj, before)
         if refused:
             raise RowInvalid(refused)
+        return True
+
+    def _restore(self, obj: models.Model | None, record: dict[str, Any]) -> models.Model:
+        if "before" not in record:
+            raise RowInvalid.single(
+                NON_FIELD, _("What this row changed was not recorded, so it cannot be reverted.")
+            )
+        if obj is None:
+            raise RowInvalid.single(NON_FIELD, _("This object no longer exists."))
+        if not self._check_restore(obj, record):
+            self.untouched = True  # restored already
+            return obj
+        before = record["before"]
         self.created = False
         self.remember(obj, before)
         many = undo.restore(obj, before)
