@@ -202,3 +202,28 @@ def test_kept_values_compare_as_the_database_gives_them_back():
         )
     )
     assert not undo.differing(aware, {"action_time": kept})
+
+
+def test_a_staff_member_cannot_revert_their_way_into_privileges(write_file):
+    """A superuser's job demoted a staff member; a non-superuser reverting it would restore the
+    staff flag, so that row fails, while the rest of the revert goes through."""
+    from django.contrib.auth.models import Permission
+
+    root = User.objects.create_superuser("root")
+    User.objects.create_user("ann", is_staff=True)
+    User.objects.create_user("bob", first_name="Bob")
+    path = write_file("users.csv", "username,is_staff,first_name\nann,false,\nbob,,Robert\n")
+    job, _ = create_job(path, path.name, user=root, options={"update_existing": True})
+    assert job is not None
+    job = JobRunner(job.pk, workers=1).run()
+    assert not User.objects.get(username="ann").is_staff
+
+    staff = User.objects.create_user("staff", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_user", "delete_user"]))
+    revert, _ = start_revert(job, staff)
+    revert = JobRunner(revert.pk, workers=1).run()
+    assert (revert.succeeded, revert.failed) == (1, 1)
+    assert not User.objects.get(username="ann").is_staff  # not restored by a non-superuser
+    assert User.objects.get(username="bob").first_name == "Bob"
+    (row,) = ImportRow.objects.filter(job=revert)
+    assert "Only a superuser" in row.error_text
