@@ -9,7 +9,6 @@ object is loaded, changed and saved through ``save()``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +18,10 @@ from django.utils.translation import gettext as _
 
 from bulkadmin.importers.base import Errors, Importer, RowInvalid
 from bulkadmin.importers.model import ModelImporter
-from bulkadmin.jobs import ChunkWriter, chunk_size, delete_job, display_name, starter_context
+from bulkadmin.jobs import batched, display_name, fill_job, starter_context
 from bulkadmin.models import ImportJob, JobKind, JobStatus, StartedVia
 from bulkadmin.parsing import RawRow
 from bulkadmin.vendors import write_turn
-
-#: Selected objects read and written at a time: memory stays flat however many are selected.
-BATCH = 2000
 
 
 @dataclass
@@ -132,32 +128,8 @@ def start_change(
             site_url=site_url[:255],
         )
     importer = importer_cls(starter_context(user, job.options))
-    writer = ChunkWriter(job, importer, size or chunk_size())
-    try:
-        for batch in _batches(queryset.order_by("pk").values_list("pk", key)):
-            writer.add(
-                RawRow(number, {"object": str(pk), key: "" if value is None else str(value)}, {})
-                for number, pk, value in batch
-            )
-        total = writer.finish()
-    except BaseException:
-        delete_job(job)
-        raise
-    if not total:
-        delete_job(job)
-        return None
-    with write_turn():
-        ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.VALIDATED)
-    job.refresh_from_db()
-    return job
-
-
-def _batches(rows: Iterable[tuple[Any, Any]]) -> Iterable[list[tuple[int, Any, Any]]]:
-    batch: list[tuple[int, Any, Any]] = []
-    for number, (pk, value) in enumerate(rows, start=1):
-        batch.append((number, pk, value))
-        if len(batch) >= BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    rows = (
+        RawRow(number, {"object": str(pk), key: "" if value is None else str(value)}, {})
+        for number, (pk, value) in enumerate(queryset.order_by("pk").values_list("pk", key), start=1)
+    )
+    return fill_job(job, importer, batched(rows), size)

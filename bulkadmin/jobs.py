@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PureWindowsPath
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -24,6 +24,8 @@ from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobKind, JobStat
 from bulkadmin.parsing import ColumnMap, RawRow
 from bulkadmin.validation import Report, validate_file
 from bulkadmin.vendors import write_turn
+
+T = TypeVar("T")
 
 #: Chunks saved per transaction while a job is created.
 CHUNKS_PER_TRANSACTION = 20
@@ -401,15 +403,44 @@ def rerun_failed(
             if not ids:
                 break
             ImportRow.objects.filter(pk__in=ids, rerun__isnull=True).update(rerun=rerun)
-    writer = ChunkWriter(rerun, get_importer_class(job.importer)(), chunk_size())
-    writer.add(_taken_rows(rerun))
-    if not writer.finish():
-        delete_job(rerun)
+    return fill_job(rerun, get_importer_class(job.importer)(), batched(_taken_rows(rerun)))
+
+
+def fill_job(
+    job: ImportJob, importer: Importer, batches: Iterable[Iterable[RawRow]], size: int | None = None
+) -> ImportJob | None:
+    """Save rows, a batch at a time, into a job created ``preparing`` (a rerun, a bulk change,
+    a revert), then let it start; with no rows at all the job is deleted (None)."""
+    writer = ChunkWriter(job, importer, size or chunk_size())
+    try:
+        for batch in batches:
+            writer.add(batch)
+        total = writer.finish()
+    except BaseException:
+        delete_job(job)
+        raise
+    if not total:
+        delete_job(job)
         return None
     with write_turn():
-        ImportJob.objects.filter(pk=rerun.pk).update(status=JobStatus.VALIDATED)
-    rerun.refresh_from_db()
-    return rerun
+        ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.VALIDATED)
+    job.refresh_from_db()
+    return job
+
+
+#: Rows handed to a ``ChunkWriter`` at a time: memory stays flat however many there are.
+BATCH = 2000
+
+
+def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 #: Failed rows a rerun takes per transaction.

@@ -21,15 +21,13 @@ from bulkadmin import vendors
 from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.importers.revert import DELETE, RESTORE
-from bulkadmin.jobs import ChunkWriter, chunk_size, delete_job
+from bulkadmin.jobs import batched, fill_job
 from bulkadmin.models import ImportChunk, ImportJob, JobKind, JobStatus, StartedVia, Statuses
 from bulkadmin.parsing import RawRow
 from bulkadmin.vendors import write_turn
 
 #: Objects of each kind the confirmation page names.
 SAMPLE = 20
-#: Rows handed to the chunk writer at a time: memory stays flat however big the job.
-BATCH = 2000
 
 
 class NotRevertible(Exception):
@@ -95,6 +93,14 @@ def _rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, Any]]]:
                 yield int(number), pk, undo.get(number) or {}
 
 
+def _revert_values(pk: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A revert row's values: the object, and delete it, or restore it (with its record, a
+    dict where a file's row holds text: chunks and failed rows keep JSON)."""
+    if record.get("created"):
+        return {"object": pk, "action": DELETE}
+    return {"object": pk, "action": RESTORE, "undo": record}
+
+
 def plan(job: ImportJob) -> RevertPlan:
     importer_cls = get_importer_class(job.importer)
     result = RevertPlan(importer_cls.get_model())
@@ -146,25 +152,8 @@ def start_revert(job: ImportJob, user: Any = None, site_url: str = "") -> tuple[
             records_undo=False,
             site_url=site_url[:255] or job.site_url,
         )
-    writer = ChunkWriter(revert, Importer(), chunk_size())
-    try:
-        batch: list[RawRow] = []
-        for number, pk, record in _rows(job):
-            values: dict[str, Any] = {"object": pk, "action": DELETE}
-            if not record.get("created"):
-                values = {"object": pk, "action": RESTORE, "undo": record}
-            batch.append(RawRow(number, values, {}))
-            if len(batch) >= BATCH:
-                writer.add(batch)
-                batch = []
-        writer.add(batch)
-        total = writer.finish()
-    except BaseException:
-        delete_job(revert)
-        raise
-    with write_turn():
-        ImportJob.objects.filter(pk=revert.pk).update(
-            status=JobStatus.VALIDATED if total else JobStatus.SUCCEEDED
-        )
-    revert.refresh_from_db()
-    return revert, True
+    rows = (RawRow(number, _revert_values(pk, record), {}) for number, pk, record in _rows(job))
+    filled = fill_job(revert, Importer(), batched(rows))
+    if filled is None:
+        raise NotRevertible(_("This job left no object to revert."))
+    return filled, True
