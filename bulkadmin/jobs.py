@@ -38,6 +38,7 @@ def context_for(job: ImportJob) -> ImportContext:
     else:
         context = ImportContext.for_person(job.created_by, job.options)
     context.site_url = job.link_base()
+    context.job_id = job.pk
     return context
 
 

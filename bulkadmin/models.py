@@ -340,6 +340,11 @@ class ImportJob(models.Model):
     read_invalid = models.PositiveIntegerField(_("invalid when read"), null=True, blank=True)
     #: How the file's columns were mapped to the importer's (``bulkadmin.columns``).
     column_map = models.JSONField(_("column mapping"), default=dict, blank=True)
+    #: Emails to new users ("Email new users a link…"): sent and failed counted after each
+    #: commit, skipped (no address) in the row's transaction.
+    emails_sent = models.PositiveIntegerField(_("emails sent"), default=0)
+    emails_failed = models.PositiveIntegerField(_("emails not sent"), default=0)
+    emails_skipped = models.PositiveIntegerField(_("users without an email address"), default=0)
     total = models.PositiveIntegerField(_("rows"), default=0)
     processed = models.PositiveIntegerField(_("processed"), default=0)
     succeeded = models.PositiveIntegerField(_("succeeded"), default=0)

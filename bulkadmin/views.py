@@ -547,6 +547,10 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "job": job,
         "importer_label": importer_cls.verbose_name() if importer_cls else job.importer,
         "heading": _job_heading(job, importer_cls),
+        "emails": {
+            name: number_format(getattr(job, f"emails_{name}"), force_grouping=True)
+            for name in ("sent", "skipped", "failed")
+        },
         "reruns": list(job.reruns.order_by("pk").values_list("pk", flat=True)[:20]),
         "failed_page": page,
         "failed_rows": [(row, [row.values.get(c, "") for c in shown]) for row in page.object_list],

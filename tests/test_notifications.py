@@ -51,6 +51,31 @@ def test_the_starter_gets_an_email_with_the_counts_and_a_link_on_the_site_they_u
     assert "http://imports.example.com:8100/accounts/reset/" in welcome.body
 
 
+def test_the_job_page_counts_the_emails_to_new_users(client, monkeypatch, settings):
+    """Before: the page did not say how many new users were emailed, or were not."""
+    settings.ALLOWED_HOSTS = ["imports.example.com", "testserver"]
+    refused = {"cyd@example.com"}
+
+    def send_mail(**kwargs):
+        if set(kwargs["recipient_list"]) & refused:
+            raise ConnectionRefusedError("mail server down")
+        mail.send_mail(**kwargs)
+
+    monkeypatch.setattr("bulkadmin.importers.users.send_mail", send_mail)
+    starter = make_user("starter", perms=IMPORT_PERMS)
+    client.force_login(starter)
+    job = confirm_and_run(
+        client,
+        "username,email\nann,ann@example.com\nbob,\ncyd,cyd@example.com\nboom1,d@example.com\n",
+        send_password_email="on",
+    )
+    assert (job.succeeded, job.failed) == (3, 1)
+    assert (job.emails_sent, job.emails_skipped, job.emails_failed) == (1, 1, 1)
+    assert [m.to for m in mail.outbox if m.to != [starter.email]] == [["ann@example.com"]]
+    page = client.get(url("change", job.pk)).content.decode()
+    assert "Emails to new users: 1 sent, 1 skipped (no address), 1 not sent (see the job log)." in page
+
+
 def test_no_starter_email_for_the_command_line_or_when_switched_off(write_file, settings):
     path = write_file("u.csv", "username\nann\n")
     job, _ = create_job(path, path.name)

@@ -126,6 +126,7 @@ def test_a_failing_mail_server_neither_stops_the_job_nor_loses_the_other_emails(
 
     assert job.status == JobStatus.SUCCEEDED and job.succeeded == 5
     assert sorted(sent) == [f"u{i}@example.com" for i in (0, 2, 3, 4)]
+    assert (job.emails_sent, job.emails_failed, job.emails_skipped) == (4, 1, 0)
 
 
 class DriverError(Exception):

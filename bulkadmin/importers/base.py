@@ -73,6 +73,8 @@ class ImportContext:
     trusted: bool = False
     #: The site's base URL, for links in emails the importer sends ("" : ``SITE_URL``).
     site_url: str = ""
+    #: The job the rows belong to (None while a file is only validated), for its counters.
+    job_id: int | None = None
 
     @classmethod
     def for_person(cls, user: Any, options: dict[str, Any]) -> ImportContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -14,6 +15,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, models, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -23,6 +25,7 @@ from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, RowInvalid
 from bulkadmin.importers.fields import split_list
 from bulkadmin.importers.model import ModelImporter
 
+logger = logging.getLogger("bulkadmin")
 PRIVILEGE_MESSAGE = "Only a superuser may create or change staff members and superusers."
 GROUP_MESSAGE = "Only a superuser may add users to {name}: it grants permissions you do not have."
 
@@ -260,11 +263,13 @@ class UserImporter(ModelImporter):
             else:
                 user.groups.set(group_ids)
             self._check_groups_saved(user, group_ids)
-        if created and self.context.options.get("send_password_email") and user.email:
-            # robust: a mail server refusing one message must not drop the others' callbacks
-            # or stop the worker; the failure is logged (Django's "django.db.backends" logger).
-            base = self.context.site_url
-            transaction.on_commit(lambda: send_set_password_email(user, base), robust=True)
+        if created and self.context.options.get("send_password_email"):
+            if user.email:
+                # After the commit, so a rolled-back row sends nothing; counted as it goes.
+                base, job_id = self.context.site_url, self.context.job_id
+                transaction.on_commit(lambda: email_new_user(user, base, job_id), robust=True)
+            else:  # counted in the row's transaction: once, whatever is retried
+                count_email(self.context.job_id, "emails_skipped")
         return user
 
     def _check_groups_saved(self, user: AbstractUser, group_ids: list[int]) -> None:
@@ -336,6 +341,27 @@ def unusable_password() -> str:
     importing a user.
     """
     return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
+
+
+def email_new_user(user: AbstractUser, site_url: str, job_id: int | None) -> None:
+    """Send the new user their link and count it, sent or failed, on the job. A mail server
+    refusing one message never stops the worker or drops the others: it is logged and counted."""
+    try:
+        send_set_password_email(user, site_url)
+    except Exception:
+        logger.exception("Job %s: the email to new user %s could not be sent.", job_id, user.pk)
+        count_email(job_id, "emails_failed")
+    else:
+        count_email(job_id, "emails_sent")
+
+
+def count_email(job_id: int | None, counter: str) -> None:
+    """Called in a chunk's transaction or its on_commit callbacks: the worker holds the write
+    turn for both, so none is taken here (a second would wait for itself)."""
+    from bulkadmin.models import ImportJob
+
+    if job_id is not None:
+        ImportJob.objects.filter(pk=job_id).update(**{counter: F(counter) + 1})
 
 
 def send_set_password_email(user: AbstractUser, site_url: str = "") -> None:
