@@ -66,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     "STALE_UPLOAD_SECONDS": 24 * 60 * 60,
     # Failed rows shown per page on the job page.
     "FAILED_ROWS_PER_PAGE": 25,
+    # Seconds after a job ends that its failed rows keep their secret columns (passwords,
+    # sealed) for a rerun; then they are erased. None keeps them as long as the job.
+    "SECRET_RETENTION_SECONDS": 7 * 24 * 60 * 60,
 }
 
 

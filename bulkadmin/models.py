@@ -388,6 +388,14 @@ class ImportJob(models.Model):
     def started_by(self, user: Any) -> bool:
         return self.created_by_id is not None and self.created_by_id == getattr(user, "pk", None)
 
+    def secrets_erased_at(self) -> Any:
+        """When its failed rows' secrets go (``SECRET_RETENTION_SECONDS`` after it ended), or
+        None: kept while it runs, or for as long as the job when retention is off."""
+        retention = conf.get("SECRET_RETENTION_SECONDS")
+        if retention is None or self.finished_at is None or not self.is_settled:
+            return None
+        return self.finished_at + timedelta(seconds=float(retention))
+
     @property
     def is_final(self) -> bool:
         return self.status in Statuses.FINAL
@@ -537,6 +545,9 @@ class ImportRowQuerySet(models.QuerySet["ImportRow"]):
     def open(self) -> ImportRowQuerySet:
         """Failed rows no rerun has taken yet: what the job still offers to rerun."""
         return self.failed().filter(rerun__isnull=True)
+
+    def with_secrets(self) -> ImportRowQuerySet:
+        return self.exclude(secret="")
 
     def corrected(self) -> ImportRowQuerySet:
         return self.open().filter(corrected=True)

@@ -36,7 +36,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from bulkadmin import columns, conf, crypto, exports, uploads
+from bulkadmin import columns, conf, crypto, exports, retention, uploads
 from bulkadmin.forms import ConfirmForm, FailedRowForm, MappingForm, UploadForm
 from bulkadmin.importers.base import ImportContext, Importer, RowInvalid
 from bulkadmin.importers.registry import get_importer_class
@@ -190,8 +190,9 @@ def template(
 def _validate_upload(
     model_admin: ImportJobAdmin, request: HttpRequest, form: UploadForm
 ) -> HttpResponse | None:
-    """Validate in the request: nothing written to the database, no signal sent."""
-    uploads.cleanup_stale()
+    """Validate in the request: nothing written to the database, no signal sent (but for the
+    clean-up of what is past its retention)."""
+    retention.clean()
     importer_cls = form.importer_class()
     options = form.job_options()
     if options["update_existing"] and not model_admin.importer_permitted(request, importer_cls, "change"):
@@ -547,6 +548,7 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "job": job,
         "importer_label": importer_cls.verbose_name() if importer_cls else job.importer,
         "heading": _job_heading(job, importer_cls),
+        **_retention_context(job, importer_cls),
         "emails": {
             name: number_format(getattr(job, f"emails_{name}"), force_grouping=True)
             for name in ("sent", "skipped", "failed")
@@ -580,6 +582,12 @@ def job_page_context(model_admin: ImportJobAdmin, request: HttpRequest, job: Imp
         "download_csv_url": admin_url("download", job.pk, "csv"),
         "download_xlsx_url": admin_url("download", job.pk, "xlsx"),
     }
+
+
+def _retention_context(job: ImportJob, importer_cls: type[Importer] | None) -> dict[str, Any]:
+    """When the failed rows' passwords go, for an importer that has some."""
+    when = job.secrets_erased_at() if job.failed and importer_cls and importer_cls.secret_columns() else None
+    return {"secrets_erased_at": when, "secrets_erased": when is not None and when <= timezone.now()}
 
 
 def _job_heading(job: ImportJob, importer_cls: type[Importer] | None) -> str:
