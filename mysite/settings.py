@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,22 @@ import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-demo-key-change-me-in-production")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+
+def local_secret_key(path: Path) -> str:
+    """This checkout's own key, made on first run into an owner-only file: never a public
+    default (sessions, password reset links and sealed passwords all hang on it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    except FileExistsError:
+        pass
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(BASE_DIR / "var" / "secret_key")
+# Off unless asked (DJANGO_DEBUG=1): a debug page shows settings and row values to anyone.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
 INSTALLED_APPS = [
@@ -82,6 +98,12 @@ def database_from_env(default_sqlite: Path) -> dict[str, Any]:
     )
     if config["ENGINE"].endswith("sqlite3"):
         config["OPTIONS"] = {**SQLITE_OPTIONS, **config.get("OPTIONS", {})}
+        name = str(config.get("NAME") or "")
+        if name and name != ":memory:" and not name.startswith("file:") and not Path(name).exists():
+            # Created owner-only before SQLite creates it as the umask says (its -wal and -shm
+            # files take the database file's mode).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     elif config["ENGINE"].endswith("mysql"):
         config["OPTIONS"] = {**MYSQL_OPTIONS, **config.get("OPTIONS", {})}
     return config
