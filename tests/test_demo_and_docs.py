@@ -45,3 +45,27 @@ def test_the_readme_settings_table_lists_every_setting_and_no_other():
         if line.startswith("| `"):
             documented.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
     assert documented == set(conf.DEFAULTS)
+
+
+def test_the_demo_runs_without_debug_with_its_own_secret_key_and_a_private_database(tmp_path, monkeypatch):
+    """Before: DEBUG on and a public SECRET_KEY by default, db.sqlite3 world-readable."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG", "DJANGO_SECRET_KEY")}
+    code = "import mysite.settings as s; print(s.DEBUG); print(s.SECRET_KEY)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    debug, key = out.stdout.split()
+    key_file = ROOT / "var" / "secret_key"
+    assert debug == "False"
+    assert key == key_file.read_text().strip() and "insecure" not in key and len(key) >= 50
+    assert oct(key_file.stat().st_mode & 0o777) == oct(0o600)
+
+    from mysite.settings import database_from_env
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    database_from_env(tmp_path / "demo.sqlite3")
+    assert oct((tmp_path / "demo.sqlite3").stat().st_mode & 0o777) == oct(0o600)
