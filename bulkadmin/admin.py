@@ -113,7 +113,7 @@ class ImportJobAdmin(JobModelAdmin):
             },
         ),
         (
-            "Runner",
+            _("Runner"),
             {
                 "classes": ["collapse"],
                 "fields": [

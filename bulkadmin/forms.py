@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from bulkadmin import conf
@@ -23,27 +24,29 @@ ACCEPT = ".csv,.tsv,.tab,.txt,.xlsx,.json,text/csv,application/json"
 
 class UploadForm(forms.Form):
     file = forms.FileField(
-        label="File",
-        help_text=f"{', '.join(f.upper() for f in FORMATS)}, UTF-8, with a header row. "
-        "Nothing is imported before you confirm the report.",
+        label=_("File"),
+        help_text=format_lazy(
+            _("{formats}, with a header row. Nothing is imported before you confirm the report."),
+            formats=", ".join(f.upper() for f in FORMATS),
+        ),
         widget=forms.ClearableFileInput(attrs={"accept": ACCEPT}),
     )
-    importer = forms.ChoiceField(label="Import")
+    importer = forms.ChoiceField(label=_("Import"))
     update_existing = forms.BooleanField(
-        label="Update existing objects instead of rejecting their rows",
+        label=_("Update existing objects instead of rejecting their rows"),
         required=False,
-        help_text="An existing object is found by the importer's key column.",
+        help_text=_("An existing object is found by the importer's key column."),
     )
     send_password_email = forms.BooleanField(
-        label="Email new users a link to set their password",
+        label=_("Email new users a link to set their password"),
         required=False,
-        help_text="Only users with an email address; needs working email settings.",
+        help_text=_("Only users with an email address; needs working email settings."),
     )
     workers = forms.IntegerField(
-        label="Worker processes",
+        label=_("Worker processes"),
         required=False,
         min_value=1,
-        help_text="Leave blank for one per core.",
+        help_text=_("Leave blank for one per core."),
     )
 
     def __init__(
@@ -168,7 +171,7 @@ class FailedRowForm(forms.Form):
                     required=False,
                     strip=False,
                     widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                    help_text="Never shown. Leave blank to keep the current value, if any.",
+                    help_text=_("Never shown. Leave blank to keep the current value, if any."),
                 )
                 continue
             field = importer.edit_field(name) if column else None

@@ -39,6 +39,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from bulkadmin import conf
 from bulkadmin.vendors import write_turn
@@ -60,11 +61,11 @@ class JobStatus(models.TextChoices):
 class JobKind(models.TextChoices):
     """What a job does to its objects: each kind runs on the same engine."""
 
-    IMPORT = "import", _("Import")
+    IMPORT = "import", pgettext_lazy("kind of job", "Import")
     #: A bulk change of selected objects through ``save()`` (rows: the objects).
-    CHANGE = "change", _("Bulk change")
+    CHANGE = "change", pgettext_lazy("kind of job", "Bulk change")
     #: Undoes another job: deletes what it created, restores what it changed.
-    REVERT = "revert", _("Revert")
+    REVERT = "revert", pgettext_lazy("kind of job", "Revert")
 
 
 class StartedVia(models.TextChoices):
@@ -370,7 +371,7 @@ class ImportJob(models.Model):
         permissions = [("view_all_importjobs", _("Can view every import job"))]
 
     def __str__(self) -> str:
-        kind = {JobKind.CHANGE: _("Bulk change"), JobKind.REVERT: _("Revert")}.get(self.kind, _("Import"))  # type: ignore[call-overload]
+        kind = JobKind(self.kind).label if self.kind in JobKind.values else self.kind
         return f"{kind} #{self.pk} ({self.source_name or self.importer})"
 
     def change_description(self) -> str:

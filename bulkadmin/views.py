@@ -145,7 +145,7 @@ def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
         request,
         "bulkadmin/upload.html",
         form,
-        title="Import a file",
+        title=_("Import a file"),
         extra={"columns": _columns_help(choices)},
         advanced=("workers",),
     )
@@ -196,7 +196,7 @@ def _validate_upload(
     importer_cls = form.importer_class()
     options = form.job_options()
     if options["update_existing"] and not model_admin.importer_permitted(request, importer_cls, "change"):
-        form.add_error("update_existing", "You do not have permission to change existing objects.")
+        form.add_error("update_existing", _("You do not have permission to change existing objects."))
         return None
     upload_file = form.cleaned_data["file"]
     try:
@@ -379,7 +379,7 @@ def render_report(
     headers = report.headers
     context = {
         **model_admin.admin_site.each_context(request),
-        "title": f"Check {pending.name} before importing",
+        "title": _("Check %(name)s before importing") % {"name": pending.name},
         "opts": model_admin.opts,
         "has_view_permission": model_admin.has_view_permission(request),
         "report": report,
@@ -422,7 +422,10 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
     except uploads.UploadExpired:
         return _expired(request)
     if not created:
-        messages.info(request, f"This file was already confirmed as job #{job.pk}; it is imported once.")
+        messages.info(
+            request,
+            _("This file was already confirmed as job #%(job)s; it is imported once.") % {"job": job.pk},
+        )
         return HttpResponseRedirect(admin_url("change", job.pk))
     with transaction.atomic():
         model_admin.log_addition(request, job, [{"added": {}}])
@@ -498,8 +501,10 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
         "rate": round(rate, 1) if rate is not None else None,
         "eta": round(eta, 1) if eta is not None else None,
         "elapsed_display": _duration(elapsed),
-        "eta_display": _duration(eta) if eta is not None else ("—" if not job.is_final else "done"),
-        "rate_display": f"{rate:,.0f} rows/s" if rate is not None else "—",
+        "eta_display": _duration(eta) if eta is not None else ("—" if not job.is_final else _("done")),
+        "rate_display": _("%(rate)s rows/s") % {"rate": number_format(round(rate), force_grouping=True)}
+        if rate is not None
+        else "—",
         "is_final": job.is_final,
         "is_stale": job.is_stale,
         #: Polling goes on while a runner may still change the job.
@@ -643,9 +648,12 @@ def cancel(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
     job = get_job(model_admin, request, object_id, run=True)
     if job.request_cancel():
         model_admin.log_change(request, job, "Cancelled the import.")
-        messages.success(request, "The import is being cancelled; rows already imported stay.")
+        messages.success(request, _("The job is being cancelled; rows already done stay done."))
     else:
-        messages.warning(request, f"The import is {job.get_status_display().lower()}; nothing to cancel.")
+        messages.warning(
+            request,
+            _("The job is %(status)s; nothing to cancel.") % {"status": job.get_status_display().lower()},
+        )
     return HttpResponseRedirect(admin_url("change", job.pk))
 
 
@@ -653,12 +661,16 @@ def resume(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
     job = get_job(model_admin, request, object_id, run=True)
     job.settle_if_stale()
     if not job.is_resumable or job.status not in (JobStatus.CRASHED, JobStatus.CANCELLED):
-        messages.warning(request, "Only a crashed or cancelled import with rows pending can be resumed.")
+        messages.warning(request, _("Only a crashed or cancelled job with rows pending can be resumed."))
         return HttpResponseRedirect(admin_url("change", job.pk))
     with transaction.atomic():
         model_admin.log_change(request, job, "Resumed the import.")
         transaction.on_commit(partial(launch_job, job))
-    messages.success(request, f"Resuming the import: {job.pending:,} rows to go.")
+    messages.success(
+        request,
+        _("Resuming the job: %(count)s rows to go.")
+        % {"count": number_format(job.pending, force_grouping=True)},
+    )
     return HttpResponseRedirect(admin_url("change", job.pk))
 
 
@@ -741,7 +753,7 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
         )
         return HttpResponseRedirect(job_url)
     if not job.is_settled:
-        messages.warning(request, "Rows can be corrected once the import has stopped.")
+        messages.warning(request, _("Rows can be corrected once the import has stopped."))
         return HttpResponseRedirect(job_url)
     try:
         importer_cls = get_importer_class(job.importer)
@@ -765,14 +777,18 @@ def edit_row(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str, 
             row.corrected = True
             row.save(update_fields=["values", "secret", "errors", "corrected"])
             model_admin.log_change(request, job, f"Corrected row {row.number}.")
-            messages.success(request, f"Row {row.number} is corrected; rerun the failed rows to import it.")
+            messages.success(
+                request,
+                _("Row %(number)s is corrected; rerun the failed rows to import it.")
+                % {"number": row.number},
+            )
             return HttpResponseRedirect(job_url + "#failed-rows")
     return form_page(
         model_admin,
         request,
         "bulkadmin/row_form.html",
         form,
-        title=f"Correct row {row.number}",
+        title=_("Correct row %(number)s") % {"number": row.number},
         extra={"original": job, "row": row, "job_url": job_url, "add": False},
     )
 

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from bulkadmin.models import ImportJob, JobStatus
 from tests.test_admin_support import PASSWORD
+from tests.test_translations import french
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -303,19 +304,21 @@ def test_bulk_change_from_the_changelist_then_revert_it(page, live_server, knobs
     )
     page.screenshot(path=str(ARTIFACTS / "revert-confirmation.png"), full_page=True)
 
-    # the rest in dark mode and at a phone's width: nothing wider than the screen
+    # the rest in dark mode, at a phone's width and in French: nothing wider than the screen
     page.emulate_media(color_scheme="dark")
     page.set_viewport_size({"width": 390, "height": 844})
+    page.set_extra_http_headers({"Accept-Language": "fr"})
     page.reload()
+    expect(page.locator("h1")).to_have_text(french("Are you sure?"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(ARTIFACTS / "revert-confirmation-dark-phone.png"), full_page=True)
-    page.click("input[value='Yes, revert it']")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
-    expect(page.locator(".bulkadmin-reverts")).to_contain_text(f"Reverts #{change.pk}")
+    page.get_by_role("button", name=french("Yes, revert it")).click()
+    expect(page.locator(".bulkadmin-badge")).to_have_text(french("Succeeded"), timeout=60_000)
+    expect(page.locator(".bulkadmin-reverts")).to_contain_text(f"{french('Reverts')} #{change.pk}")
     assert User.objects.filter(is_active=True, groups=None, username__startswith="member").count() == 130
-    expect(page.locator("input[value='Cancel the import']")).to_have_count(0)  # reloaded once ended
+    expect(page.get_by_role("button", name=french("Cancel the import"))).to_have_count(0)  # reloaded
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(ARTIFACTS / "revert-job-dark-phone.png"), full_page=True)
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{change.pk}/change/")
-    expect(page.locator(".bulkadmin-reverts")).to_contain_text("Reverted by")
-    expect(page.locator("text=Revert this job")).to_have_count(0)
+    expect(page.locator(".bulkadmin-reverts")).to_contain_text(french("Reverted by"))
+    expect(page.get_by_role("link", name=french("Revert this job"))).to_have_count(0)
