@@ -611,12 +611,15 @@ def _job_heading(job: ImportJob, importer_cls: type[Importer] | None) -> str:
 def _revert_context(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> dict[str, Any]:
     """The job's reverts, and whether this user may revert it now (the page then offers it)."""
     reverted_by = list(job.reverted_by.order_by("pk"))
-    offered = (
-        not reverted_by
-        and why_not_revertible(job) is None
-        # the permissions the revert page checks against its plan; here, either will do
-        and (model_admin.may_revert(request, job, 0, 1) or model_admin.may_revert(request, job, 1, 0))
-    )
+    # What the revert would need, without reading the job's rows (its page checks its plan):
+    # a bulk change only restores, a plain import only deletes, an update-mode import may do both.
+    if job.kind == JobKind.CHANGE:
+        permitted = model_admin.may_revert(request, job, 0, 1)
+    elif not job.options.get("update_existing"):
+        permitted = model_admin.may_revert(request, job, 1, 0)
+    else:
+        permitted = model_admin.may_revert(request, job, 0, 1) or model_admin.may_revert(request, job, 1, 0)
+    offered = not reverted_by and why_not_revertible(job) is None and permitted
     return {
         "reverted_by": reverted_by,
         "can_revert": offered,

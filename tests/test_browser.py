@@ -322,3 +322,88 @@ def test_bulk_change_from_the_changelist_then_revert_it(page, live_server, knobs
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{change.pk}/change/")
     expect(page.locator(".bulkadmin-reverts")).to_contain_text(french("Reverted by"))
     expect(page.get_by_role("link", name=french("Revert this job"))).to_have_count(0)
+
+
+class RecordingLauncher:
+    """Records the jobs the admin hands off; the test runs them itself, in this process."""
+
+    runs_in_foreground = True
+
+    def __init__(self) -> None:
+        self.jobs: list[int] = []
+
+    def __call__(self, job: ImportJob) -> None:
+        self.jobs.append(job.pk)
+
+
+def test_a_staff_member_walks_their_import_in_light_dark_and_on_a_phone(
+    page, live_server, tmp_path, monkeypatch
+):
+    """Not a superuser: the upload, the job (run here, so its emails land in this test's outbox),
+    the starter's email, the history of each imported user, the links both ways, and only their
+    own jobs; every page without horizontal scroll in light and dark mode and at 390 px."""
+    from django.core import mail
+    from playwright.sync_api import expect
+
+    from bulkadmin import launch
+    from bulkadmin.engine import JobRunner
+    from tests.test_admin_support import IMPORT_PERMS, make_user
+
+    launcher = RecordingLauncher()
+    monkeypatch.setitem(launch.LAUNCHERS, "subprocess", launcher)
+
+    clerk = make_user("clerk", perms=(*IMPORT_PERMS, "auth.view_user", "auth.change_user"))
+    other = make_user("other", perms=IMPORT_PERMS)
+    theirs = ImportJob.objects.create(
+        importer="bulkadmin.importers.users.UserImporter", source_name="theirs.csv", created_by=other
+    )
+    source = tmp_path / "team.csv"
+    source.write_text("username,email\nada,ada@example.com\nbob,bob@example.com\ncyd,\n", encoding="utf-8")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
+    page.fill("#id_username", "clerk")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+    page.click("input[name=_confirm]")
+    job = ImportJob.objects.get(created_by=clerk)
+    assert launcher.jobs == [job.pk]
+    job = JobRunner(job.pk, workers=1).run()  # the runner the launcher would start, in this process
+    assert job.succeeded == 3, (job.status, job.error, job.total)
+    (email,) = mail.outbox
+    assert (
+        email.to == ["clerk@example.com"]
+        and email.subject == f"Import #{job.pk} succeeded: 3 succeeded, 0 failed"
+    )
+    assert f"{live_server.url}/admin/bulkadmin/importjob/{job.pk}/change/" in email.body
+
+    for scheme, width in (("light", 1280), ("dark", 1280), ("dark", 390)):
+        page.emulate_media(color_scheme=scheme)
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{job.pk}/change/")
+        expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded")
+        expect(page.get_by_role("link", name="Revert this job")).to_have_count(0)  # may not delete users
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(ARTIFACTS / f"staff-job-{scheme}-{width}.png"), full_page=True)
+
+        # the job list: theirs only, never the other staff member's
+        page.goto(f"{live_server.url}/admin/bulkadmin/importjob/")
+        expect(page.locator("#result_list")).to_contain_text("team.csv")
+        expect(page.locator("#result_list")).not_to_contain_text("theirs.csv")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+        # from the job to its users, from a user back to the job, and the user's history
+        page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{job.pk}/change/")
+        page.click("text=See the users this job created or changed")
+        expect(page.locator("#result_list tbody tr")).to_have_count(3)
+        page.click("#result_list >> text=ada")
+        expect(page.locator(f"a[href='/admin/bulkadmin/importjob/{job.pk}/change/']")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.click("text=History")
+        expect(page.locator("#change-history")).to_contain_text(f"Added by import job #{job.pk}.")
+        expect(page.locator("#change-history")).to_contain_text("clerk")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{theirs.pk}/change/")
+    assert "theirs.csv" not in page.content()  # another person's job: not found for this one
