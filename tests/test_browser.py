@@ -51,6 +51,13 @@ def page(monkeypatch):
             browser.close()
 
 
+def log_in(page, live_server, username: str, then: str) -> None:
+    page.goto(f"{live_server.url}/admin/login/?next={then}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+
+
 def users_file(tmp_path: Path) -> Path:
     lines = ["username,email,first_name,last_name"]
     lines += [f"member{i:02d},member{i:02d}@example.com,Ada,Lovelace" for i in range(1, 25)]
@@ -68,10 +75,7 @@ def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
     get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
     knobs(row_delay="0.08")  # slow rows, so the bar visibly moves while the runner works
 
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, "root", "/admin/bulkadmin/importjob/add/")
     expect(page.locator("h1")).to_have_text("Import a file")
 
     # upload and read the report
@@ -144,10 +148,7 @@ def test_no_script_from_a_file_runs_on_any_page(page, live_server, tmp_path):
         encoding="utf-8",
     )
 
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, "root", "/admin/bulkadmin/importjob/add/")
     page.set_input_files("#id_file", str(path))
     page.click("input[name=_upload]")
     expect(page.locator("#report-errors")).to_contain_text("Enter a valid username")
@@ -179,10 +180,7 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
 
     User = get_user_model()
     User.objects.create_superuser("root", "root@example.com", PASSWORD)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, "root", "/admin/bulkadmin/importjob/add/")
     ARTIFACTS.mkdir(exist_ok=True)
 
     # a file whose header is not the importer's: the mapping step, with the best guess chosen
@@ -274,10 +272,7 @@ def test_bulk_change_from_the_changelist_then_revert_it(page, live_server, knobs
     Group.objects.create(name="Support")
     User.objects.bulk_create([User(username=f"member{i:02d}", password="!") for i in range(1, 131)])
     ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/auth/user/%3Fis_staff__exact%3D0")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, "root", "/admin/auth/user/%3Fis_staff__exact%3D0")
 
     # Django's own selection: the header checkbox, then "Select all 130 users" (a page holds 100)
     page.click("#action-toggle")
@@ -361,10 +356,7 @@ def test_a_staff_member_walks_their_import_in_light_dark_and_on_a_phone(
     source.write_text("username,email\nada,ada@example.com\nbob,bob@example.com\ncyd,\n", encoding="utf-8")
     ARTIFACTS.mkdir(exist_ok=True)
 
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/bulkadmin/importjob/add/")
-    page.fill("#id_username", "clerk")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, live_server, "clerk", "/admin/bulkadmin/importjob/add/")
     page.set_input_files("#id_file", str(source))
     page.click("input[name=_upload]")
     page.click("input[name=_confirm]")
