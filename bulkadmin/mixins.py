@@ -112,11 +112,15 @@ class BulkImportMixin:
                 return path
         return None
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        """The admin's actions, and "Change selected … through save()" where it may be used."""
-        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        """The admin's actions, and "Change selected … through save()" where it may be used: on
+        the changelist (Django 6.1 also asks for a change form's, ``action_location``)."""
+        located = () if action_location is None else (action_location,)
+        actions: dict[str, Any] = super().get_actions(request, *located)  # type: ignore[misc]
         if getattr(self, "actions", ()) is None or IS_POPUP_VAR in request.GET:
             return actions  # the admin has no actions here: Django's rule, kept
+        if action_location is not None and getattr(action_location, "name", "") != "CHANGE_LIST":
+            return actions
         if self.bulk_change_importer(request) is not None:
             from bulkadmin.change_views import change_selected
 
