@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from bulkadmin.importers.base import Importer
 from bulkadmin.parsing import ColumnMap, normalize_header
 
@@ -55,9 +57,12 @@ def problems(mapping: ColumnMap, importer_cls: type[Importer]) -> list[str]:
     found = []
     for column in importer_cls.required_columns():
         if column not in targets:
-            found.append(f"The required column “{column}” is not mapped to any column of the file.")
+            found.append(
+                _("The required column “%(column)s” is not mapped to any column of the file.")
+                % {"column": column}
+            )
     for column in sorted({c for c in targets if targets.count(c) > 1}):
-        found.append(f"Only one column of the file can go to “{column}”.")
+        found.append(_("Only one column of the file can go to “%(column)s”.") % {"column": column})
     return found
 
 
@@ -91,7 +96,7 @@ def from_command_line(maps: Iterable[str], ignores: Iterable[str]) -> ColumnMap:
     for item in maps:
         header, sep, column = item.rpartition("=")
         if not sep or not header.strip() or not column.strip():
-            raise ValueError(f'--map {item!r}: write it as "FILE COLUMN=column".')
+            raise ValueError(_('--map %(item)s: write it as "FILE COLUMN=column".') % {"item": repr(item)})
         mapping[normalize_header(header)] = column.strip()
     for header in ignores:
         mapping[normalize_header(header)] = None

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+
 from bulkadmin import conf
 
 _SAMPLE_BYTES = 1024 * 1024
@@ -78,7 +80,7 @@ def _declared(head: bytes) -> str | None:
         if head[0:4:2] == b"\x00\x00":
             return "utf-16-be"
     if b"\x00" in head:
-        raise NotText("The file contains NUL bytes; it is binary, not CSV text.")
+        raise NotText(_("The file contains NUL bytes; it is binary, not CSV text."))
     return None
 
 
@@ -116,7 +118,7 @@ def _guess(path: Path) -> str:
         sample = handle.read(_SAMPLE_BYTES)
     best = from_bytes(sample).best()
     if best is None:
-        raise NotText("The file is not text in an encoding we could recognize; save it as CSV UTF-8.")
+        raise NotText(_("The file is not text in an encoding we could recognize; save it as CSV UTF-8."))
     # Short Western files read alike in several code pages; Excel on Windows writes cp1252.
     try:
         if sample.decode("cp1252") == str(best):
@@ -141,8 +143,11 @@ def _transcoded(path: Path, encoding: str) -> Decoded:
             except UnicodeError as exc:  # a bad byte, a cut character, an unpaired surrogate
                 where = offset + exc.start if isinstance(exc, UnicodeDecodeError) else offset
                 raise NotText(
-                    f"The file is not valid {display_name(encoding)} text (near byte {where:,}). "
-                    "Save it as CSV UTF-8 and upload it again."
+                    _(
+                        "The file is not valid %(encoding)s text (near byte %(byte)s). "
+                        "Save it as CSV UTF-8 and upload it again."
+                    )
+                    % {"encoding": display_name(encoding), "byte": f"{where:,}"}
                 ) from exc
     except BaseException:
         target.unlink(missing_ok=True)

@@ -25,6 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
+
 from bulkadmin import conf, decoding, fixit
 
 FORMATS = ("csv", "tsv", "xlsx", "json")
@@ -35,7 +38,6 @@ _READ_BYTES = 64 * 1024
 #: Excel's own limits: a sheet claiming more rows is hostile, not large.
 _XLSX_MAX_ROWS = 1_048_576
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_SAVE_AS_UTF8 = "Save it as UTF-8 (“CSV UTF-8” in Excel) and upload it again."
 
 Errors = dict[str, list[str]]
 #: Blank rows a file may have beyond MAX_ROWS (spreadsheets pad their end with some).
@@ -46,13 +48,19 @@ class ParseError(Exception):
     """The file cannot be read; ``str()`` is the message staff see."""
 
     def __init__(self, message: str, *, row: int | None = None, column: str | None = None) -> None:
-        where = []
-        if row is not None:
-            where.append(f"Row {row}")
-        if column is not None:
-            where.append(f"column “{column}”")
-        prefix = ", ".join(where)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        if row is not None and column is not None:
+            text = _("Row %(row)s, column “%(column)s”: %(message)s") % {
+                "row": row,
+                "column": column,
+                "message": message,
+            }
+        elif row is not None:
+            text = _("Row %(row)s: %(message)s") % {"row": row, "message": message}
+        elif column is not None:
+            text = _("column “%(column)s”: %(message)s") % {"column": column, "message": message}
+        else:
+            text = message
+        super().__init__(text)
         self.message = message
         self.row = row
         self.column = column
@@ -112,11 +120,16 @@ def detect_format(name: str, head: bytes) -> str:
     suffix = Path(name.replace("\\", "/")).suffix.lower().lstrip(".")
     if head.startswith(_OLE2_MAGIC):
         raise ParseError(
-            "The file is an old Excel (.xls) workbook or a password-protected one; "
-            "save the sheet as XLSX or CSV without a password."
+            _(
+                "The file is an old Excel (.xls) workbook or a password-protected one; "
+                "save the sheet as XLSX or CSV without a password."
+            )
         )
     if suffix in ("xls", "ods", "numbers"):
-        raise ParseError(f"{suffix.upper()} files are not supported; save the sheet as XLSX or CSV.")
+        raise ParseError(
+            _("%(format)s files are not supported; save the sheet as XLSX or CSV.")
+            % {"format": suffix.upper()}
+        )
     if head.startswith(b"PK\x03\x04") or suffix == "xlsx":
         return "xlsx"
     if suffix in ("csv", "txt"):
@@ -145,9 +158,12 @@ def _open_raw(path: Path, name: str) -> tuple[str, _Raw, str]:
     size = path.stat().st_size
     limit = int(conf.get("MAX_UPLOAD_BYTES"))
     if size > limit:
-        raise ParseError(f"The file is {size:,} bytes; the limit is {limit:,}.")
+        raise ParseError(
+            _("The file is %(size)s bytes; the limit is %(limit)s.")
+            % {"size": f"{size:,}", "limit": f"{limit:,}"}
+        )
     if size == 0:
-        raise ParseError("The file is empty.")
+        raise ParseError(_("The file is empty."))
     with path.open("rb") as probe:
         head = probe.read(_SNIFF_BYTES)
     fmt = detect_format(name, head)
@@ -225,28 +241,37 @@ def _check_headers(raw: list[str], allowed: list[str], mapping: ColumnMap) -> li
     while headers and headers[-1] == "":
         headers.pop()  # trailing empty header cells, as spreadsheets export them
     if not headers:
-        raise ParseError("The file has no header row.")
+        raise ParseError(_("The file has no header row."))
     max_columns = int(conf.get("MAX_COLUMNS"))
     if len(headers) > max_columns:
-        raise ParseError(f"The header has {len(headers):,} columns; at most {max_columns} are allowed.")
+        raise ParseError(
+            _("The header has %(count)s columns; at most %(limit)s are allowed.")
+            % {"count": f"{len(headers):,}", "limit": max_columns}
+        )
     seen: set[str] = set()
     for index, header in enumerate(headers, start=1):
         if header == "":
-            raise ParseError(f"Column {index} has no header.", row=1)
+            raise ParseError(_("Column %(index)s has no header.") % {"index": index}, row=1)
         if header in seen:
-            raise ParseError(f"The column “{header[:60]}” appears twice in the header.", row=1)
+            raise ParseError(
+                _("The column “%(column)s” appears twice in the header.") % {"column": header[:60]}, row=1
+            )
         seen.add(header)
     mapped = [mapping.get(h, h) for h in headers]
     targets = [m for m in mapped if m is not None]
     twice = sorted({m for m in targets if targets.count(m) > 1})
     if twice:
-        raise HeaderMismatch(f"Two columns of the file go to “{twice[0]}”.")
+        raise HeaderMismatch(_("Two columns of the file go to “%(column)s”.") % {"column": twice[0]})
     known = {*allowed, *fixit.COLUMNS}
     unknown = [h for h, m in zip(headers, mapped, strict=True) if m is not None and m not in known]
     if unknown:
         raise HeaderMismatch(
-            f"Unknown column{'s' if len(unknown) > 1 else ''}: "
-            f"{', '.join(repr(u[:60]) for u in unknown[:10])}. Allowed columns: {', '.join(allowed)}."
+            ngettext(
+                "Unknown column: %(columns)s. Allowed columns: %(allowed)s.",
+                "Unknown columns: %(columns)s. Allowed columns: %(allowed)s.",
+                len(unknown),
+            )
+            % {"columns": ", ".join(repr(u[:60]) for u in unknown[:10]), "allowed": ", ".join(allowed)}
         )
     return mapped
 
@@ -269,19 +294,27 @@ def _as_dicts(
         scanned += 1
         if scanned > max_rows + BLANK_ROWS_ALLOWANCE:
             raise ParseError(
-                f"The file has more than {max_rows:,} rows, the limit (blank rows count too).", row=number
+                _("The file has more than %(limit)s rows, the limit (blank rows count too).")
+                % {"limit": f"{max_rows:,}"},
+                row=number,
             )
         if not found and (not any(cell.strip() for cell in cells) or fixit.is_template_row(cells)):
             continue
         count += 1
         if count > max_rows:
-            raise ParseError(f"The file has more than {max_rows:,} rows, the limit.", row=number)
+            raise ParseError(
+                _("The file has more than %(limit)s rows, the limit.") % {"limit": f"{max_rows:,}"},
+                row=number,
+            )
         errors: Errors = {key: list(messages) for key, messages in found.items()}
         extra = sum(1 for cell in cells[width:] if cell.strip())
         if extra:
             errors.setdefault(NON_FIELD, []).append(
-                f"This row has {width + extra} values but the header has {width} columns "
-                "(is a value containing the delimiter missing its quotes?)."
+                _(
+                    "This row has %(values)s values but the header has %(columns)s columns "
+                    "(is a value containing the delimiter missing its quotes?)."
+                )
+                % {"values": width + extra, "columns": width}
             )
         row: dict[str, str] = {}
         for header, cell in zip(headers, cells, strict=False):
@@ -289,11 +322,12 @@ def _as_dicts(
                 continue  # a column mapped to nothing
             if len(cell) > max_length:
                 errors.setdefault(header, []).append(
-                    f"The value is {len(cell):,} characters long; the limit is {max_length:,}."
+                    _("The value is %(length)s characters long; the limit is %(limit)s.")
+                    % {"length": f"{len(cell):,}", "limit": f"{max_length:,}"}
                 )
                 cell = cell[:max_length]
             if "\x00" in cell:
-                errors.setdefault(header, []).append("The value contains a NUL character.")
+                errors.setdefault(header, []).append(_("The value contains a NUL character."))
                 cell = cell.replace("\x00", "")
             row[header] = cell
         for missing in headers[len(cells) :]:
@@ -328,6 +362,20 @@ def _max_line_bytes() -> int:
     return max(_SNIFF_BYTES, 4 * (columns + 1) * (2 * length + 3))
 
 
+def _row_too_long(max_line: int) -> str:
+    return _(
+        "The row is longer than %(limit)s bytes; a value is far longer than any field "
+        "allows (or a quote '\"' is never closed)."
+    ) % {"limit": f"{max_line:,}"}
+
+
+def _not_utf8(byte: int) -> str:
+    return _(
+        "The file is not UTF-8 text (byte %(byte)s is invalid). "
+        "Save it as UTF-8 (“CSV UTF-8” in Excel) and upload it again."
+    ) % {"byte": f"{byte:,}"}
+
+
 def _text_lines(handle: BinaryIO, max_line: int) -> Iterator[str]:
     """Decode ``handle`` line by line, as ``newline=""`` would split it, with bounded memory.
 
@@ -349,10 +397,7 @@ def _text_lines(handle: BinaryIO, max_line: int) -> Iterator[str]:
             complete -= 1  # the last piece may continue (even "\r", which may precede "\n")
         pending = pieces[complete] if complete < len(pieces) else b""
         if len(pending) > max_line:
-            raise _BadLine(
-                f"The row is longer than {max_line:,} bytes; a value is far longer than any field "
-                "allows (or a quote '\"' is never closed)."
-            )
+            raise _BadLine(_row_too_long(max_line))
         for piece in pieces[:complete]:
             if first:
                 first = False
@@ -360,16 +405,11 @@ def _text_lines(handle: BinaryIO, max_line: int) -> Iterator[str]:
                     piece = piece[len(codecs.BOM_UTF8) :]
                     offset += len(codecs.BOM_UTF8)
             if len(piece) > max_line:
-                raise _BadLine(
-                    f"The row is longer than {max_line:,} bytes; a value is far longer than any "
-                    "field allows (or a quote '\"' is never closed)."
-                )
+                raise _BadLine(_row_too_long(max_line))
             try:
                 yield piece.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _BadLine(
-                    f"The file is not UTF-8 text (byte {offset + exc.start:,} is invalid). {_SAVE_AS_UTF8}"
-                ) from exc
+                raise _BadLine(_not_utf8(offset + exc.start)) from exc
             offset += len(piece)
         if not chunk:
             return
@@ -380,9 +420,7 @@ def _csv_rows(path: Path, head: bytes, delimiter: str | None) -> _Raw:
         head_text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not merely a character cut by the sniff window
-            raise ParseError(
-                f"The file is not UTF-8 text (byte {exc.start:,} is invalid). {_SAVE_AS_UTF8}"
-            ) from exc
+            raise ParseError(_not_utf8(exc.start)) from exc
         head_text = head[: exc.start].decode("utf-8-sig")
     first_line = re.split(r"\r\n|\r|\n", head_text, maxsplit=1)[0]
     sep_line = re.fullmatch(r"sep=(.)", first_line)  # Excel's delimiter hint
@@ -397,7 +435,7 @@ def _csv_rows(path: Path, head: bytes, delimiter: str | None) -> _Raw:
         headers = next(reader)
     except StopIteration:
         handle.close()
-        raise ParseError("The file has no header row.") from None
+        raise ParseError(_("The file has no header row.")) from None
     except (csv.Error, _BadLine) as exc:
         handle.close()
         raise _csv_error(exc, 1) from exc
@@ -429,17 +467,19 @@ def _csv_error(exc: Exception, number: int) -> ParseError:
     message = str(exc)
     if "field larger than field limit" in message:
         return ParseError(
-            "A value is far longer than any field allows (or a quote '\"' is never closed).", row=number
+            _("A value is far longer than any field allows (or a quote '\"' is never closed)."), row=number
         )
     if "unexpected end of data" in message or "EOF" in message:
-        return ParseError("A quoted value is never closed (a missing '\"').", row=number)
+        return ParseError(_("A quoted value is never closed (a missing '\"')."), row=number)
     if "expected after" in message:
         return ParseError(
-            "A quoted value is followed by more text before the delimiter; "
-            'write a quote inside a quoted value as two quotes ("").',
+            _(
+                "A quoted value is followed by more text before the delimiter; "
+                'write a quote inside a quoted value as two quotes ("").'
+            ),
             row=number,
         )
-    return ParseError(f"The row is not valid CSV ({message}).", row=number)
+    return ParseError(_("The row is not valid CSV (%(error)s).") % {"error": message}, row=number)
 
 
 # ---- XLSX ----------------------------------------------------------------------------------
@@ -452,12 +492,13 @@ def _check_zip(path: Path) -> None:
             total = sum(info.file_size for info in infos)
             names = {info.filename for info in infos}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
-        raise ParseError("The file is not a valid XLSX workbook (the zip archive is damaged).") from exc
+        raise ParseError(_("The file is not a valid XLSX workbook (the zip archive is damaged).")) from exc
     if "[Content_Types].xml" not in names:
-        raise ParseError("The file is a zip archive, not an XLSX workbook.")
+        raise ParseError(_("The file is a zip archive, not an XLSX workbook."))
     if total > limit:
         raise ParseError(
-            f"The workbook unpacks to {total:,} bytes; the limit is {limit:,}. Save it as CSV instead."
+            _("The workbook unpacks to %(size)s bytes; the limit is %(limit)s. Save it as CSV instead.")
+            % {"size": f"{total:,}", "limit": f"{limit:,}"}
         )
 
 
@@ -486,7 +527,7 @@ def _xlsx_rows(path: Path) -> _Raw:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         handle.close()
-        raise ParseError("The file is not a valid XLSX workbook.") from exc
+        raise ParseError(_("The file is not a valid XLSX workbook.")) from exc
 
     def close() -> None:
         workbook.close()
@@ -495,7 +536,7 @@ def _xlsx_rows(path: Path) -> _Raw:
     try:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None:
-            raise ParseError("The workbook has no sheets.")
+            raise ParseError(_("The workbook has no sheets."))
         # Read the cells that are there, not the range the file claims: a wrong "dimension"
         # would otherwise silently cut rows or columns off.
         sheet.reset_dimensions()
@@ -512,8 +553,8 @@ def _xlsx_rows(path: Path) -> _Raw:
                 value = getattr(cell, "value", None)
                 if getattr(cell, "data_type", None) == "f":
                     errors.setdefault(f"column {get_column_letter(index)}", []).append(
-                        f"Cell {get_column_letter(index)}{number} holds a formula ({str(value)[:40]}); "
-                        "paste values only and upload again."
+                        _("Cell %(cell)s holds a formula (%(formula)s); paste values only and upload again.")
+                        % {"cell": f"{get_column_letter(index)}{number}", "formula": str(value)[:40]}
                     )
                     out.append("")
                     continue
@@ -522,7 +563,7 @@ def _xlsx_rows(path: Path) -> _Raw:
 
         first = next(sheet.iter_rows(max_row=1), None)
         if first is None:
-            raise ParseError("The file has no header row.")
+            raise ParseError(_("The file has no header row."))
         headers, header_errors = texts(1, first)
         if header_errors:
             raise ParseError(next(iter(header_errors.values()))[0], row=1)
@@ -531,19 +572,19 @@ def _xlsx_rows(path: Path) -> _Raw:
         raise
     except Exception as exc:
         close()
-        raise ParseError("The workbook is damaged and cannot be read.") from exc
+        raise ParseError(_("The workbook is damaged and cannot be read.")) from exc
 
     def rows() -> Iterator[tuple[int, list[str], Errors]]:
         try:
             for number, cells in enumerate(cells_iter, start=2):
                 if number > _XLSX_MAX_ROWS:
-                    raise ParseError("The sheet claims more rows than Excel allows.", row=number)
+                    raise ParseError(_("The sheet claims more rows than Excel allows."), row=number)
                 out, errors = texts(number, cells)
                 yield number, out, _name_columns(errors, headers)
         except ParseError:
             raise
         except Exception as exc:
-            raise ParseError("The workbook is damaged and cannot be read.") from exc
+            raise ParseError(_("The workbook is damaged and cannot be read.")) from exc
         finally:
             close()
 
@@ -569,16 +610,18 @@ def _json_cell(value: Any) -> str:
     if isinstance(value, list):
         return ";".join(_json_cell(v) for v in value)
     if isinstance(value, dict):
-        raise ValueError("A value may not be an object; use a string, number, true/false or a list.")
+        raise ValueError(_("A value may not be an object; use a string, number, true/false or a list."))
     text = _cell_text(value)
     if not _is_unicode(text):
-        raise ValueError(_SURROGATE)
+        raise ValueError(_(_SURROGATE))
     return text
 
 
 #: JSON's \ud800 escapes can spell lone surrogates, which are not text: they cannot be stored
 #: in PostgreSQL or hashed as a password, and would fail the row far from the upload.
-_SURROGATE = "The value contains an unpaired surrogate escape (\\ud800–\\udfff), which is not text."
+_SURROGATE = gettext_noop(
+    "The value contains an unpaired surrogate escape (\\ud800–\\udfff), which is not text."
+)
 
 
 def _is_unicode(text: str) -> bool:
@@ -608,7 +651,7 @@ def _json_array_items(text: str) -> Iterator[dict[str, Any]]:
     if not text.startswith("[", pos):
         if pos < len(text) and text[pos] in _JSON_VALUE_STARTS:
             raise ParseError(
-                "The JSON must be an array of objects, one per row, not a single value or object."
+                _("The JSON must be an array of objects, one per row, not a single value or object.")
             )
         raise _invalid_json(json.JSONDecodeError("Expecting value", text, pos))
     pos = _skip_space(text, pos + 1)
@@ -621,7 +664,8 @@ def _json_array_items(text: str) -> Iterator[dict[str, Any]]:
         if not text.startswith("{", pos):
             if pos < len(text) and text[pos] in _JSON_VALUE_STARTS:
                 raise ParseError(
-                    f"The JSON must be an array of objects, one per row; item {index} is not an object.",
+                    _("The JSON must be an array of objects, one per row; item %(index)s is not an object.")
+                    % {"index": index},
                     row=index + 1,
                 )
             raise _invalid_json(json.JSONDecodeError("Expecting value", text, pos))
@@ -647,7 +691,7 @@ _JSON_VALUE_STARTS = frozenset('{["-0123456789tfnNI')
 
 
 def _invalid_json(exc: BaseException) -> ParseError:
-    return ParseError(f"The file is not valid JSON ({str(exc)[:120]}).")
+    return ParseError(_("The file is not valid JSON (%(error)s).") % {"error": str(exc)[:120]})
 
 
 def _json_rows(path: Path) -> _Raw:
@@ -662,8 +706,8 @@ def _json_rows(path: Path) -> _Raw:
             text = handle.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ParseError(
-            f"The file is not UTF-8 text (byte {exc.start:,} is invalid). "
-            "Save it as UTF-8 and upload it again."
+            _("The file is not UTF-8 text (byte %(byte)s is invalid). Save it as UTF-8 and upload it again.")
+            % {"byte": f"{exc.start:,}"}
         ) from exc
     keys: dict[str, None] = {}
     count = 0
@@ -672,11 +716,17 @@ def _json_rows(path: Path) -> _Raw:
             keys.setdefault(key, None)
         count += 1
     if not count:
-        raise ParseError("The file has no rows.")
+        raise ParseError(_("The file has no rows."))
     headers = list(keys)
     for key in headers:
         if not _is_unicode(key):
-            raise ParseError(f"A key: {_SURROGATE}", row=1)
+            raise ParseError(
+                _(
+                    "A key: The value contains an unpaired surrogate escape (\\ud800–\\udfff), "
+                    "which is not text."
+                ),
+                row=1,
+            )
 
     def rows() -> Iterator[tuple[int, list[str], Errors]]:
         for number, item in enumerate(_json_array_items(text), start=2):

@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from bulkadmin.importers.base import NON_FIELD, Cleaned, Errors, Exists, Importer, RowInvalid
 from bulkadmin.parsing import ColumnMap, HeaderMismatch, ParseError, RawRow, Table, open_table
 
@@ -33,8 +36,13 @@ class RowError:
     message: str
 
     def __str__(self) -> str:
-        where = f"Row {self.row}" + (f", column “{self.column}”" if self.column != NON_FIELD else "")
-        return f"{where}: {self.message}"
+        if self.column != NON_FIELD:
+            return _("Row %(row)s, column “%(column)s”: %(message)s") % {
+                "row": self.row,
+                "column": self.column,
+                "message": self.message,
+            }
+        return _("Row %(row)s: %(message)s") % {"row": self.row, "message": self.message}
 
 
 @dataclass
@@ -114,7 +122,7 @@ class Report:
         key = (column, _QUOTED.sub("…", message))
         if key not in self.groups and len(self.groups) >= MAX_ERROR_GROUPS:
             key = ("", "")
-            message = "Other errors."
+            message = _("Other errors.")
         group = self.groups.setdefault(key, ErrorGroup(column=key[0], example=message))
         group.count += 1
         if len(group.rows) < GROUP_ROWS:
@@ -157,7 +165,7 @@ def validate_file(
         report.file_error = str(exc)
         report.header_mismatch = isinstance(exc, HeaderMismatch)
     if not report.file_error and report.total == 0:
-        report.file_error = "The file has a header but no rows."
+        report.file_error = _("The file has a header but no rows.")
     report._trim()
     return report
 
@@ -166,7 +174,12 @@ def _check_required_headers(table: Table, importer: Importer) -> None:
     missing = [c for c in importer.required_columns() if c not in table.headers]
     if missing:
         raise HeaderMismatch(
-            f"Required column{'s' if len(missing) > 1 else ''} missing from the header: {', '.join(missing)}."
+            ngettext(
+                "Required column missing from the header: %(columns)s.",
+                "Required columns missing from the header: %(columns)s.",
+                len(missing),
+            )
+            % {"columns": ", ".join(missing)}
         )
 
 
@@ -215,7 +228,7 @@ def _validate_rows(
         key = importer.row_key(cleaned)
         if key is not None:
             if key in first_seen:
-                duplicate = f"Duplicate of row {first_seen[key]}."
+                duplicate = _("Duplicate of row %(row)s.") % {"row": first_seen[key]}
                 reject(row, {importer.key_column or NON_FIELD: [duplicate]})
                 continue
             first_seen[key] = number

@@ -62,5 +62,18 @@ def test_a_french_browser_gets_the_pages_in_french(super_client, write_file, adm
     ).content.decode()
     assert french("New values") in form and french("Change them") in form
 
+    # the report's row errors, from the importer, in French too
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    report = super_client.post(
+        url("add"),
+        {
+            "file": SimpleUploadedFile("bad.csv", b"username,is_active\n,maybe\n"),
+            "importer": "bulkadmin.importers.users.UserImporter",
+        },
+        **fr,
+    ).content.decode()
+    assert french("This field is required.") in report
+
     english = super_client.get(url("add")).content.decode()
     assert "Import a file" in english

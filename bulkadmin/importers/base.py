@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models
+from django.utils.translation import gettext as _
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.utils.functional import _StrOrPromise
 
 Errors = dict[str, list[str]]
 #: A row's cleaned values, as ``clean_row`` returns them.
@@ -52,7 +54,8 @@ class Column:
     required: bool = False
     #: Encrypted at rest, erased once imported, never shown, logged or exported.
     secret: bool = False
-    help_text: str = ""
+    #: Translatable: may be a lazy string, shown as ``str(help_text)``.
+    help_text: _StrOrPromise = ""
     #: Other headers that mean this column ("surname" for last_name), for the mapping's guess.
     aliases: tuple[str, ...] = ()
     #: A value as it would be written, for the template file's example row.
@@ -301,12 +304,19 @@ class Importer:
     def related_ids(self, name: str, values: Sequence[str]) -> list[Any]:
         """The primary keys of the related objects named by ``values`` (a many-to-many
         column's cell, split), or ``RowInvalid``: what a bulk change adds or removes."""
-        raise RowInvalid.single(name, f"{type(self).__name__} cannot add or remove {name}.")
+        raise RowInvalid.single(
+            name,
+            _("%(importer)s cannot add or remove %(column)s.")
+            % {"importer": type(self).__name__, "column": name},
+        )
 
     def check_related(self, name: str, values: Sequence[str]) -> list[str]:
         """Problems with the related objects a bulk change would add or remove (in the
         request: reads only)."""
-        return [f"{type(self).__name__} cannot add or remove {name}."]
+        return [
+            _("%(importer)s cannot add or remove %(column)s.")
+            % {"importer": type(self).__name__, "column": name}
+        ]
 
     # ---- reverting: in the worker of a revert job --------------------------------------------
     def check_delete(self, obj: models.Model) -> str | None:

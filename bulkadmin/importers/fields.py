@@ -6,6 +6,7 @@ from typing import overload
 
 from django.core.exceptions import ValidationError
 from django.core.validators import BaseValidator
+from django.utils.translation import gettext as _
 
 from bulkadmin.importers.base import RowInvalid
 
@@ -26,7 +27,9 @@ def parse_bool(column: str, value: str, *, default: bool | None) -> bool | None:
         return True
     if text in FALSE_VALUES:
         return False
-    raise RowInvalid.single(column, f"“{shorten(value)}” is not a yes/no value; use true or false.")
+    raise RowInvalid.single(
+        column, _("“%(value)s” is not a yes/no value; use true or false.") % {"value": shorten(value)}
+    )
 
 
 def parse_text(
@@ -40,18 +43,28 @@ def parse_text(
     text = value.strip()
     if not text:
         if required:
-            raise RowInvalid.single(column, "This field is required.")
+            raise RowInvalid.single(column, _("This field is required."))
         return ""
     if max_length is not None and len(text) > max_length:
         raise RowInvalid.single(
-            column, f"Ensure this value has at most {max_length} characters (it has {len(text)})."
+            column,
+            _("Ensure this value has at most %(limit)s characters (it has %(length)s).")
+            % {"limit": max_length, "length": len(text)},
         )
     for validator in validators:
         try:
             validator(text)  # type: ignore[operator]
         except ValidationError as exc:
             # with the value: staff fixing row 4,127 should not need to open the file to see it
-            raise RowInvalid({column: [f"{m} Found “{shorten(text)}”." for m in exc.messages]}) from exc
+            found = shorten(text)
+            raise RowInvalid(
+                {
+                    column: [
+                        _("%(message)s Found “%(value)s”.") % {"message": m, "value": found}
+                        for m in exc.messages
+                    ]
+                }
+            ) from exc
     return text
 
 

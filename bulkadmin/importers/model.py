@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 from django import forms
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
+from django.utils.functional import lazy
+from django.utils.translation import gettext as _
 
 from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, Importer, RowInvalid
 from bulkadmin.importers.fields import parse_bool, shorten, split_list
@@ -106,7 +108,9 @@ class ModelImporter(Importer):
         required = name == cls.key_field or (
             not field.blank and not field.has_default() and not field.many_to_many and not field.null
         )
-        return Column(name, required=required, help_text=cls._help(name, field), example=cls._example(field))
+        # lazy: translated when shown, in the reader's language (not once, at import time)
+        help_text = lazy(cls._help, str)(name, field)
+        return Column(name, required=required, help_text=help_text, example=cls._example(field))
 
     @staticmethod
     def _example(field: models.Field[Any, Any]) -> str:
@@ -138,17 +142,21 @@ class ModelImporter(Importer):
             by = cls.lookups.get(name, "pk")
             target = str(field.related_model._meta.verbose_name)
             if field.many_to_many:
-                parts.append(f"Each {target} by its {by}, separated by “{cls.separator}”.")
+                parts.append(
+                    _("Each %(target)s by its %(by)s, separated by “%(separator)s”.")
+                    % {"target": target, "by": by, "separator": cls.separator}
+                )
             else:
-                parts.append(f"The {target} by its {by}.")
+                parts.append(_("The %(target)s by its %(by)s.") % {"target": target, "by": by})
         elif field.choices:
-            parts.append("One of: " + ", ".join(str(value) for value, _label in field.flatchoices) + ".")
+            choices = ", ".join(str(value) for value, _label in field.flatchoices)
+            parts.append(_("One of: %(choices)s.") % {"choices": choices})
         elif isinstance(field, models.BooleanField):
-            parts.append("true/false.")
+            parts.append(_("true/false."))
         elif isinstance(field, models.DateTimeField):
-            parts.append("A date and time: YYYY-MM-DD HH:MM.")
+            parts.append(_("A date and time: YYYY-MM-DD HH:MM."))
         elif isinstance(field, models.DateField):
-            parts.append("A date: YYYY-MM-DD.")
+            parts.append(_("A date: YYYY-MM-DD."))
         return " ".join(parts)
 
     def edit_field(self, name: str) -> Any:
@@ -185,7 +193,7 @@ class ModelImporter(Importer):
                 if updating and name != self.key_field:
                     continue  # a blank cell leaves the value alone
                 if name == self.key_field or (not field.blank and not field.has_default()):
-                    errors[name] = ["This field is required."]
+                    errors[name] = [_("This field is required.")]
                 elif field.many_to_many:
                     cleaned[name] = []
                 elif not field.has_default():
@@ -194,10 +202,14 @@ class ModelImporter(Importer):
             try:
                 cleaned[name] = self._clean_cell(name, field, text)
             except ValidationError as exc:
-                errors[name] = [f"{message} Found “{shorten(text)}”." for message in exc.messages]
+                found = shorten(text)
+                errors[name] = [
+                    _("%(message)s Found “%(value)s”.") % {"message": message, "value": found}
+                    for message in exc.messages
+                ]
         for name in self.required_columns():
             if name not in values and (not updating or name == self.key_field):
-                errors.setdefault(name, ["This field is required."])
+                errors.setdefault(name, [_("This field is required.")])
         if errors:
             raise RowInvalid(errors)
         return cleaned
@@ -213,12 +225,12 @@ class ModelImporter(Importer):
             try:
                 return parse_bool(name, text, default=None)
             except RowInvalid as exc:
-                raise ValidationError("Not a yes/no value; use true or false.") from exc
+                raise ValidationError(_("Not a yes/no value; use true or false.")) from exc
         if isinstance(field, models.JSONField):
             try:
                 return json.loads(text)
             except ValueError as exc:
-                raise ValidationError("Enter valid JSON.") from exc
+                raise ValidationError(_("Enter valid JSON.")) from exc
         if isinstance(field, models.DateField) and not isinstance(field, models.DateTimeField):
             text = _MIDNIGHT.sub(r"\1", text)
         value = self._form_field(name, field).clean(text)
@@ -245,7 +257,7 @@ class ModelImporter(Importer):
             if wanted in (str(value).casefold(), str(label).casefold()):
                 return field.to_python(value)
         shown = ", ".join(str(value) for value, _label in field.flatchoices)
-        raise ValidationError(f"Not one of the choices ({shown}).")
+        raise ValidationError(_("Not one of the choices (%(choices)s).") % {"choices": shown})
 
     def check_rows(self, rows: Sequence[tuple[int, Cleaned]]) -> dict[int, Errors]:
         errors: dict[int, Errors] = {}
@@ -257,7 +269,8 @@ class ModelImporter(Importer):
                 if unknown:
                     target = field.related_model._meta.verbose_name if field.related_model else name
                     errors.setdefault(number, {})[name] = [
-                        f"Unknown {target} “{shorten(v)}”." for v in unknown
+                        _("Unknown %(target)s “%(value)s”.") % {"target": target, "value": shorten(v)}
+                        for v in unknown
                     ]
         if self.key_field is not None and not self.context.update_existing:
             key = self.key_field
@@ -273,7 +286,8 @@ class ModelImporter(Importer):
             for number, cleaned in rows:
                 if str(cleaned.get(key)) in existing:
                     message = Exists(
-                        f"A {noun} with the {key} “{shorten(str(cleaned[key]))}” already exists."
+                        _("A %(model)s with the %(field)s “%(value)s” already exists.")
+                        % {"model": noun, "field": key, "value": shorten(str(cleaned[key]))}
                     )
                     errors.setdefault(number, {}).setdefault(key, []).append(message)
         return errors
@@ -325,7 +339,9 @@ class ModelImporter(Importer):
             cache.update(self._find_related(name, field, [value]))
         if value not in cache:
             target = field.related_model._meta.verbose_name if field.related_model else name
-            raise RowInvalid.single(name, f"Unknown {target} “{shorten(value)}”.")
+            raise RowInvalid.single(
+                name, _("Unknown %(target)s “%(value)s”.") % {"target": target, "value": shorten(value)}
+            )
         return cache[value]
 
     def import_row(self, cleaned: Cleaned) -> models.Model:
@@ -370,7 +386,11 @@ class ModelImporter(Importer):
             return super().check_related(name, values)
         found = self._find_related(name, field, values)
         target = field.related_model._meta.verbose_name if field.related_model else name
-        return [f"Unknown {target} “{shorten(value)}”." for value in values if value not in found]
+        return [
+            _("Unknown %(target)s “%(value)s”.") % {"target": target, "value": shorten(value)}
+            for value in values
+            if value not in found
+        ]
 
     def _existing(self, cleaned: Cleaned) -> models.Model | None:
         if self.key_field is None or cleaned.get(self.key_field) in (None, ""):

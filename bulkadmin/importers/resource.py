@@ -33,6 +33,7 @@ from django.core.exceptions import (
     ValidationError,
 )
 from django.db import models
+from django.utils.translation import gettext as _
 
 from bulkadmin.importers.base import NON_FIELD, Cleaned, Column, Errors, Exists, Importer, RowInvalid
 
@@ -137,7 +138,10 @@ class ResourceImporter(Importer):
                     field.clean(row)
                 except ObjectDoesNotExist:
                     value = row[field.column_name]
-                    message = f"No {field.widget.model._meta.verbose_name} “{value}”."
+                    message = _("No %(model)s “%(value)s”.") % {
+                        "model": field.widget.model._meta.verbose_name,
+                        "value": value,
+                    }
                     errors.setdefault(number, {})[_normalized(field.column_name)] = [message]
                 except (ValueError, ValidationError) as exc:
                     errors.setdefault(number, {})[_normalized(field.column_name)] = _messages(exc)
@@ -220,7 +224,10 @@ class ResourceImporter(Importer):
         return names
 
     def _exists(self, instance: models.Model) -> str:
-        return Exists(f"The {instance._meta.verbose_name} “{instance}” already exists.")
+        return Exists(
+            _("The %(model)s “%(object)s” already exists.")
+            % {"model": instance._meta.verbose_name, "object": instance}
+        )
 
     def _errors(self, exc: ValidationError) -> Errors:
         """A model's or widget's ``ValidationError`` by our column names."""

@@ -19,6 +19,8 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from bulkadmin import conf, vendors
 from bulkadmin.importers.base import Cleaned, Column, Errors, Exists, RowInvalid
@@ -26,8 +28,12 @@ from bulkadmin.importers.fields import split_list
 from bulkadmin.importers.model import ModelImporter
 
 logger = logging.getLogger("bulkadmin")
-PRIVILEGE_MESSAGE = "Only a superuser may create or change staff members and superusers."
-GROUP_MESSAGE = "Only a superuser may add users to {name}: it grants permissions you do not have."
+#: Plain English ``str`` (marked for translation): translate where used, ``_(PRIVILEGE_MESSAGE)``,
+#: ``_(GROUP_MESSAGE).format(name=...)``; a lazy string could not go into an errors dict (JSON).
+PRIVILEGE_MESSAGE = gettext_noop("Only a superuser may create or change staff members and superusers.")
+GROUP_MESSAGE = gettext_noop(
+    "Only a superuser may add users to {name}: it grants permissions you do not have."
+)
 
 
 def groups_beyond(user: Any, names: set[str]) -> set[str]:
@@ -62,8 +68,12 @@ class GroupDirectory:
 
     def unknown(self, typed: str) -> str:
         close = difflib.get_close_matches(group_key(typed), list(self.by_key), n=1, cutoff=0.75)
-        message = f"Unknown group “{typed}”."
-        return message + (f" Did you mean “{self.by_key[close[0]]}”?" if close else "")
+        if close:
+            return _("Unknown group “%(name)s”. Did you mean “%(match)s”?") % {
+                "name": typed,
+                "match": self.by_key[close[0]],
+            }
+        return _("Unknown group “%(name)s”.") % {"name": typed}
 
 
 class UserImporter(ModelImporter):
@@ -78,22 +88,35 @@ class UserImporter(ModelImporter):
         Column(
             "username",
             required=True,
-            help_text="Letters, digits and @/./+/-/_ only.",
+            help_text=gettext_lazy("Letters, digits and @/./+/-/_ only."),
             aliases=("login", "user"),
             example="ada.lovelace",
         ),
         Column("email", aliases=("e-mail", "mail"), example="ada@example.com"),
         Column("first_name", aliases=("given name", "forename"), example="Ada"),
         Column("last_name", aliases=("surname", "family name"), example="Lovelace"),
-        Column("password", secret=True, help_text="Hashed by the worker; blank: unusable."),
-        Column("is_active", help_text="true/false; default true.", aliases=("enabled",), example="true"),
-        Column("is_staff", help_text="true/false; superusers only.", aliases=("staff",), example="false"),
+        Column("password", secret=True, help_text=gettext_lazy("Hashed by the worker; blank: unusable.")),
         Column(
-            "is_superuser", help_text="true/false; superusers only.", aliases=("superuser",), example="false"
+            "is_active",
+            help_text=gettext_lazy("true/false; default true."),
+            aliases=("enabled",),
+            example="true",
+        ),
+        Column(
+            "is_staff",
+            help_text=gettext_lazy("true/false; superusers only."),
+            aliases=("staff",),
+            example="false",
+        ),
+        Column(
+            "is_superuser",
+            help_text=gettext_lazy("true/false; superusers only."),
+            aliases=("superuser",),
+            example="false",
         ),
         Column(
             "groups",
-            help_text="Existing group names separated by ';'.",
+            help_text=gettext_lazy("Existing group names separated by ';'."),
             aliases=("group", "roles"),
             example="Editors;Support",
         ),
@@ -135,14 +158,14 @@ class UserImporter(ModelImporter):
             if cleaned.get(name) is None:
                 cleaned.pop(name, None)
             elif name != "is_active" and cleaned[name] and not self.context.is_trusted:
-                errors.setdefault(name, []).append(PRIVILEGE_MESSAGE)
+                errors.setdefault(name, []).append(_(PRIVILEGE_MESSAGE))
         groups = split_list(values.get("groups", ""))
         if groups:  # a blank cell leaves an updated user's groups alone
             cleaned["groups"] = groups
         password = values.get("password", "")
         if password:
             if len(password) > 4096:
-                errors.setdefault("password", []).append("The password is too long.")
+                errors.setdefault("password", []).append(_("The password is too long."))
             elif "username" in cleaned:
                 probe = user_model(
                     **{
@@ -185,17 +208,20 @@ class UserImporter(ModelImporter):
             if username in existing:
                 if not self.context.update_existing:
                     row_errors["username"] = [
-                        Exists(f"A user with the username “{username}” already exists.")
+                        Exists(
+                            _("A user with the username “%(username)s” already exists.")
+                            % {"username": username}
+                        )
                     ]
                 elif existing[username] and not self.context.is_trusted:
-                    row_errors["username"] = [PRIVILEGE_MESSAGE]
+                    row_errors["username"] = [_(PRIVILEGE_MESSAGE)]
             for typed in cleaned.get("groups", ()):
                 assert directory is not None
                 name = directory.resolve(typed)
                 if name is None:
                     row_errors.setdefault("groups", []).append(directory.unknown(typed))
                 elif name in forbidden:
-                    row_errors.setdefault("groups", []).append(GROUP_MESSAGE.format(name=name))
+                    row_errors.setdefault("groups", []).append(_(GROUP_MESSAGE).format(name=name))
             if row_errors:
                 errors[number] = row_errors
         return errors
@@ -215,7 +241,7 @@ class UserImporter(ModelImporter):
         if name is None:
             raise RowInvalid.single("groups", self._groups.unknown(typed))
         if name in self._forbidden_groups:  # checked at upload; again here, with today's grants
-            raise RowInvalid.single("groups", GROUP_MESSAGE.format(name=name))
+            raise RowInvalid.single("groups", _(GROUP_MESSAGE).format(name=name))
         return self._groups.ids[name]
 
     def prepare_row(self, cleaned: Cleaned) -> Cleaned:
@@ -241,7 +267,7 @@ class UserImporter(ModelImporter):
             user.password = cleaned.get("password_hash") or unusable_password()
         else:
             if (user.is_staff or user.is_superuser) and not self.context.is_trusted:
-                raise RowInvalid.single("username", PRIVILEGE_MESSAGE)
+                raise RowInvalid.single("username", _(PRIVILEGE_MESSAGE))
             # (a password is not kept for a revert: its hash stays out of the job's records)
             self.remember(
                 user,
@@ -281,7 +307,9 @@ class UserImporter(ModelImporter):
             ids = self._groups.ids if self._groups is not None else {}
             names = [name for name, pk in ids.items() if pk in missing]
             self.setup()
-            raise RowInvalid.single("groups", f"Unknown group “{'”, “'.join(sorted(names))}”.")
+            raise RowInvalid.single(
+                "groups", _("Unknown group “%(name)s”.") % {"name": "”, “".join(sorted(names))}
+            )
 
     # ---- bulk changes ----------------------------------------------------------------------
     def related_ids(self, name: str, values: Sequence[str]) -> list[Any]:
@@ -298,7 +326,7 @@ class UserImporter(ModelImporter):
         known = {name_ for name_ in found.values() if name_ is not None}
         if not self.context.is_trusted:
             problems += [
-                GROUP_MESSAGE.format(name=n) for n in sorted(groups_beyond(self.context.user, known))
+                _(GROUP_MESSAGE).format(name=n) for n in sorted(groups_beyond(self.context.user, known))
             ]
         return problems
 
@@ -307,20 +335,22 @@ class UserImporter(ModelImporter):
         return bool(user.is_staff or user.is_superuser) and not self.context.is_trusted
 
     def check_delete(self, obj: models.Model) -> str | None:
-        return PRIVILEGE_MESSAGE if self._privileged(obj) else None
+        return _(PRIVILEGE_MESSAGE) if self._privileged(obj) else None
 
     def check_restore(self, obj: models.Model, before: dict[str, Any]) -> Errors:
         if self.context.is_trusted:
             return {}
         if self._privileged(obj) or before.get("is_staff") or before.get("is_superuser"):
-            return {"username": [PRIVILEGE_MESSAGE]}
+            return {"username": [_(PRIVILEGE_MESSAGE)]}
         groups = {int(pk) for pk in before.get("groups") or ()} - set(
             obj.groups.values_list("pk", flat=True)  # type: ignore[attr-defined]
         )
         names = set(Group.objects.filter(pk__in=groups).values_list("name", flat=True))
         forbidden = groups_beyond(self.context.user, names)
         return (
-            {"groups": [GROUP_MESSAGE.format(name=name) for name in sorted(forbidden)]} if forbidden else {}
+            {"groups": [_(GROUP_MESSAGE).format(name=name) for name in sorted(forbidden)]}
+            if forbidden
+            else {}
         )
 
     def explain_error(self, cleaned: Cleaned, exc: Exception) -> Errors:
@@ -329,7 +359,12 @@ class UserImporter(ModelImporter):
             and self.get_model()._default_manager.filter(username=cleaned.get("username")).exists()
         ):
             return {
-                "username": [Exists(f"A user with the username “{cleaned.get('username')}” already exists.")]
+                "username": [
+                    Exists(
+                        _("A user with the username “%(username)s” already exists.")
+                        % {"username": cleaned.get("username")}
+                    )
+                ]
             }
         return super().explain_error(cleaned, exc)
 
@@ -372,11 +407,12 @@ def send_set_password_email(user: AbstractUser, site_url: str = "") -> None:
     base = (site_url or str(conf.get("SITE_URL"))).rstrip("/")
     link = base + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
     send_mail(
-        subject="Your new account",
-        message=(
-            f"An account was created for you with the username {user.get_username()}.\n\n"
-            f"Choose your password here:\n{link}\n"
-        ),
+        subject=_("Your new account"),
+        message=_(
+            "An account was created for you with the username %(username)s.\n\n"
+            "Choose your password here:\n%(link)s\n"
+        )
+        % {"username": user.get_username(), "link": link},
         from_email=None,
         recipient_list=[user.email],
     )
