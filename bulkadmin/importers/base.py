@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from django.db import models
 from django.utils.translation import gettext as _
@@ -99,6 +99,32 @@ class ImportContext:
         return self.trusted or bool(getattr(self.user, "is_superuser", False))
 
 
+T = TypeVar("T")
+
+
+class _LastRow(Generic[T]):
+    """An attribute saying what the importer's last ``import_row`` did, kept per thread."""
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, importer: None, owner: type) -> _LastRow[T]: ...
+    @overload
+    def __get__(self, importer: Importer, owner: type) -> T: ...
+    def __get__(self, importer: Importer | None, owner: type) -> T | _LastRow[T]:
+        if importer is None:
+            return self
+        value: T = getattr(importer._last, self.name, self.default)
+        return value
+
+    def __set__(self, importer: Importer, value: T) -> None:
+        setattr(importer._last, self.name, value)
+
+
 class Importer:
     """Subclass this, set ``model`` and ``columns``, and override the hooks you need."""
 
@@ -112,51 +138,25 @@ class Importer:
         self.context = context or ImportContext()
 
     # ---- what the last import_row did, per thread (a worker's threads share the importer) --
+    #: Whether the last ``import_row`` created its object (False: it changed an existing one);
+    #: an importer that updates sets it, for the object's history and its revert.
+    created = _LastRow(True)
+    #: Whether it deleted its object (a revert's).
+    deleted = _LastRow(False)
+    #: Whether it found its object already as the row wants it (a revert run twice): no
+    #: history, nothing to undo.
+    untouched = _LastRow(False)
+    #: The fields it changed on an existing object, with their values from before
+    #: (``bulkadmin.undo``); None when it created one, or did not say. Set by ``remember``.
+    replaced: _LastRow[dict[str, Any] | None] = _LastRow(None)
+
     @property
     def _last(self) -> threading.local:
         last: threading.local = self.__dict__.setdefault("_last_row", threading.local())
         return last
 
-    @property
-    def created(self) -> bool:
-        """Whether the last ``import_row`` created its object (False: it changed an existing
-        one); an importer that updates sets it, for the object's history and its revert."""
-        return bool(getattr(self._last, "created", True))
-
-    @created.setter
-    def created(self, value: bool) -> None:
-        self._last.created = value
-
-    @property
-    def replaced(self) -> dict[str, Any] | None:
-        """The fields the last ``import_row`` changed on an existing object, with their values
-        from before (``bulkadmin.undo``); None when it created one, or did not say."""
-        return getattr(self._last, "replaced", None)
-
-    @property
-    def deleted(self) -> bool:
-        """Whether the last ``import_row`` deleted its object (a revert's)."""
-        return bool(getattr(self._last, "deleted", False))
-
-    @deleted.setter
-    def deleted(self, value: bool) -> None:
-        self._last.deleted = value
-
-    @property
-    def untouched(self) -> bool:
-        """Whether the last ``import_row`` found its object already as the row wants it (a
-        revert run twice): it leaves no history and nothing to undo."""
-        return bool(getattr(self._last, "untouched", False))
-
-    @untouched.setter
-    def untouched(self, value: bool) -> None:
-        self._last.untouched = value
-
     def forget_last_row(self) -> None:
-        self._last.created = True
-        self._last.deleted = False
-        self._last.untouched = False
-        self._last.replaced = None
+        vars(self._last).clear()  # every _LastRow back to its default
 
     def remember(self, obj: models.Model, names: Iterable[str]) -> None:
         """Call before changing fields of an existing object: a revert puts these values back.
@@ -166,7 +166,7 @@ class Importer:
         from bulkadmin import undo  # reads the app registry's fields
 
         kept = self.replaced or {}
-        self._last.replaced = {**undo.snapshot(obj, [n for n in names if n not in kept]), **kept}
+        self.replaced = {**undo.snapshot(obj, [n for n in names if n not in kept]), **kept}
 
     # ---- describing the file -------------------------------------------------------------
     @classmethod
