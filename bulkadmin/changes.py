@@ -36,9 +36,6 @@ class Change:
     def as_options(self) -> dict[str, Any]:
         return {"update_existing": True, "change": {"set": self.set, "add": self.add, "remove": self.remove}}
 
-    def describe(self) -> str:
-        return ImportJob(options=self.as_options()).change_description()
-
 
 def supports_change(importer_cls: type[Importer]) -> bool:
     """A bulk change finds each object by the importer's key field, which must be unique (else

@@ -111,9 +111,8 @@ class Command(BaseCommand):
         if job is None:
             self.stdout.write(f"No {model._meta.verbose_name_plural} match; nothing to change.")
             return
-        self.stdout.write(
-            f"Job {job.pk}: changing {job.total:,} {model._meta.verbose_name_plural} ({change.describe()})."
-        )
+        what = f"{job.total:,} {model._meta.verbose_name_plural} ({job.change_description()})"
+        self.stdout.write(f"Job {job.pk}: changing {what}.")
         progress = not options["no_progress"] and options.get("verbosity", 1) > 0
         code = run_or_follow(self, job, options, progress=progress)
         if code:
