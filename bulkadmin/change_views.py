@@ -7,13 +7,11 @@ transaction commits, as a confirmed upload does.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -25,31 +23,20 @@ from bulkadmin import changes, reverts
 from bulkadmin.forms import BulkChangeForm
 from bulkadmin.importers.base import ImportContext
 from bulkadmin.importers.registry import get_importer_class
-from bulkadmin.launch import launch_job
 from bulkadmin.models import ImportJob, JobStatus
+from bulkadmin.views import admin_url, get_job, start_job
 
 if TYPE_CHECKING:
     from bulkadmin.admin import ImportJobAdmin
 
 
 def _job_url(job: ImportJob) -> str:
-    from bulkadmin.views import admin_url
-
     return admin_url("change", job.pk)
-
-
-def _start(jobs_admin: Any, request: HttpRequest, job: ImportJob) -> None:
-    """Record the job in the admin's history and launch it once this transaction commits."""
-    with transaction.atomic():
-        jobs_admin.log_addition(request, job, [{"added": {}}])
-        transaction.on_commit(partial(launch_job, job))
 
 
 # ---- revert --------------------------------------------------------------------------------
 def revert(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """GET: what reverting the job would delete and restore; POST: start the revert job."""
-    from bulkadmin.views import get_job
-
     job = get_job(model_admin, request, object_id)
     reason = reverts.why_not_revertible(job)
     if reason:
@@ -69,7 +56,7 @@ def revert(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
             messages.warning(request, str(exc))
             return HttpResponseRedirect(_job_url(job))
         if created and new.status == JobStatus.VALIDATED:
-            _start(model_admin, request, new)
+            start_job(model_admin, request, new)
             messages.success(request, _("Reverting %(job)s.") % {"job": job})
         return HttpResponseRedirect(_job_url(new))
     model = plan.model
@@ -98,8 +85,6 @@ def revert(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) ->
 # ---- the changelist action -------------------------------------------------------------------
 def change_selected(model_admin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
     """The action "Change selected … through save()": a form, then a bulk change job."""
-    from bulkadmin.models import ImportJob
-
     jobs_admin = model_admin.admin_site._registry.get(ImportJob)
     path = model_admin.bulk_change_importer(request)
     if path is None or jobs_admin is None:
@@ -127,7 +112,7 @@ def change_selected(model_admin: Any, request: HttpRequest, queryset: QuerySet[A
                 if job is None:
                     messages.warning(request, _("No objects were selected; nothing changed."))
                     return None
-                _start(jobs_admin, request, job)
+                start_job(jobs_admin, request, job)
                 messages.success(
                     request,
                     ngettext(

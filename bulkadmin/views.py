@@ -77,6 +77,13 @@ def get_job(
     return job
 
 
+def start_job(model_admin: ImportJobAdmin, request: HttpRequest, job: ImportJob) -> None:
+    """Record a new job in the admin's history and launch it once this transaction commits."""
+    with transaction.atomic():
+        model_admin.log_addition(request, job, [{"added": {}}])
+        transaction.on_commit(partial(launch_job, job))
+
+
 def form_page(
     model_admin: ImportJobAdmin,
     request: HttpRequest,
@@ -427,9 +434,7 @@ def confirm(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
             _("This file was already confirmed as job #%(job)s; it is imported once.") % {"job": job.pk},
         )
         return HttpResponseRedirect(admin_url("change", job.pk))
-    with transaction.atomic():
-        model_admin.log_addition(request, job, [{"added": {}}])
-        transaction.on_commit(partial(launch_job, job))
+    start_job(model_admin, request, job)
     messages.success(
         request,
         f"Importing {job.source_name}. Its rows are checked once more as they are read in; "
@@ -705,9 +710,7 @@ def rerun(model_admin: ImportJobAdmin, request: HttpRequest, object_id: str) -> 
             else _("No failed row is left to rerun: each is in a rerun already."),
         )
         return HttpResponseRedirect(job_url)
-    with transaction.atomic():
-        model_admin.log_addition(request, new, [{"added": {}}])
-        transaction.on_commit(partial(launch_job, new))
+    start_job(model_admin, request, new)
     messages.success(
         request,
         ngettext("Rerunning %(count)s row of %(job)s.", "Rerunning %(count)s rows of %(job)s.", new.total)
