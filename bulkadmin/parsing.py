@@ -491,6 +491,9 @@ def _check_zip(path: Path) -> None:
             infos = archive.infolist()
             total = sum(info.file_size for info in infos)
             names = {info.filename for info in infos}
+            whole = [
+                info for info in infos if _read_whole(info.filename) and info.file_size > _WHOLE_PART_LIMIT
+            ]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
         raise ParseError(_("The file is not a valid XLSX workbook (the zip archive is damaged).")) from exc
     if "[Content_Types].xml" not in names:
@@ -500,6 +503,32 @@ def _check_zip(path: Path) -> None:
             _("The workbook unpacks to %(size)s bytes; the limit is %(limit)s. Save it as CSV instead.")
             % {"size": f"{total:,}", "limit": f"{limit:,}"}
         )
+    if whole:
+        raise ParseError(
+            _(
+                "The workbook's part %(part)s unpacks to %(size)s bytes; the limit is %(limit)s. "
+                "Save it as CSV instead."
+            )
+            % {
+                "part": whole[0].filename[:80],
+                "size": f"{whole[0].file_size:,}",
+                "limit": f"{_WHOLE_PART_LIMIT:,}",
+            }
+        )
+
+
+#: openpyxl parses a workbook's XML parts whole, but for its sheets (streamed) and its shared
+#: strings (``xlsx_strings``): a styles part of hundreds of MiB would cost gigabytes.
+_WHOLE_PART_LIMIT = 16 * 1024 * 1024
+
+
+def _read_whole(name: str) -> bool:
+    lower = name.lower()
+    return (
+        lower.endswith((".xml", ".rels"))
+        and not lower.startswith("xl/worksheets/")
+        and not lower.endswith("sharedstrings.xml")
+    )
 
 
 def _cell_text(value: Any) -> str:
@@ -517,20 +546,27 @@ def _cell_text(value: Any) -> str:
 
 
 def _xlsx_rows(path: Path) -> _Raw:
-    import openpyxl  # imported here: only XLSX uploads pay for it
-    from openpyxl.utils import get_column_letter
+    from openpyxl.utils import get_column_letter  # imported here: only XLSX uploads pay for it
+
+    from bulkadmin.xlsx_strings import OVERSIZED, BoundedReader
 
     _check_zip(path)
     # Our own handle: openpyxl leaves the file open when a damaged workbook fails to load.
     handle = path.open("rb")
+    reader: BoundedReader | None = None
     try:
-        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=False)
+        reader = BoundedReader(handle)
+        reader.read()
+        workbook = reader.wb
     except Exception as exc:  # openpyxl raises many types for a broken workbook
+        if reader is not None:
+            reader.close()
         handle.close()
         raise ParseError(_("The file is not a valid XLSX workbook.")) from exc
 
     def close() -> None:
         workbook.close()
+        reader.close()
         handle.close()
 
     try:
@@ -555,6 +591,13 @@ def _xlsx_rows(path: Path) -> _Raw:
                     errors.setdefault(f"column {get_column_letter(index)}", []).append(
                         _("Cell %(cell)s holds a formula (%(formula)s); paste values only and upload again.")
                         % {"cell": f"{get_column_letter(index)}{number}", "formula": str(value)[:40]}
+                    )
+                    out.append("")
+                    continue
+                if value is OVERSIZED:
+                    errors.setdefault(f"column {get_column_letter(index)}", []).append(
+                        _("The value is longer than %(limit)s characters, the limit.")
+                        % {"limit": f"{int(conf.get('MAX_FIELD_LENGTH')):,}"}
                     )
                     out.append("")
                     continue
