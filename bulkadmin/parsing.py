@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 import re
 import struct
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
@@ -538,6 +538,10 @@ def _cell_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, Decimal) and value.is_finite():  # JSON's numbers, as written
+        if value == value.to_integral_value() and -30 < value.adjusted() < 30:
+            return str(int(value))
+        return str(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, timedelta):
@@ -675,112 +679,164 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
-_JSON_DECODER = json.JSONDecoder()
+#: Nesting a row may have: the row's object, a list as a value, and lists in that list.
+_JSON_MAX_DEPTH = 4
+#: A run of backslashes, then a surrogate escape: a high one with its low one, or a lone one.
+#: An odd run makes it an escape; an even one is backslashes and text.
+_SURROGATE_ESCAPES = re.compile(
+    rb"(\\+)u[dD](?:[89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|[0-9a-fA-F]{3})"
+)
+#: How long a pair of surrogate escapes is, past its backslashes.
+_ESCAPE_PAIR = len("ud83d\\ude00")
 
 
-def _skip_space(text: str, pos: int) -> int:
-    match = _JSON_SPACE.match(text, pos)
-    return match.end() if match else pos
+def _open_json(path: Path) -> BinaryIO:
+    """The file, past a UTF-8 byte-order mark."""
+    handle = path.open("rb")
+    if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+        handle.seek(0)
+    return handle
 
 
-def _json_array_items(text: str) -> Iterator[dict[str, Any]]:
-    """The objects of the top-level JSON array in ``text``, decoded one at a time.
-
-    Anything else is refused by its first character, before it is decoded: a file that wraps
-    its rows (``{"rows": [...]}``, ``[[...]]``) would otherwise be decoded whole.
-    """
-    pos = _skip_space(text, 0)
-    if not text.startswith("[", pos):
-        if pos < len(text) and text[pos] in _JSON_VALUE_STARTS:
-            raise ParseError(
-                _("The JSON must be an array of objects, one per row, not a single value or object.")
-            )
-        raise _invalid_json(json.JSONDecodeError("Expecting value", text, pos))
-    pos = _skip_space(text, pos + 1)
-    closed = text.startswith("]", pos)
-    if closed:
-        pos += 1
-    index = 0
-    while not closed:
-        index += 1
-        if not text.startswith("{", pos):
-            if pos < len(text) and text[pos] in _JSON_VALUE_STARTS:
+def _check_json_text(path: Path) -> None:
+    """Refuse what is not UTF-8, and lone surrogate escapes (``\\ud800``), which are not text
+    and which the parser would turn into "?" unseen: a chunk at a time, at C speed."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    carry = b""
+    with _open_json(path) as handle:
+        offset = handle.tell()  # of ``window`` in the file
+        while True:
+            chunk = handle.read(_JSON_CHUNK)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
                 raise ParseError(
-                    _("The JSON must be an array of objects, one per row; item %(index)s is not an object.")
-                    % {"index": index},
-                    row=index + 1,
-                )
-            raise _invalid_json(json.JSONDecodeError("Expecting value", text, pos))
-        try:
-            item, pos = _JSON_DECODER.raw_decode(text, pos)
-        except (ValueError, RecursionError) as exc:
-            raise _invalid_json(exc) from exc
-        yield item
-        pos = _skip_space(text, pos)
-        if text.startswith(",", pos):
-            pos = _skip_space(text, pos + 1)
-        elif text.startswith("]", pos):
-            pos, closed = pos + 1, True
-        else:
-            raise _invalid_json(json.JSONDecodeError("Expecting ',' delimiter", text, pos))
-    pos = _skip_space(text, pos)
-    if pos != len(text):
-        raise _invalid_json(json.JSONDecodeError("Extra data", text, pos))
+                    _(
+                        "The file is not UTF-8 text (byte %(byte)s is invalid). "
+                        "Save it as UTF-8 and upload it again."
+                    )
+                    % {"byte": f"{offset + len(carry) + exc.start - (len(exc.object) - len(chunk)):,}"}
+                ) from exc
+            window = carry + chunk
+            # An escape that may go on into the next chunk is looked at with it.
+            settled = len(window) if not chunk else max(0, len(window) - _ESCAPE_PAIR)
+            cut = settled
+            for match in _SURROGATE_ESCAPES.finditer(window):
+                if match.end() > settled:
+                    cut = min(cut, match.start())
+                    break
+                if len(match.group(1)) % 2 and match.end() - match.end(1) < _ESCAPE_PAIR:
+                    raise ParseError(_(_SURROGATE))
+            if not chunk:
+                return
+            while cut > 0 and window[cut - 1] == ord("\\"):
+                cut -= 1  # a run of backslashes is counted whole
+            carry, offset = window[cut:], offset + cut
 
 
-#: How a JSON value can begin (besides "{" and "["): a string, a number, true/false/null, NaN.
-_JSON_VALUE_STARTS = frozenset('{["-0123456789tfnNI')
+_JSON_CHUNK = 1 << 20
 
 
 def _invalid_json(exc: BaseException) -> ParseError:
-    return ParseError(_("The file is not valid JSON (%(error)s).") % {"error": str(exc)[:120]})
+    detail = str(exc).split("\n", 1)[0].strip()
+    return ParseError(_("The file is not valid JSON (%(error)s).") % {"error": detail[:120]})
+
+
+def _json_header(path: Path) -> list[str]:
+    """Every key of every row object, in order of appearance, read as a stream of events, so
+    that every limit is enforced as it is crossed: the number of rows (blank ones too), the
+    keys of one row and of the file, and nesting."""
+    import ijson  # imported here: only JSON uploads pay for it
+
+    max_rows = int(conf.get("MAX_ROWS")) + BLANK_ROWS_ALLOWANCE
+    max_columns = int(conf.get("MAX_COLUMNS"))
+    keys: dict[str, None] = {}
+    depth = row_keys = index = 0
+    with _open_json(path) as handle:
+        try:
+            for event, value in ijson.basic_parse(handle):
+                if event in ("end_map", "end_array"):
+                    depth -= 1
+                elif event in ("start_map", "start_array"):
+                    depth += 1
+                    if depth == 1 and event == "start_map":
+                        raise ParseError(_(_NOT_AN_ARRAY))
+                    if depth == 2:
+                        index, row_keys = index + 1, 0
+                        if event != "start_map":
+                            raise _not_an_object(index)
+                        if index > max_rows:
+                            raise ParseError(
+                                _("The file has more than %(limit)s rows, the limit (blank rows count too).")
+                                % {"limit": f"{int(conf.get('MAX_ROWS')):,}"},
+                                row=index + 1,
+                            )
+                    elif depth > _JSON_MAX_DEPTH:
+                        raise ParseError(
+                            _("Item %(index)s nests lists more than %(limit)s deep.")
+                            % {"index": index, "limit": _JSON_MAX_DEPTH - 2},
+                            row=index + 1,
+                        )
+                elif event == "map_key" and depth == 2:
+                    row_keys += 1
+                    keys.setdefault(value, None)
+                    if row_keys > max_columns or len(keys) > max_columns:
+                        raise ParseError(
+                            _("Item %(index)s takes the keys past %(limit)s, the column limit.")
+                            % {"index": index, "limit": max_columns},
+                            row=index + 1,
+                        )
+                elif depth == 0:
+                    raise ParseError(_(_NOT_AN_ARRAY))
+                elif depth == 1:
+                    raise _not_an_object(index + 1)
+        except ijson.JSONError as exc:
+            raise _invalid_json(exc) from exc
+    if not index:
+        raise ParseError(_("The file has no rows."))
+    return list(keys)
+
+
+_NOT_AN_ARRAY = gettext_noop(
+    "The JSON must be an array of objects, one per row, not a single value or object."
+)
+
+
+def _not_an_object(index: int) -> ParseError:
+    return ParseError(
+        _("The JSON must be an array of objects, one per row; item %(index)s is not an object.")
+        % {"index": index},
+        row=index + 1,
+    )
 
 
 def _json_rows(path: Path) -> _Raw:
     """A JSON array of objects, one per row; the keys, in order of appearance, are the header.
 
-    The text is read whole, but decoded one item at a time, twice (the header is every key of
-    every item; then the rows): a list of a million small dicts costs about 25 times the file,
-    the text alone about once.
+    Read twice as a stream, never whole: once for the header (every key of every row) and the
+    limits, then row by row.
     """
-    try:
-        with path.open("rb") as handle:
-            text = handle.read().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ParseError(
-            _("The file is not UTF-8 text (byte %(byte)s is invalid). Save it as UTF-8 and upload it again.")
-            % {"byte": f"{exc.start:,}"}
-        ) from exc
-    keys: dict[str, None] = {}
-    count = 0
-    for item in _json_array_items(text):
-        for key in item:
-            keys.setdefault(key, None)
-        count += 1
-    if not count:
-        raise ParseError(_("The file has no rows."))
-    headers = list(keys)
-    for key in headers:
-        if not _is_unicode(key):
-            raise ParseError(
-                _(
-                    "A key: The value contains an unpaired surrogate escape (\\ud800–\\udfff), "
-                    "which is not text."
-                ),
-                row=1,
-            )
+    import ijson
+
+    _check_json_text(path)
+    headers = _json_header(path)
+    handle = _open_json(path)
 
     def rows() -> Iterator[tuple[int, list[str], Errors]]:
-        for number, item in enumerate(_json_array_items(text), start=2):
-            cells: list[str] = []
-            errors: Errors = {}
-            for header in headers:
-                try:
-                    cells.append(_json_cell(item.get(header)))
-                except ValueError as exc:
-                    errors.setdefault(normalize_header(header), []).append(str(exc))
-                    cells.append("")
-            yield number, cells, errors
+        try:
+            for number, item in enumerate(ijson.items(handle, "item"), start=2):
+                cells: list[str] = []
+                errors: Errors = {}
+                for header in headers:
+                    try:
+                        cells.append(_json_cell(item.get(header)))
+                    except ValueError as exc:
+                        errors.setdefault(normalize_header(header), []).append(str(exc))
+                        cells.append("")
+                yield number, cells, errors
+        except ijson.JSONError as exc:  # the file changed since it was read for its header
+            raise _invalid_json(exc) from exc
+        finally:
+            handle.close()
 
-    return headers, rows(), lambda: None
+    return headers, rows(), handle.close

@@ -389,9 +389,12 @@ def test_json_is_decoded_an_item_at_a_time(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[{"username": "ann"},]', "not valid JSON (Expecting value"),
-        ('[{"username": "ann"} {"username": "bob"}]', "Expecting ',' delimiter"),
-        ('[{"username": "ann"}] []', "Extra data"),
+        ('[{"username": "ann"},]', "not valid JSON (parse error: unallowed token at this point"),
+        ('[{"username": "ann"} {"username": "bob"}]', "after array element, I expect ',' or ']'"),
+        ('[{"username": "ann"}] []', "not valid JSON (parse error: trailing garbage)"),
+        ('[{"username": "ann"}', "not valid JSON (parse error: premature EOF)"),
+        ('{"username": "ann"}', "must be an array of objects"),
+        ('[{"a": [["x"]]}, 7]', "item 2 is not an object"),
         ("  [ ]  ", "The file has no rows."),
         ('  "just a string"  ', "must be an array of objects"),
         ("", "The file is empty."),
@@ -427,3 +430,64 @@ def test_blank_lines_count_toward_the_row_limit(write_file, settings):
         parsing.open_table(path, path.name, ["username"]) as table,
     ):
         list(table.rows)
+
+
+@pytest.mark.parametrize("chunk", [parsing._JSON_CHUNK, 5, 13])
+@pytest.mark.parametrize(
+    ("raw", "first_name"),
+    [
+        (rb"x\ud83d\ude00y", "x\U0001f600y"),  # a pair is one character
+        (rb"\\ud800", "\\ud800"),  # an escaped backslash, then text
+        (rb"\\\\\ud83d\ude00", "\\\\\U0001f600"),
+        (rb"caf\u00e9", "café"),
+    ],
+)
+def test_json_surrogate_pairs_and_escaped_backslashes_are_text(tmp_path, monkeypatch, chunk, raw, first_name):
+    """Small chunks cut escapes and runs of backslashes at every place."""
+    monkeypatch.setattr(parsing, "_JSON_CHUNK", chunk)
+    path = tmp_path / "u.json"
+    path.write_bytes(b'[{"username": "ann", "first_name": "' + raw + b'"}]')
+    _, [(_, values, errors)] = read(path)
+    assert (values["first_name"], errors) == (first_name, {})
+
+
+@pytest.mark.parametrize("chunk", [parsing._JSON_CHUNK, 5, 13])
+@pytest.mark.parametrize("raw", [rb"\ud800", rb"a\udc00", rb"\ud83d\u0041", rb"\\\ud800", rb"\ude00\ud83d"])
+def test_json_lone_surrogates_are_refused_wherever_they_fall(tmp_path, monkeypatch, chunk, raw):
+    """Before, yajl turned them into "?": a password silently changed."""
+    monkeypatch.setattr(parsing, "_JSON_CHUNK", chunk)
+    path = tmp_path / "u.json"
+    path.write_bytes(b'[{"username": "ann", "password": "' + raw + b'"}]')
+    with pytest.raises(ParseError, match="unpaired surrogate escape"):
+        read(path)
+
+
+def test_json_not_utf8_names_the_byte(tmp_path, monkeypatch):
+    monkeypatch.setattr(parsing, "_JSON_CHUNK", 4)
+    path = tmp_path / "u.json"
+    path.write_bytes('[{"username": "José"}]'.encode("latin-1"))
+    with pytest.raises(ParseError, match=re.escape("byte 18 is invalid")):
+        read(path)
+
+
+def test_json_bom_numbers_and_limits(tmp_path, settings):
+    path = tmp_path / "u.json"
+    path.write_bytes(
+        b'\xef\xbb\xbf[{"username": "ann", "first_name": 1.50, "last_name": 2.0, "is_active": 1e400}]'
+    )
+    _, [(_, values, _)] = read(path)
+    assert (values["first_name"], values["last_name"], values["is_active"]) == ("1.50", "2", "1E+400")
+
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_COLUMNS": 3, "MAX_ROWS": 2}
+    path.write_text('[{"a": 1, "b": 2, "c": 3, "a": 4}]')
+    with pytest.raises(ParseError, match="Item 1 takes the keys past 3, the column limit"):
+        read(path)
+    path.write_text('[{"a": 1}, {"b": 1}, {"c": 1}, {"d": 1}]')
+    with pytest.raises(ParseError, match="Item 4 takes the keys past 3"):
+        read(path)
+    path.write_text('[{"a": [[["x"]]]}]')
+    with pytest.raises(ParseError, match="Item 1 nests lists more than 2 deep"):
+        read(path)
+    path.write_text("[" + ",".join(["{}"] * (2 + parsing.BLANK_ROWS_ALLOWANCE + 1)) + "]")
+    with pytest.raises(ParseError, match="blank rows count too"):
+        read(path)
