@@ -110,9 +110,11 @@ def run_confirm(path: Path) -> dict[str, Any]:
             raw.close()
             connection.close()
 
-    upload_id = uploads.save_chunks([])
-    shutil.copyfile(path, uploads.path_for(upload_id))  # what the upload request left
-    pending = uploads.PendingUpload(upload_id=upload_id, name=path.name, importer=_users_importer())
+    upload_id = uploads.save_chunks([], owner=staff.pk)
+    shutil.copyfile(path, uploads.path_for(upload_id, staff.pk))  # what the upload request left
+    pending = uploads.PendingUpload(
+        upload_id=upload_id, name=path.name, importer=_users_importer(), owner=str(staff.pk)
+    )
     writer = threading.Thread(target=write_repeatedly)
     writer.start()
     phase("run")

@@ -293,6 +293,7 @@ class ImportJobAdmin(JobModelAdmin):
             path("add/confirm/", wrap(views.confirm, post), name=f"{name}_confirm"),
             path("add/recheck/", wrap(views.recheck_as_update, post), name=f"{name}_recheck"),
             path("add/columns/", wrap(views.map_columns, post), name=f"{name}_columns"),
+            path("add/discard/", wrap(views.discard, post), name=f"{name}_discard"),
             path(
                 "add/template/<str:importer>.<str:file_format>",
                 wrap(views.template),

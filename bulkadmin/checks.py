@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from bulkadmin import conf
+from bulkadmin import conf, uploads
 
 
 @checks.register()
@@ -35,6 +35,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             errors.append(
                 checks.Error(f"BULKADMIN[{key!r}] must be a positive integer.", id="bulkadmin.E003")
             )
+    cap = configured.get("MAX_PENDING_UPLOADS_PER_USER", conf.DEFAULTS["MAX_PENDING_UPLOADS_PER_USER"])
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+        errors.append(
+            checks.Error(
+                "BULKADMIN['MAX_PENDING_UPLOADS_PER_USER'] must be a positive integer, or None for no cap.",
+                id="bulkadmin.E003",
+            )
+        )
     delays = configured.get("DB_RETRY_DELAYS", conf.DEFAULTS["DB_RETRY_DELAYS"])
     if not isinstance(delays, list | tuple) or not all(
         isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
@@ -150,3 +158,29 @@ def _check_task_backend() -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(deploy=True)  # `check --deploy`: not in every command's output (runbulkjob's log)
+def check_abandoned_uploads(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Uploads are cleaned up by the next upload; where uploads are rare, abandoned ones (with the
+    personal data in them) stay on disk until then unless cron runs ``cleanbulkadmin``.
+
+    One listing of the uploads directory and of each user's in it; nothing is created, so a site
+    that has not had an upload yet (no DATA_DIR) passes.
+    """
+    try:
+        count = sum(1 for _ in uploads.abandoned(root=uploads.uploads_dir(create=False)))
+    except (OSError, ValueError, TypeError):  # unreadable, or a misconfiguration other checks report
+        return []
+    if not count:
+        return []
+    return [
+        checks.Warning(
+            f"{count:,} abandoned upload{'' if count == 1 else 's'} (older than "
+            f"BULKADMIN['STALE_UPLOAD_SECONDS']) {'is' if count == 1 else 'are'} still on disk in "
+            f"{uploads.uploads_dir(create=False)}.",
+            hint="Run `python manage.py cleanbulkadmin` regularly (from cron, say) to delete them; "
+            "otherwise only the next upload does.",
+            id="bulkadmin.W003",
+        )
+    ]

@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     "UPLOAD_TOKEN_MAX_AGE": 6 * 60 * 60,
     # Uploads older than this many seconds are deleted opportunistically (abandoned reports).
     "STALE_UPLOAD_SECONDS": 24 * 60 * 60,
+    # Uploads one user may have waiting for confirmation (reports neither confirmed, cancelled
+    # nor expired); the next one is refused until one is. None means no cap.
+    "MAX_PENDING_UPLOADS_PER_USER": 5,
     # Failed rows shown per page on the job page.
     "FAILED_ROWS_PER_PAGE": 25,
     # Seconds after a job ends that its failed rows keep their secret columns (passwords,
@@ -84,6 +87,13 @@ def max_workers() -> int:
     return int(get("MAX_WORKERS") or os.cpu_count() or 1)
 
 
+def data_dir_path() -> Path:
+    """Where the private directory is, or will be; nothing is made or vetted (system checks look
+    before the first upload does)."""
+    configured = get("DATA_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "bulkadmin"
+
+
 def data_dir() -> Path:
     """The private directory for uploads and job logs, created on first use.
 
@@ -91,8 +101,7 @@ def data_dir() -> Path:
     created it first (another user could read uploads, or plant links there) or when it is a
     symlink; a directory of ours is kept owner-only.
     """
-    configured = get("DATA_DIR")
-    path = Path(configured) if configured else Path(tempfile.gettempdir()) / "bulkadmin"
+    path = data_dir_path()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):

@@ -320,7 +320,7 @@ def confirm_upload(pending: uploads.PendingUpload, user: Any, site_url: str = ""
             )
             if pending.mapping:  # its keys are the file's columns, in order
                 columns.remember(job.importer, list(pending.mapping), pending.mapping, user)
-            uploads.take(pending.upload_id)  # last: the job is rolled back if the file is gone
+            uploads.take(pending.upload_id, pending.owner)  # last: rolled back if the file is gone
     except IntegrityError:  # a concurrent confirm of the same upload won
         return ImportJob.objects.get(upload_id=pending.upload_id), False
     return job, True

@@ -8,14 +8,15 @@ Each view takes the ``ImportJobAdmin`` first; ``ImportJobAdmin.get_urls`` wraps 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import PurePath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.http import (
@@ -33,6 +34,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.http import urlencode
+from django.utils.timesince import timeuntil
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 
 #: Report errors shown on the page; the report itself keeps at most validation.MAX_REPORTED_ERRORS.
 ERRORS_SHOWN = 100
+#: The code of the upload form's error for a user at MAX_PENDING_UPLOADS_PER_USER.
+TOO_MANY_WAITING = "too_many_waiting"
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -153,7 +157,11 @@ def upload(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
         "bulkadmin/upload.html",
         form,
         title=_("Import a file"),
-        extra={"columns": _columns_help(choices)},
+        extra={
+            "columns": _columns_help(choices),
+            # At the cap, a way out for reports whose pages were closed: delete them all.
+            "discard_waiting_url": admin_url("discard") if form.has_error("file", TOO_MANY_WAITING) else "",
+        },
         advanced=("workers",),
     )
 
@@ -207,18 +215,47 @@ def _validate_upload(
         return None
     upload_file = form.cleaned_data["file"]
     try:
-        upload_id = uploads.save_chunks(upload_file.chunks())
+        upload_id = uploads.save_chunks(upload_file.chunks(), owner=request.user.pk)
     except uploads.UploadTooLarge as exc:
         form.add_error("file", str(exc))
+        return None
+    except uploads.TooManyWaiting as exc:
+        form.add_error("file", ValidationError(_too_many_waiting(exc), code=TOO_MANY_WAITING))
         return None
     pending = uploads.PendingUpload(
         upload_id=upload_id,
         name=str(upload_file.name or "upload"),
         importer=importer_cls.dotted_path(),
+        owner=str(request.user.pk),
         options=options,
         workers=form.cleaned_data.get("workers"),
     )
     return _report_page(model_admin, request, pending, form)
+
+
+def _too_many_waiting(exc: uploads.TooManyWaiting) -> str:
+    """Say how many reports wait, and the ways to free a slot: confirm, cancel, or wait."""
+    now = timezone.now()  # aware or naive, as USE_TZ says: timeuntil compares the two
+    wait = timeuntil(now + timedelta(seconds=max(0.0, exc.frees_at - time.time())), now)
+    return ngettext(
+        "You have %(count)d report waiting for confirmation, the most allowed. Import or cancel "
+        "it from its page first, or upload again in %(wait)s, when it expires.",
+        "You have %(count)d reports waiting for confirmation, the most allowed. Import or cancel "
+        "one of them from its page first, or upload again in %(wait)s, when the oldest expires.",
+        exc.waiting,
+    ) % {"count": exc.waiting, "wait": wait}
+
+
+def _back_url(pending: uploads.PendingUpload) -> str:
+    """The upload form again, with the importer and options this upload was checked with."""
+    return (
+        admin_url("add")
+        + "?"
+        + urlencode(
+            {"importer": pending.importer, **{k: "on" for k, v in pending.options.items() if v}}
+            | ({"workers": str(pending.workers)} if pending.workers else {})
+        )
+    )
 
 
 def _report_page(
@@ -241,24 +278,17 @@ def _report_page(
     if report.header_mismatch:
         return _mapping_page(model_admin, request, pending, importer_cls, problem=report.file_error)
     if report.file_error:
-        uploads.discard(pending.upload_id)
+        uploads.discard(pending.upload_id, pending.owner)
         if form is not None:
             form.add_error("file", report.file_error)
             return None
         messages.error(request, report.file_error)
         return HttpResponseRedirect(admin_url("add"))
-    options = pending.options
-    back = (
-        admin_url("add")
-        + "?"
-        + urlencode(
-            {"importer": pending.importer, **{k: "on" for k, v in options.items() if v}}
-            | ({"workers": str(pending.workers)} if pending.workers else {})
-        )
-    )
     pending = dataclasses.replace(pending, invalid=report.invalid)
-    confirm_form = ConfirmForm(initial={"token": pending.sign(request.user.pk)})
-    return render_report(model_admin, request, report, pending, confirm_form, back, importer_cls)
+    confirm_form = ConfirmForm(initial={"token": pending.sign()})
+    return render_report(
+        model_admin, request, report, pending, confirm_form, _back_url(pending), importer_cls
+    )
 
 
 def _mapping_page(
@@ -274,7 +304,7 @@ def _mapping_page(
     if form is None:
         sample = peek(pending.path, pending.name)
         form = MappingForm(
-            initial={"token": pending.sign(request.user.pk)},
+            initial={"token": pending.sign()},
             sample=sample,
             importer_cls=importer_cls,
             mapping=pending.mapping or columns.guess(sample.headers, importer_cls),
@@ -291,6 +321,7 @@ def _mapping_page(
         "required": importer_cls.required_columns(),
         "mapping_url": admin_url("columns"),
         "back_url": admin_url("add") + "?" + urlencode({"importer": pending.importer}),
+        "discard_url": admin_url("discard"),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "bulkadmin/mapping.html", context)
@@ -333,6 +364,38 @@ def _posted_upload(
     if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
         raise PermissionDenied
     return pending if not on_disk or pending.path.is_file() else None
+
+
+def discard(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
+    """Cancel a report (or the mapping step): its upload is deleted, so it no longer counts against
+    MAX_PENDING_UPLOADS_PER_USER. From the upload form at the cap, every waiting upload of the
+    user's is, for the reports whose pages were closed."""
+    if not model_admin.has_add_permission(request):
+        raise PermissionDenied
+    if "_discard_waiting" in request.POST:
+        count = uploads.discard_all(request.user.pk)
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d upload waiting for confirmation was deleted.",
+                "%(count)d uploads waiting for confirmation were deleted.",
+                count,
+            )
+            % {"count": count},
+        )
+        return HttpResponseRedirect(admin_url("add"))
+    form = ConfirmForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise uploads.UploadExpired("No upload.")
+        pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
+    except uploads.UploadExpired:
+        return HttpResponseRedirect(admin_url("add"))  # nothing of theirs left to cancel
+    if uploads.discard(pending.upload_id, pending.owner):  # else confirmed, or expired, already
+        messages.info(
+            request, _("%(name)s was not imported; the upload is deleted.") % {"name": pending.name}
+        )
+    return HttpResponseRedirect(_back_url(pending))
 
 
 def _expired(request: HttpRequest) -> HttpResponse:
@@ -411,6 +474,7 @@ def render_report(
         "confirm_form": confirm_form,
         "confirm_url": admin_url("confirm"),
         "back_url": back_url,
+        "discard_url": admin_url("discard"),
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "bulkadmin/report.html", context)

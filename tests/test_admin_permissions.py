@@ -33,6 +33,7 @@ ENDPOINTS = [
     ("add", "get", True),
     ("add", "post", True),
     ("confirm", "post", True),
+    ("discard", "post", True),
     ("change", "get", False),
     ("history", "get", False),
     ("progress", "get", False),
@@ -47,7 +48,7 @@ ENDPOINTS = [
 
 
 def endpoint_url(name: str, job, row) -> str:
-    if name in ("changelist", "add", "confirm"):
+    if name in ("changelist", "add", "confirm", "discard"):
         return url(name)
     if name.startswith("download_"):
         return url("download", job.pk, name.split("_")[1])

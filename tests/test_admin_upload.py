@@ -109,7 +109,11 @@ def test_upload_shows_a_report_and_writes_nothing(staff_client):
 def test_upload_is_stored_privately_under_a_name_of_ours(staff_client):
     response = upload(staff_client, GOOD, name="../../etc/evil.csv")
     pending = PendingUpload.unsign(token_of(response), response.wsgi_request.user.pk)
-    assert pending.path.parent == conf.data_dir() / "uploads"
+    # in the uploader's own owner-only directory, named by a keyed hash, not by their pk
+    assert pending.path.parent.parent == conf.data_dir() / "uploads"
+    assert pending.path.parent == uploads.owner_dir(response.wsgi_request.user.pk)
+    assert len(pending.path.parent.name) == 64 and pending.path.parent.name != pending.owner
+    assert oct(pending.path.parent.stat().st_mode & 0o777) == oct(0o700)
     assert len(pending.path.name) == 32 and "evil" not in pending.path.name
     assert pending.path.read_text() == GOOD
     assert oct(pending.path.stat().st_mode & 0o777) == oct(0o600)

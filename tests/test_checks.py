@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from bulkadmin.checks import check_settings
+from bulkadmin import uploads
+from bulkadmin.checks import check_abandoned_uploads, check_settings
+from tests.conftest import manage
 
 
 @pytest.fixture
@@ -33,10 +39,17 @@ def test_the_test_settings_pass():
         ({"DB_RETRY_DELAYS": 5}, "bulkadmin.E004"),
         ({"DB_RETRY_DELAYS": [1, -1]}, "bulkadmin.E004"),
         ({"DB_RETRY_DELAYS": ["1"]}, "bulkadmin.E004"),
+        ({"MAX_PENDING_UPLOADS_PER_USER": 0}, "bulkadmin.E003"),
+        ({"MAX_PENDING_UPLOADS_PER_USER": "5"}, "bulkadmin.E003"),
     ],
 )
 def test_bad_values_are_errors(ids, bulkadmin, expected):
     assert ids(**bulkadmin) == [expected]
+
+
+def test_no_cap_on_waiting_uploads_is_allowed(ids):
+    assert ids(MAX_PENDING_UPLOADS_PER_USER=None) == []
+    assert ids(MAX_PENDING_UPLOADS_PER_USER=1) == []
 
 
 def test_good_retry_delays(ids):
@@ -90,3 +103,25 @@ def test_a_planted_data_dir_is_refused_and_ours_kept_private(tmp_path, settings)
     loose.chmod(0o777)
     settings.BULKADMIN = {**settings.BULKADMIN, "DATA_DIR": loose}
     assert conf.data_dir() == loose and loose.stat().st_mode & 0o777 == 0o700
+
+
+def test_abandoned_uploads_are_a_warning_pointing_at_cleanbulkadmin(settings, tmp_path):
+    """Only the next upload deletes abandoned ones: where uploads are rare, cron should."""
+    data = tmp_path / "not-yet"
+    settings.BULKADMIN = {**settings.BULKADMIN, "DATA_DIR": data}
+    assert check_abandoned_uploads() == []
+    assert not data.exists()  # looked, made nothing
+    upload_id = uploads.save_chunks([b"username\nann\n"], owner=1)
+    assert check_abandoned_uploads() == []  # waiting, not abandoned
+    long_ago = time.time() - 2 * 24 * 3600
+    os.utime(uploads.path_for(upload_id, 1), (long_ago, long_ago))
+
+    (warning,) = check_abandoned_uploads()
+    assert warning.id == "bulkadmin.W003" and warning.level == checks.WARNING
+    assert warning.msg.startswith("1 abandoned upload (older than BULKADMIN['STALE_UPLOAD_SECONDS']) is")
+    assert "python manage.py cleanbulkadmin" in str(warning.hint) and "cron" in str(warning.hint)
+    result = manage("check", "--deploy", env={"BULKADMIN_TEST_DATA_DIR": str(data)})  # as a user runs it
+    assert result.returncode == 0 and "bulkadmin.W003" in result.stderr, result.stderr
+
+    assert uploads.cleanup_stale() == 1
+    assert check_abandoned_uploads() == []

@@ -31,9 +31,12 @@ def confirmed(tmp_path: Path, count: int, *, bad: tuple[int, ...] = ()) -> Impor
     lines += [f"place{i:04d},Lyon,{'poison' if i in bad else 'thai'}" for i in range(count)]
     source = tmp_path / "places.csv"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    upload_id = uploads.save_chunks([source.read_bytes()])
-    pending = uploads.PendingUpload(upload_id=upload_id, name="places.csv", importer=RESTAURANTS)
-    job, created = confirm_upload(pending, make_user("root", superuser=True))
+    root = make_user("root", superuser=True)
+    upload_id = uploads.save_chunks([source.read_bytes()], owner=root.pk)
+    pending = uploads.PendingUpload(
+        upload_id=upload_id, name="places.csv", importer=RESTAURANTS, owner=str(root.pk)
+    )
+    job, created = confirm_upload(pending, root)
     assert created and not job.prepared and job.total == 0
     return job
 

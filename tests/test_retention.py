@@ -38,9 +38,9 @@ def test_secrets_of_failed_rows_are_erased_once_past_their_retention(write_file,
     old = failed_job(write_file, "old.csv")
     recent = failed_job(write_file, "recent.csv")
     ImportJob.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=8))
-    stale_upload = uploads.save_chunks([b"username,password\nx,secret\n"])
+    stale_upload = uploads.save_chunks([b"username,password\nx,secret\n"], owner=7)
     long_ago = time.time() - 2 * 24 * 3600
-    os.utime(uploads.path_for(stale_upload), (long_ago, long_ago))
+    os.utime(uploads.path_for(stale_upload, 7), (long_ago, long_ago))
 
     result = manage("cleanbulkadmin")
 
@@ -48,7 +48,7 @@ def test_secrets_of_failed_rows_are_erased_once_past_their_retention(write_file,
     assert "Deleted 1 abandoned uploads; erased the secrets of 1 failed rows." in result.stdout
     assert ImportRow.objects.get(job=old).secret == ""
     assert ImportRow.objects.get(job=recent).secret != ""
-    assert not uploads.path_for(stale_upload).exists()
+    assert not uploads.path_for(stale_upload, 7).exists()
 
     # With the retention off (None), secrets stay as long as their job.
     settings.BULKADMIN = {**settings.BULKADMIN, "SECRET_RETENTION_SECONDS": None}
@@ -64,3 +64,32 @@ def test_the_job_page_says_when_the_passwords_go(super_client, write_file, admin
     ImportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=8))
     page = super_client.get(url("change", job.pk)).content.decode()
     assert "Their passwords were erased on" in page
+
+
+def test_abandoned_uploads_are_cleaned_up_in_each_users_directory(settings):
+    """Each user's uploads wait in their own directory: stale ones go, fresh ones stay, and a
+    directory left empty goes too; loose uploads from before those directories still go."""
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_PENDING_UPLOADS_PER_USER": None}
+    long_ago = time.time() - 2 * 24 * 3600
+
+    def stale(upload_id: str, owner: int) -> None:
+        os.utime(uploads.path_for(upload_id, owner), (long_ago, long_ago))
+
+    gone = uploads.save_chunks([b"username\nann\n"], owner=1)  # user 1's only upload
+    stale(gone, 1)
+    old, kept = uploads.save_chunks([b"a"], owner=2), uploads.save_chunks([b"b"], owner=2)
+    stale(old, 2)
+    loose = uploads.uploads_dir() / ("c" * 32)  # as uploads were kept before per-user directories
+    loose.write_text("x")
+    os.utime(loose, (long_ago, long_ago))
+    other = uploads.uploads_dir() / "README"  # not a name of ours: never touched
+    other.write_text("x")
+    os.utime(other, (long_ago, long_ago))
+
+    assert uploads.cleanup_stale() == 3
+    assert not uploads.owner_dir(1).exists()
+    assert [path.name for path in uploads.owner_dir(2).iterdir()] == [kept]
+    assert not loose.exists() and other.exists()
+    assert uploads.waiting(2) and not uploads.waiting(1)
+    assert uploads.take(kept, 2).is_file() and not uploads.owner_dir(2).exists()
+    assert uploads.cleanup_stale() == 0
