@@ -28,16 +28,20 @@ UNREADABLE = "__unreadable__"
 UNREADABLE_MESSAGE = "The row's secret columns cannot be decrypted (was the secret key changed?)."
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet(key_material: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"bulkadmin", info=b"secret columns").derive(
+@functools.lru_cache(maxsize=8)
+def _derived(key_material: str, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"bulkadmin", info=purpose).derive(
         key_material.encode()
     )
-    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def derive_key(purpose: bytes) -> bytes:
+    """A 32-byte key of its own for each use, from the one secret the site configures."""
+    return _derived(conf.get("SECRET_KEY") or settings.SECRET_KEY, purpose)
 
 
 def _current() -> Fernet:
-    return _fernet(conf.get("SECRET_KEY") or settings.SECRET_KEY)
+    return Fernet(base64.urlsafe_b64encode(derive_key(b"secret columns")))
 
 
 def seal(values: dict[str, str]) -> str:

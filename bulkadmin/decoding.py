@@ -19,7 +19,8 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
-from bulkadmin import conf
+from bulkadmin import conf, sealed_files
+from bulkadmin.sealed_files import SealedWriter
 
 _SAMPLE_BYTES = 1024 * 1024
 _CHUNK_BYTES = 1024 * 1024
@@ -88,7 +89,7 @@ def _utf8_or_none(path: Path) -> str | None:
     """UTF-8 if the whole file decodes as such; a damaged UTF-8 file is UTF-8 too (its bad row
     is reported); None when nothing before the first bad byte was non-ASCII."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as handle:
+    with sealed_files.open_read(path) as handle:
         while chunk := handle.read(_CHUNK_BYTES):
             try:
                 decoder.decode(chunk)
@@ -102,7 +103,7 @@ def _utf8_or_none(path: Path) -> str | None:
 
 
 def _ascii_before_error(path: Path) -> bool:
-    with path.open("rb") as handle:
+    with sealed_files.open_read(path) as handle:
         data = handle.read(_SAMPLE_BYTES)
     try:
         data.decode("utf-8")
@@ -114,7 +115,7 @@ def _ascii_before_error(path: Path) -> bool:
 def _guess(path: Path) -> str:
     from charset_normalizer import from_bytes
 
-    with path.open("rb") as handle:
+    with sealed_files.open_read(path) as handle:
         sample = handle.read(_SAMPLE_BYTES)
     best = from_bytes(sample).best()
     if best is None:
@@ -129,12 +130,13 @@ def _guess(path: Path) -> str:
 
 
 def _transcoded(path: Path, encoding: str) -> Decoded:
-    """A private UTF-8 copy of the file, deleted when the parser is done with it."""
+    """A private UTF-8 copy of the file, sealed like the upload, deleted when the parser is done
+    with it."""
     target = Path(tempfile.mkstemp(dir=conf.data_dir(), prefix="decoded-", suffix=".csv")[1])
     decoder = codecs.getincrementaldecoder(encoding)()
     offset = 0
     try:
-        with path.open("rb") as source, target.open("wb") as out:
+        with sealed_files.open_read(path) as source, SealedWriter(target.open("wb")) as out:
             try:
                 while chunk := source.read(_CHUNK_BYTES):
                     out.write(decoder.decode(chunk).encode("utf-8"))

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, NamedTuple
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
-from bulkadmin import conf, decoding, fixit
+from bulkadmin import conf, decoding, fixit, sealed_files
 
 FORMATS = ("csv", "tsv", "xlsx", "json")
 DELIMITERS = (",", ";", "\t")
@@ -152,10 +152,23 @@ class HeaderMismatch(ParseError):
 ColumnMap = dict[str, str | None]
 
 
+def _open(path: Path) -> BinaryIO:
+    """A file's bytes, unsealed if it was sealed at rest (a waiting upload)."""
+    try:
+        return sealed_files.open_read(path)
+    except sealed_files.SealBroken as exc:
+        raise ParseError(
+            _(
+                "The uploaded file cannot be read back: it was changed on disk, or the secret key "
+                "changed since. Upload it again."
+            )
+        ) from exc
+
+
 def _open_raw(path: Path, name: str) -> tuple[str, _Raw, str]:
     """The file's format, its raw header and rows, and the encoding a text file was read from
     when it was not UTF-8 ("" otherwise)."""
-    size = path.stat().st_size
+    size = sealed_files.plain_size(path)
     limit = int(conf.get("MAX_UPLOAD_BYTES"))
     if size > limit:
         raise ParseError(
@@ -164,7 +177,7 @@ def _open_raw(path: Path, name: str) -> tuple[str, _Raw, str]:
         )
     if size == 0:
         raise ParseError(_("The file is empty."))
-    with path.open("rb") as probe:
+    with _open(path) as probe:
         head = probe.read(_SNIFF_BYTES)
     fmt = detect_format(name, head)
     if fmt == "xlsx":
@@ -176,7 +189,7 @@ def _open_raw(path: Path, name: str) -> tuple[str, _Raw, str]:
     except decoding.NotText as exc:
         raise ParseError(str(exc)) from exc
     if text.path != path:
-        with text.path.open("rb") as probe:
+        with _open(text.path) as probe:
             head = probe.read(_SNIFF_BYTES)
     try:
         headers, rows, close = _csv_rows(text.path, head, "\t" if fmt == "tsv" else None)
@@ -426,7 +439,7 @@ def _csv_rows(path: Path, head: bytes, delimiter: str | None) -> _Raw:
     sep_line = re.fullmatch(r"sep=(.)", first_line)  # Excel's delimiter hint
     chosen = delimiter or (sep_line.group(1) if sep_line else _sniff_delimiter(first_line))
 
-    handle = path.open("rb")
+    handle = _open(path)
     lines = _text_lines(handle, _max_line_bytes())
     if sep_line:
         next(lines, None)
@@ -487,7 +500,7 @@ def _check_zip(path: Path) -> None:
     """Refuse a zip bomb by the sizes its directory declares (reading stops at those sizes)."""
     limit = int(conf.get("MAX_UNCOMPRESSED_BYTES"))
     try:
-        with zipfile.ZipFile(path) as archive:
+        with _open(path) as handle, zipfile.ZipFile(handle) as archive:
             infos = archive.infolist()
             total = sum(info.file_size for info in infos)
             names = {info.filename for info in infos}
@@ -556,7 +569,7 @@ def _xlsx_rows(path: Path) -> _Raw:
 
     _check_zip(path)
     # Our own handle: openpyxl leaves the file open when a damaged workbook fails to load.
-    handle = path.open("rb")
+    handle = _open(path)
     reader: BoundedReader | None = None
     try:
         reader = BoundedReader(handle)
@@ -692,7 +705,7 @@ _ESCAPE_PAIR = len("ud83d\\ude00")
 
 def _open_json(path: Path) -> BinaryIO:
     """The file, past a UTF-8 byte-order mark."""
-    handle = path.open("rb")
+    handle = _open(path)
     if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
         handle.seek(0)
     return handle

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
-from bulkadmin import conf
+from bulkadmin import conf, sealed_files
+from bulkadmin.sealed_files import SealedWriter
 
 SALT = "bulkadmin.upload"
 #: An upload's file name: the hex of the uuid4 we issued as its id.
@@ -125,23 +126,22 @@ def _refuse_when_full(owner: Any) -> None:
         raise TooManyWaiting(len(times), int(limit), frees_at)
 
 
-def _create(path: Path) -> BinaryIO:
-    """Open a new owner-only file in its owner's owner-only directory, made if need be (again, if
-    a clean-up removed it, empty, in between)."""
+def _create(path: Path) -> SealedWriter:
+    """Open a new owner-only sealed file in its owner's owner-only directory, made if need be
+    (again, if a clean-up removed it, empty, in between)."""
     for _attempt in range(3):
         path.parent.mkdir(exist_ok=True, mode=0o700)
         try:
-            handle = path.open("xb")
+            return sealed_files.create(path)
         except FileNotFoundError:
             continue
-        path.chmod(0o600)
-        return handle
     raise FileNotFoundError(f"{path.parent} keeps disappearing.")
 
 
 def save_chunks(chunks: Iterable[bytes], *, owner: Any) -> str:
-    """Write an upload to a new private file of its owner's and return its id; refuse one over the
-    size limit, or any while its owner has ``MAX_PENDING_UPLOADS_PER_USER`` waiting."""
+    """Write an upload, sealed (``sealed_files``: it may hold passwords), to a new private file of
+    its owner's and return its id; refuse one over the size limit, or any while its owner has
+    ``MAX_PENDING_UPLOADS_PER_USER`` waiting."""
     _refuse_when_full(owner)
     limit = int(conf.get("MAX_UPLOAD_BYTES"))
     upload_id = uuid.uuid4().hex

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 
-from bulkadmin import conf, uploads, views
+from bulkadmin import conf, sealed_files, uploads, views
 from bulkadmin.engine import JobRunner
 from bulkadmin.jobs import prepare_job
 from bulkadmin.models import ImportChunk, ImportJob, JobStatus, StartedVia
@@ -115,7 +115,9 @@ def test_upload_is_stored_privately_under_a_name_of_ours(staff_client):
     assert len(pending.path.parent.name) == 64 and pending.path.parent.name != pending.owner
     assert oct(pending.path.parent.stat().st_mode & 0o777) == oct(0o700)
     assert len(pending.path.name) == 32 and "evil" not in pending.path.name
-    assert pending.path.read_text() == GOOD
+    assert "ann@example.com" not in pending.path.read_bytes().decode("latin-1")  # sealed at rest
+    with sealed_files.open_read(pending.path) as handle:
+        assert handle.read().decode() == GOOD
     assert oct(pending.path.stat().st_mode & 0o777) == oct(0o600)
     assert "evil.csv" in response.content.decode()  # shown, for the user's benefit only
 
