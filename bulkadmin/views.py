@@ -347,6 +347,17 @@ def map_columns(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpRespon
     return _report_page(model_admin, request, mapped, None) or _expired(request)
 
 
+def _signed_upload(request: HttpRequest) -> uploads.PendingUpload | None:
+    """The upload a posted token names, if it is this user's and has not expired."""
+    form = ConfirmForm(request.POST)
+    if not form.is_valid():
+        return None
+    try:
+        return uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
+    except uploads.UploadExpired:
+        return None
+
+
 def _posted_upload(
     model_admin: ImportJobAdmin, request: HttpRequest, *, on_disk: bool = True
 ) -> uploads.PendingUpload | None:
@@ -354,12 +365,8 @@ def _posted_upload(
     ``on_disk``) its file is gone. The confirm does without the file: a job may hold it."""
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
-    form = ConfirmForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise uploads.UploadExpired("No upload.")
-        pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
-    except uploads.UploadExpired:
+    pending = _signed_upload(request)
+    if pending is None:
         return None
     if pending.importer not in {path for path, _ in model_admin.importer_choices_for(request)}:
         raise PermissionDenied
@@ -384,12 +391,8 @@ def discard(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
             % {"count": count},
         )
         return HttpResponseRedirect(admin_url("add"))
-    form = ConfirmForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise uploads.UploadExpired("No upload.")
-        pending = uploads.PendingUpload.unsign(form.cleaned_data["token"], request.user.pk)
-    except uploads.UploadExpired:
+    pending = _signed_upload(request)
+    if pending is None:
         return HttpResponseRedirect(admin_url("add"))  # nothing of theirs left to cancel
     if uploads.discard(pending.upload_id, pending.owner):  # else confirmed, or expired, already
         messages.info(

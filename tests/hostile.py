@@ -111,42 +111,33 @@ def styles_bomb(path: Path) -> Path:
     )
 
 
+def _written(path: Path, *parts: bytes | Iterable[bytes]) -> Path:
+    with path.open("wb") as handle:
+        for part in parts:
+            handle.writelines([part] if isinstance(part, bytes) else part)
+    return path
+
+
 def json_keys_in_one_row(path: Path) -> Path:
     """One object with three million distinct keys (40 MiB)."""
-    with path.open("wb") as handle:
-        handle.write(b'[{"username": "ann"')
-        for start in range(0, 3_000_000, 100_000):
-            handle.write(b"".join(b',"k%07d":1' % i for i in range(start, start + 100_000)))
-        handle.write(b"}]")
-    return path
+    keys = (b"".join(b',"k%07d":1' % i for i in range(s, s + 100_000)) for s in range(0, 3_000_000, 100_000))
+    return _written(path, b'[{"username": "ann"', keys, b"}]")
 
 
 def json_keys_across_rows(path: Path) -> Path:
     """A million rows, each with a key no other row has."""
-    with path.open("wb") as handle:
-        handle.write(b"[")
-        handle.write(b",".join(b'{"username":"u%d","k%d":1}' % (i, i) for i in range(1_000_000)))
-        handle.write(b"]")
-    return path
+    rows = b",".join(b'{"username":"u%d","k%d":1}' % (i, i) for i in range(1_000_000))
+    return _written(path, b"[", rows, b"]")
 
 
 def json_empty_objects(path: Path) -> Path:
     """Sixteen million ``{}``: 48 MB of rows with nothing in them."""
-    with path.open("wb") as handle:
-        handle.write(b'[{"username": "ann"}')
-        for _ in range(16):
-            handle.write(b",{}" * 1_000_000)
-        handle.write(b"]")
-    return path
+    return _written(path, b'[{"username": "ann"}', (b",{}" * 1_000_000 for _ in range(16)), b"]")
 
 
 def blank_lines(path: Path) -> Path:
     """A header, then 48 MiB of empty lines."""
-    with path.open("wb") as handle:
-        handle.write(b"username,email\n")
-        for _ in range(48):
-            handle.write(b"\n" * (1 << 20))
-    return path
+    return _written(path, b"username,email\n", (b"\n" * (1 << 20) for _ in range(48)))
 
 
 #: Each file, how it is made, and what its refusal says (in the admin and in bulkimport).
