@@ -396,7 +396,7 @@ def discard(model_admin: ImportJobAdmin, request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(admin_url("add"))  # nothing of theirs left to cancel
     if uploads.discard(pending.upload_id, pending.owner):  # else confirmed, or expired, already
         messages.info(
-            request, _("%(name)s was not imported; the upload is deleted.") % {"name": pending.name}
+            request, _("The upload “%(name)s” is deleted; nothing was imported.") % {"name": pending.name}
         )
     return HttpResponseRedirect(_back_url(pending))
 

@@ -399,3 +399,49 @@ def test_a_staff_member_walks_their_import_in_light_dark_and_on_a_phone(
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{theirs.pk}/change/")
     assert "theirs.csv" not in page.content()  # another person's job: not found for this one
+
+
+def test_at_the_upload_cap_staff_are_told_what_to_do_and_can_clear_their_waiting_uploads(
+    page, live_server, tmp_path, settings
+):
+    """A report left open counts against MAX_PENDING_UPLOADS_PER_USER; Cancel, or the button the
+    refusal offers, frees the slot. Light, dark and phone."""
+    from playwright.sync_api import expect
+
+    settings.BULKADMIN = {
+        **settings.BULKADMIN,
+        "MAX_PENDING_UPLOADS_PER_USER": 1,
+        "DATA_DIR": tmp_path / "data",
+    }
+    get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    source = tmp_path / "team.csv"
+    source.write_text("username,email\nada,ada@example.com\n", encoding="utf-8")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    log_in(page, live_server, "root", "/admin/bulkadmin/importjob/add/")
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+    expect(page.locator('[data-count="valid"]')).to_have_text("1")
+    page.click("input[name=_cancel]")  # the report's Cancel: the upload is deleted
+    expect(page.locator(".messagelist")).to_contain_text(
+        "The upload “team.csv” is deleted; nothing was imported."
+    )
+
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+    expect(page.locator('[data-count="valid"]')).to_have_text("1")
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/add/")  # the report left open
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+    expect(page.locator(".errorlist")).to_contain_text("You have 1 report waiting for confirmation")
+    page.screenshot(path=str(ARTIFACTS / "upload-cap.png"), full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(ARTIFACTS / "upload-cap-dark-phone.png"), full_page=True)
+
+    page.click("input[name=_discard_waiting]")
+    expect(page.locator(".messagelist")).to_contain_text("1 upload waiting for confirmation was deleted.")
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+    expect(page.locator('[data-count="valid"]')).to_have_text("1")

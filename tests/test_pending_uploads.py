@@ -110,7 +110,10 @@ def test_confirming_or_cancelling_a_report_frees_a_slot(
     assert cancelled["Location"].startswith(url("add") + "?") and "workers=2" in cancelled["Location"]
     assert files_of(importer_user) == [] and not uploads.owner_dir(importer_user.pk).exists()
     follow = staff_client.get(cancelled["Location"])
-    assert any("users.csv was not imported" in str(m) for m in follow.context["messages"])
+    assert any(
+        "The upload “users.csv” is deleted; nothing was imported." in str(m)
+        for m in follow.context["messages"]
+    )
 
     # the column mapping step's Cancel too (its form posts the token to the same place)
     mapping = upload(staff_client, STAFF_HEADERS)
