@@ -29,7 +29,8 @@ def test_every_byte_comes_back_from_anywhere(tmp_path, size):
     path = tmp_path / "sealed"
     seal(path, data)
     assert sealed_files.plain_size(path) == size
-    assert data[:64] not in path.read_bytes() or size == 0
+    if size >= 32:  # 32 random bytes turn up in the ciphertext by chance one time in 2**256
+        assert data[:32] not in path.read_bytes()
     with sealed_files.open_read(path) as handle:
         assert handle.read() == data
         for offset in (0, 1, SEGMENT - 3, SEGMENT, size // 2, max(0, size - 5)):
