@@ -58,6 +58,19 @@ def log_in(page, live_server, username: str, then: str) -> None:
     page.click("input[type=submit]")
 
 
+def team_file(tmp_path: Path, rows: str) -> Path:
+    """A small users file, and the artifacts folder its screenshots go to."""
+    source = tmp_path / "team.csv"
+    source.write_text("username,email\n" + rows, encoding="utf-8")
+    ARTIFACTS.mkdir(exist_ok=True)
+    return source
+
+
+def upload(page, source: Path) -> None:
+    page.set_input_files("#id_file", str(source))
+    page.click("input[name=_upload]")
+
+
 def users_file(tmp_path: Path) -> Path:
     lines = ["username,email,first_name,last_name"]
     lines += [f"member{i:02d},member{i:02d}@example.com,Ada,Lovelace" for i in range(1, 25)]
@@ -352,13 +365,10 @@ def test_a_staff_member_walks_their_import_in_light_dark_and_on_a_phone(
     theirs = ImportJob.objects.create(
         importer="bulkadmin.importers.users.UserImporter", source_name="theirs.csv", created_by=other
     )
-    source = tmp_path / "team.csv"
-    source.write_text("username,email\nada,ada@example.com\nbob,bob@example.com\ncyd,\n", encoding="utf-8")
-    ARTIFACTS.mkdir(exist_ok=True)
+    source = team_file(tmp_path, "ada,ada@example.com\nbob,bob@example.com\ncyd,\n")
 
     log_in(page, live_server, "clerk", "/admin/bulkadmin/importjob/add/")
-    page.set_input_files("#id_file", str(source))
-    page.click("input[name=_upload]")
+    upload(page, source)
     page.click("input[name=_confirm]")
     job = ImportJob.objects.get(created_by=clerk)
     assert launcher.jobs == [job.pk]
@@ -414,25 +424,20 @@ def test_at_the_upload_cap_staff_are_told_what_to_do_and_can_clear_their_waiting
         "DATA_DIR": tmp_path / "data",
     }
     get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
-    source = tmp_path / "team.csv"
-    source.write_text("username,email\nada,ada@example.com\n", encoding="utf-8")
-    ARTIFACTS.mkdir(exist_ok=True)
+    source = team_file(tmp_path, "ada,ada@example.com\n")
 
     log_in(page, live_server, "root", "/admin/bulkadmin/importjob/add/")
-    page.set_input_files("#id_file", str(source))
-    page.click("input[name=_upload]")
+    upload(page, source)
     expect(page.locator('[data-count="valid"]')).to_have_text("1")
     page.click("input[name=_cancel]")  # the report's Cancel: the upload is deleted
     expect(page.locator(".messagelist")).to_contain_text(
         "The upload “team.csv” is deleted; nothing was imported."
     )
 
-    page.set_input_files("#id_file", str(source))
-    page.click("input[name=_upload]")
+    upload(page, source)
     expect(page.locator('[data-count="valid"]')).to_have_text("1")
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/add/")  # the report left open
-    page.set_input_files("#id_file", str(source))
-    page.click("input[name=_upload]")
+    upload(page, source)
     expect(page.locator(".errorlist")).to_contain_text("You have 1 report waiting for confirmation")
     page.screenshot(path=str(ARTIFACTS / "upload-cap.png"), full_page=True)
     page.emulate_media(color_scheme="dark")
@@ -442,6 +447,5 @@ def test_at_the_upload_cap_staff_are_told_what_to_do_and_can_clear_their_waiting
 
     page.click("input[name=_discard_waiting]")
     expect(page.locator(".messagelist")).to_contain_text("1 upload waiting for confirmation was deleted.")
-    page.set_input_files("#id_file", str(source))
-    page.click("input[name=_upload]")
+    upload(page, source)
     expect(page.locator('[data-count="valid"]')).to_have_text("1")
