@@ -29,20 +29,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="bulkadmin.E002",
                 )
             )
-    for key in ("CHUNK_SIZE", "THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES"):
+    # Positive integers; those in the second group may also be None, for no limit.
+    for key, may_be_none in (
+        *((key, False) for key in ("CHUNK_SIZE", "THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES")),
+        ("MAX_PENDING_UPLOADS_PER_USER", True),
+    ):
         value = configured.get(key, conf.DEFAULTS[key])
-        if not isinstance(value, int) or value < 1:
+        if value is None and may_be_none:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            also = ", or None for no limit" if may_be_none else ""
             errors.append(
-                checks.Error(f"BULKADMIN[{key!r}] must be a positive integer.", id="bulkadmin.E003")
+                checks.Error(f"BULKADMIN[{key!r}] must be a positive integer{also}.", id="bulkadmin.E003")
             )
-    cap = configured.get("MAX_PENDING_UPLOADS_PER_USER", conf.DEFAULTS["MAX_PENDING_UPLOADS_PER_USER"])
-    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
-        errors.append(
-            checks.Error(
-                "BULKADMIN['MAX_PENDING_UPLOADS_PER_USER'] must be a positive integer, or None for no cap.",
-                id="bulkadmin.E003",
-            )
-        )
     delays = configured.get("DB_RETRY_DELAYS", conf.DEFAULTS["DB_RETRY_DELAYS"])
     if not isinstance(delays, list | tuple) or not all(
         isinstance(d, int | float) and not isinstance(d, bool) and d >= 0 for d in delays
