@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 import struct
 import zipfile
@@ -711,40 +712,55 @@ def _open_json(path: Path) -> BinaryIO:
     return handle
 
 
-def _check_json_text(path: Path) -> None:
-    """Refuse what is not UTF-8, and lone surrogate escapes (``\\ud800``), which are not text
-    and which the parser would turn into "?" unseen: a chunk at a time, at C speed."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    carry = b""
-    with _open_json(path) as handle:
-        offset = handle.tell()  # of ``window`` in the file
-        while True:
-            chunk = handle.read(_JSON_CHUNK)
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                raise ParseError(
-                    _(
-                        "The file is not UTF-8 text (byte %(byte)s is invalid). "
-                        "Save it as UTF-8 and upload it again."
-                    )
-                    % {"byte": f"{offset + len(carry) + exc.start - (len(exc.object) - len(chunk)):,}"}
-                ) from exc
-            window = carry + chunk
-            # An escape that may go on into the next chunk is looked at with it.
-            settled = len(window) if not chunk else max(0, len(window) - _ESCAPE_PAIR)
-            cut = settled
-            for match in _SURROGATE_ESCAPES.finditer(window):
-                if match.end() > settled:
-                    cut = min(cut, match.start())
-                    break
-                if len(match.group(1)) % 2 and match.end() - match.end(1) < _ESCAPE_PAIR:
-                    raise ParseError(_(_SURROGATE))
-            if not chunk:
-                return
-            while cut > 0 and window[cut - 1] == ord("\\"):
-                cut -= 1  # a run of backslashes is counted whole
-            carry, offset = window[cut:], offset + cut
+class _CheckedJson(io.RawIOBase):
+    """The file's bytes on their way to the parser, refusing what is not UTF-8 and lone surrogate
+    escapes (``\\ud800``), which are not text and which the parser would turn into "?" unseen:
+    a chunk at a time, at C speed, in the same pass as the header's."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._carry = b""
+        self._offset = handle.tell()  # of the carried bytes in the file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        chunk = self._handle.read(min(len(buffer), _JSON_CHUNK))
+        self._check(chunk)
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def _check(self, chunk: bytes) -> None:
+        try:
+            self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            start = self._offset + len(self._carry) - (len(exc.object) - len(chunk))
+            raise ParseError(
+                _(
+                    "The file is not UTF-8 text (byte %(byte)s is invalid). "
+                    "Save it as UTF-8 and upload it again."
+                )
+                % {"byte": f"{start + exc.start:,}"}
+            ) from exc
+        window = self._carry + chunk
+        # An escape that may go on into the next chunk is looked at with it.
+        settled = len(window) if not chunk else max(0, len(window) - _ESCAPE_PAIR)
+        cut = settled
+        for match in _SURROGATE_ESCAPES.finditer(window):
+            if match.end() > settled:
+                cut = min(cut, match.start())
+                break
+            if len(match.group(1)) % 2 and match.end() - match.end(1) < _ESCAPE_PAIR:
+                raise ParseError(_(_SURROGATE))
+        while cut > 0 and window[cut - 1] == ord("\\"):
+            cut -= 1  # a run of backslashes is counted whole
+        self._carry, self._offset = window[cut:], self._offset + cut
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 _JSON_CHUNK = 1 << 20
@@ -758,14 +774,15 @@ def _invalid_json(exc: BaseException) -> ParseError:
 def _json_header(path: Path) -> list[str]:
     """Every key of every row object, in order of appearance, read as a stream of events, so
     that every limit is enforced as it is crossed: the number of rows (blank ones too), the
-    keys of one row and of the file, and nesting."""
+    keys of one row and of the file, and nesting; and the text checked (``_CheckedJson``)
+    before any row is read."""
     import ijson  # imported here: only JSON uploads pay for it
 
     max_rows = int(conf.get("MAX_ROWS")) + BLANK_ROWS_ALLOWANCE
     max_columns = int(conf.get("MAX_COLUMNS"))
     keys: dict[str, None] = {}
     depth = row_keys = index = 0
-    with _open_json(path) as handle:
+    with _CheckedJson(_open_json(path)) as handle:
         try:
             for event, value in ijson.basic_parse(handle):
                 if event in ("end_map", "end_array"):
@@ -805,6 +822,8 @@ def _json_header(path: Path) -> list[str]:
                     raise _not_an_object(index + 1)
         except ijson.JSONError as exc:
             raise _invalid_json(exc) from exc
+        except UnicodeDecodeError as exc:  # the parser's own word for a lone surrogate in a key
+            raise ParseError(_(_SURROGATE)) from exc
     if not index:
         raise ParseError(_("The file has no rows."))
     return list(keys)
@@ -831,7 +850,6 @@ def _json_rows(path: Path) -> _Raw:
     """
     import ijson
 
-    _check_json_text(path)
     headers = _json_header(path)
     handle = _open_json(path)
 
