@@ -293,7 +293,18 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
 def tree_rss(proc: psutil.Process) -> int:
+    """RSS summed over ``proc`` and its descendants.
+
+    Read from ``/proc/PID/task/TID/children`` and ``/proc/PID/statm`` where the kernel has them:
+    psutil finds children by scanning every process on the machine, about 1 ms a sample, and at
+    50 samples a second on two busy cores that slowed the measured command by ~8%.
+    """
+    if Path(f"/proc/{proc.pid}/task/{proc.pid}/children").exists():
+        return _proc_tree_rss(proc.pid)
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
@@ -302,6 +313,18 @@ def tree_rss(proc: psutil.Process) -> int:
     for p in procs:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += p.memory_info().rss
+    return total
+
+
+def _proc_tree_rss(pid: int) -> int:
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE_SIZE
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+                todo += [int(child) for child in children.split()]
     return total
 
 
