@@ -13,7 +13,7 @@ import signal
 import threading
 
 
-def initialize_worker(job_id: int, threads: int) -> None:
+def initialize_worker(job_id: int) -> None:
     # Ctrl-C reaches the whole process group; the runner handles it (finishing the chunks in
     # flight), so a worker must not die of it mid-chunk.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -23,7 +23,6 @@ def initialize_worker(job_id: int, threads: int) -> None:
     django.setup()
     from bulkadmin import worker
 
-    worker.configure_threads(threads)
     worker.get_importer(job_id)
 
 

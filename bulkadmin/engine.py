@@ -56,7 +56,7 @@ class _Stopped(Exception):
 
 @dataclass
 class Task:
-    """One executor call: a unit of work (a chunk, or some of its rows) per worker thread."""
+    """One executor call: a unit of work (a chunk, or some of its rows); split when suspect."""
 
     units: list[Unit]
     breaks: int = 0
@@ -169,7 +169,9 @@ class JobRunner:
         executor = self._start_executor(settings)
         if executor is None:
             return
-        limit = settings.workers * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
+        # Every thread of every worker takes the next unit when it is free; a few more wait
+        # queued, so none idles between units.
+        limit = settings.workers * settings.threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
         units = self._units(settings.chunk_size)
         in_flight: dict[Future[ChunkResult], Task] = {}
         retries: list[Task] = []  # resubmitted before any new task
@@ -190,11 +192,11 @@ class JobRunner:
                     elif retries:
                         task = retries.pop(0)
                     elif not exhausted:
-                        batch = list(itertools.islice(units, settings.threads))
-                        if not batch:
+                        unit = next(units, None)
+                        if unit is None:
                             exhausted = True
                             continue
-                        task = Task(batch)
+                        task = Task([unit])
                     else:
                         break
                     in_flight[executor.submit(import_units, self.job_id, task.units)] = task

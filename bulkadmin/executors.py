@@ -4,6 +4,9 @@ The pool's start method is chosen explicitly (``MP_START_METHOD``, forkserver by
 each worker prepares Django in its initializer, as Django's own parallel test runner does;
 this process's database connections are closed first so no child can share a socket. With
 forkserver, the server itself sets Django up once (its preload), so workers start warm.
+
+Either way, with ``threads`` > 1 every thread takes the next call as soon as it is free: no
+call waits for another (``pool.WorkerPool``; in this process, the worker's thread gang).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
+from functools import partial
 from multiprocessing import forkserver
 from typing import ParamSpec, TypeVar
 
@@ -19,6 +23,7 @@ from django.db import connections
 
 from bulkadmin import conf, worker
 from bulkadmin.bootstrap import initialize_worker
+from bulkadmin.pool import WorkerPool
 
 #: Imported by the forkserver before it forks a worker: Django is set up once, not per worker.
 PRELOAD = "bulkadmin.preload"
@@ -28,13 +33,17 @@ T = TypeVar("T")
 
 
 class InlineExecutor(Executor):
-    """Runs each call at once in the calling process: the plain loop, for debugging."""
+    """Runs calls in this process: at once (the plain loop, for debugging), or on the worker's
+    thread gang when it has several threads, each taking the next call when it is free."""
 
     def __init__(self, job_id: int, threads: int) -> None:
         worker.configure_threads(threads)
         self._threads = threads
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        gang = worker.thread_gang()
+        if gang is not None:
+            return gang.submit(partial(fn, *args, **kwargs))
         future: Future[T] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
@@ -71,9 +80,10 @@ def make_executor(job_id: int, *, workers: int, threads: int) -> Executor:
     if workers <= 1:
         return InlineExecutor(job_id, threads)
     connections.close_all()
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=pool_context(),
+    return WorkerPool(
+        processes=workers,
+        threads=threads,
+        context=pool_context(),
         initializer=initialize_worker,
-        initargs=(job_id, threads),
+        initargs=(job_id,),
     )

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.admin.models import LogEntry
 from django.db import DatabaseError, connections, models, transaction
@@ -33,6 +33,7 @@ from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
 from bulkadmin.vendors import CONNECTION_ERRORS, DatabaseFault, is_database_fault, write_turn
 
 logger = logging.getLogger("bulkadmin")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ def configure_threads(threads: int) -> None:
         _gang = None
     if threads > 1 and _gang is None:
         _gang = ThreadGang(threads)
+
+
+def thread_gang() -> ThreadGang | None:
+    return _gang
 
 
 def get_importer(job_id: int) -> Importer:
@@ -110,12 +115,13 @@ class ThreadGang:
         finally:
             connections.close_all()
 
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._tasks.put((fn, future))
+        return future
+
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        futures = []
-        for item in items:
-            future: Future[Any] = Future()
-            self._tasks.put((partial(fn, item), future))
-            futures.append(future)
+        futures = [self.submit(partial(fn, item)) for item in items]
         return [f.result() for f in futures]
 
     def shutdown(self) -> None:

@@ -96,6 +96,19 @@ def test_threads_per_worker_each_get_a_connection(users_csv):
     assert User.objects.count() == 300
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_slow_row_holds_up_its_own_thread_only(write_file, knobs, workers):
+    # The slow row (in the first chunk) waits until every row outside its chunk is saved. When
+    # a worker's threads shared one call, its other thread did the second chunk and then waited
+    # for the slow one, so with one worker the slow row waited for ever (and failed). The pool's
+    # own test shows the same for a worker process.
+    path = write_file("r.csv", "name,city\nslow one,Oslo\n" + "".join(f"R{n},Rome\n" for n in range(2, 41)))
+    knobs(slow_until=str(40 - 5))
+    job = make_job(path, importer_path="tests.testapp.importers.RestaurantImporter")
+    job = JobRunner(job.pk, workers=workers, threads=2, chunk_size=5).run()
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 40)
+
+
 def test_resume_processes_only_pending_rows(users_csv, knobs):
     knobs(record_signals="1")
     job = make_job(users_csv(100))

@@ -8,7 +8,10 @@ from import_export import fields, resources, widgets
 from bulkadmin.importers import Column, Importer, ModelImporter, RowInvalid
 from bulkadmin.importers.fields import parse_text, split_list
 from bulkadmin.importers.resource import ResourceImporter
-from tests.testapp.models import Author, Book, Restaurant, SignalRecord, Tag
+from tests.testapp.models import Author, Book, Knob, Restaurant, SignalRecord, Tag
+
+#: How long a slow row waits for the others before it fails the test loudly.
+SLOW_ROW_DEADLINE = 20.0
 
 
 class RestaurantImporter(Importer):
@@ -42,6 +45,17 @@ class RestaurantImporter(Importer):
 
     def setup(self):
         self.tag_ids = dict(Tag.objects.values_list("name", "id"))
+
+    def prepare_row(self, cleaned):
+        # Knob ``slow_until``: a restaurant named "slow…" waits, outside any transaction, until
+        # that many restaurants are saved by other threads (a slow row, for the barrier test).
+        wanted = int(Knob.get("slow_until") or 0) if cleaned["name"].startswith("slow") else 0
+        deadline = time.monotonic() + SLOW_ROW_DEADLINE
+        while wanted and Restaurant.objects.count() < wanted:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the other rows were not saved meanwhile")
+            time.sleep(0.02)
+        return cleaned
 
     def import_row(self, cleaned):
         tags = cleaned.pop("tags")
