@@ -86,13 +86,20 @@ def parse_ceiling(name: str) -> int | None:
     return processes if processes >= 1 else None
 
 
-BULKIMPORT_RE = re.compile(r"^bulkimport-(?P<w>\d+)w$")
+BULKIMPORT_RE = re.compile(r"^bulkimport-(?P<w>\d+)w(?:-(?P<t>\d+)t)?(?:-c(?P<c>\d+))?$")
 
 
-def parse_bulkimport(name: str) -> int | None:
-    """``bulkimport-2w``: the whole ``manage.py bulkimport --workers 2`` command, else None."""
+def parse_bulkimport(name: str) -> BulkadminSpec | None:
+    """``bulkimport-2w``, ``bulkimport-4w-16t``, ``bulkimport-2w-c50``: the whole ``manage.py
+    bulkimport --workers W [--threads T] [--chunk-size C]`` command, else None."""
     match = BULKIMPORT_RE.match(name)
-    return int(match["w"]) if match and int(match["w"]) >= 1 else None
+    if match is None or int(match["w"]) < 1:
+        return None
+    return BulkadminSpec(
+        workers=int(match["w"]),
+        threads=int(match["t"] or 1),
+        chunk_size=int(match["c"]) if match["c"] else None,
+    )
 
 
 def is_known(name: str) -> bool:
@@ -198,7 +205,7 @@ def run_ceiling(path: Path, processes: int) -> dict[str, float]:
     return {"run": elapsed}
 
 
-def run_bulkimport(path: Path, workers: int) -> dict[str, float]:
+def run_bulkimport(path: Path, spec: BulkadminSpec) -> dict[str, float]:
     """``python manage.py bulkimport FILE --workers W --no-progress`` as a user runs it.
 
     This process's environment is the bench's (``DJANGO_SETTINGS_MODULE=bench.settings``, the
@@ -206,7 +213,11 @@ def run_bulkimport(path: Path, workers: int) -> dict[str, float]:
     Timed from the command's process start to its exit: interpreter start, Django setup,
     validation, create_job and the run. Any exit code but 0 fails the measurement.
     """
-    command = [sys.executable, "manage.py", "bulkimport", str(path), "--workers", str(workers)]
+    command = [sys.executable, "manage.py", "bulkimport", str(path), "--workers", str(spec.workers)]
+    if spec.threads > 1:
+        command += ["--threads", str(spec.threads)]
+    if spec.chunk_size:
+        command += ["--chunk-size", str(spec.chunk_size)]
     command.append("--no-progress")
     started = time.perf_counter()
     done = subprocess.run(
@@ -377,15 +388,15 @@ def run(name: str, path: Path, rows: int) -> dict[str, Any]:
 
     reset_database()
     spec, celery_workers = parse_bulkadmin(name), parse_celery(name)
-    ceiling, bulkimport_workers = parse_ceiling(name), parse_bulkimport(name)
+    ceiling, bulkimport = parse_ceiling(name), parse_bulkimport(name)
     if spec:
         timings = run_bulkadmin(path, spec)
     elif celery_workers:
         timings = run_celery(path, celery_workers)
     elif ceiling:
         timings = run_ceiling(path, ceiling)
-    elif bulkimport_workers:
-        timings = run_bulkimport(path, bulkimport_workers)
+    elif bulkimport:
+        timings = run_bulkimport(path, bulkimport)
     else:
         timings = SIMPLE[name](path)
     users = get_user_model().objects.count()

@@ -107,9 +107,12 @@ def label(name: str) -> str:
     ceiling = parse_ceiling(name)
     if ceiling:
         return f"ceiling: {plural(ceiling, 'process', 'es')}, create() in atomic(100)"
-    bulkimport_workers = parse_bulkimport(name)
-    if bulkimport_workers:
-        return f"bulkimport --workers {bulkimport_workers} (whole command)"
+    whole = parse_bulkimport(name)
+    if whole:
+        options = f"--workers {whole.workers}"
+        options += f" --threads {whole.threads}" if whole.threads > 1 else ""
+        options += f" --chunk-size {whole.chunk_size}" if whole.chunk_size else ""
+        return f"bulkimport {options} (whole command)"
     spec = parse_bulkadmin(name)
     if spec is None:
         return LABELS.get(name, name)
@@ -844,7 +847,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--contenders",
         type=comma_list,
         help="loop, baseline, import-export, bulk_create, ceiling[-<N>p], bulkadmin-<N>w[-<T>t][-c<chunk>], "
-        "bulkimport-<N>w, celery-<N>w (default: all).",
+        "bulkimport-<N>w[-<T>t][-c<chunk>], celery-<N>w (default: all).",
     )
     parser.add_argument("--quick", action="store_true", help=f"One repeat of {QUICK_ROWS} rows: a smoke run.")
     parser.add_argument("--chunk-sizes", type=comma_ints, help="Add bulkadmin at these chunk sizes.")
