@@ -7,6 +7,9 @@ queue itself, so a slow row holds up its own thread only.
 
 A process that dies breaks the pool as ``ProcessPoolExecutor``'s does: every pending call fails
 with ``BrokenProcessPool``, and the runner finds the culprit by running the lost calls alone.
+Nothing the runner does can hang on a dead pool: calls reach the shared pipe through a feeder
+thread (a full pipe blocks that thread, not ``submit``), and each process sends its outcomes on
+a pipe of its own, so one that dies mid-message is seen as an end of file.
 
 Nothing of Django's is imported here at import time: a spawned or forkserver child unpickles
 ``_serve`` before Django is set up.
@@ -14,16 +17,19 @@ Nothing of Django's is imported here at import time: a spawned or forkserver chi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing.connection
 import multiprocessing.context
 import pickle
+import queue
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from multiprocessing.queues import SimpleQueue
 from typing import Any, ParamSpec, TypeVar
 
@@ -34,6 +40,8 @@ T = TypeVar("T")
 Call = tuple[int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 #: An outcome: the call's id, whether it returned, its value or exception, the remote traceback.
 Outcome = tuple[int, bool, Any, str]
+#: Tells the feeder thread to stop.
+_FEEDER_EXIT = object()
 
 
 class RemoteTraceback(Exception):
@@ -55,7 +63,7 @@ class WorkerPool(Executor):
     ) -> None:
         self._threads = threads
         self._calls: SimpleQueue[Call | None] = context.SimpleQueue()
-        self._outcomes: SimpleQueue[Outcome] = context.SimpleQueue()
+        self._to_feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Set on shutdown(cancel_futures=True): threads then report the calls they read as cancelled.
         self._cancelling = context.Event()
         self._futures: dict[int, Future[Any]] = {}
@@ -63,17 +71,27 @@ class WorkerPool(Executor):
         self._ids = itertools.count()
         self._broken = ""
         self._closed = False
-        self._processes = [
-            context.Process(  # type: ignore[attr-defined]
-                target=_serve,
-                args=(self._calls, self._outcomes, self._cancelling, threads, initializer, initargs),
-                name=f"bulkadmin-worker-{index}",
-                daemon=True,
-            )
-            for index in range(processes)
-        ]
-        for process in self._processes:
-            process.start()
+        self._processes: list[Any] = []
+        self._outcomes: dict[Connection, Any] = {}  # the read end of each process's pipe
+        try:
+            for index in range(processes):
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(  # type: ignore[attr-defined]
+                    target=_serve,
+                    args=(self._calls, writer, self._cancelling, threads, initializer, initargs),
+                    name=f"bulkadmin-worker-{index}",
+                    daemon=True,
+                )
+                process.start()
+                writer.close()  # the child's copy is the only one: its death reads as an end of file
+                self._processes.append(process)
+                self._outcomes[reader] = process
+        except BaseException:
+            for process in self._processes:
+                process.kill()
+            raise
+        self._feeder = threading.Thread(target=self._feed, name="bulkadmin-pool-calls", daemon=True)
+        self._feeder.start()
         self._collector = threading.Thread(target=self._collect, name="bulkadmin-pool-results", daemon=True)
         self._collector.start()
 
@@ -86,42 +104,57 @@ class WorkerPool(Executor):
             call_id = next(self._ids)
             future: Future[T] = Future()
             self._futures[call_id] = future
-        self._calls.put((call_id, fn, args, kwargs))
+            self._to_feed.put((call_id, fn, args, kwargs))
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            broken = bool(self._broken)
-        if not broken:
-            if cancel_futures:
-                self._cancelling.set()
-            for _ in range(len(self._processes) * self._threads):
-                self._calls.put(None)
+            if not self._closed:
+                self._closed = True
+                if not self._broken:
+                    if cancel_futures:
+                        self._cancelling.set()
+                    for _ in range(len(self._processes) * self._threads):
+                        self._to_feed.put(None)  # after every call: the lock orders them
+                    self._to_feed.put(_FEEDER_EXIT)
         if wait:
             for process in self._processes:
                 process.join()
             self._collector.join()
 
     # ---- the parent's side ---------------------------------------------------------------
+    def _feed(self) -> None:
+        """Move calls into the shared pipe; abandoned (blocked on a full pipe) if the pool breaks."""
+        while (item := self._to_feed.get()) is not _FEEDER_EXIT:
+            try:
+                self._calls.put(item)
+            except Exception as exc:  # the call's arguments do not pickle
+                self._settle((item[0], False, exc, ""))
+
     def _collect(self) -> None:
         """Hand outcomes to their futures; break the pool when a process dies before shutdown."""
-        reader = self._outcomes._reader  # type: ignore[attr-defined]
-        alive = {process.sentinel: process for process in self._processes}
-        while alive:
-            ready = multiprocessing.connection.wait([reader, *alive])
-            if reader in ready:  # outcomes first: a call finished just before its process died
-                self._settle(self._outcomes.get())
-                continue
-            for sentinel in ready:
-                process = alive.pop(sentinel)
-                if not (self._closed and process.exitcode == 0):
-                    self._break(f"A worker process exited unexpectedly (exit code {process.exitcode}).")
-                    return
-        while reader.poll():  # every process stopped as asked: what they sent last
-            self._settle(self._outcomes.get())
+        readers = dict(self._outcomes)
+        sentinels = {process.sentinel: process for process in self._processes}
+        try:
+            while readers or sentinels:
+                ready = multiprocessing.connection.wait([*readers, *sentinels])
+                # Outcomes first: a call that finished just before its process died still counts.
+                outcomes = [r for r in ready if r in readers]
+                for reader in outcomes:
+                    try:
+                        self._settle(reader.recv())
+                    except (EOFError, OSError):  # gone, maybe mid-message; its sentinel says how
+                        del readers[reader]
+                if outcomes:
+                    continue
+                for sentinel in ready:
+                    process = sentinels.pop(sentinel)
+                    process.join()  # reaps it: exitcode may still read None before
+                    if not (self._closed and process.exitcode == 0):
+                        self._break(f"A worker process exited unexpectedly (exit code {process.exitcode}).")
+                        return
+        except BaseException as exc:
+            self._break(f"The pool's results could not be read ({type(exc).__name__}: {exc}).")
 
     def _settle(self, outcome: Outcome) -> None:
         call_id, returned, value, remote = outcome
@@ -129,30 +162,43 @@ class WorkerPool(Executor):
             future = self._futures.pop(call_id, None)
         if future is None:
             return
-        if returned:
-            future.set_result(value)
-        elif value is None:
-            future.cancel()
-            future.set_running_or_notify_cancel()
-        else:
-            value.__cause__ = RemoteTraceback(remote)
-            future.set_exception(value)
+        if future.cancelled() or (not returned and value is None):
+            _cancel(future)
+            return
+        with contextlib.suppress(InvalidStateError):  # cancelled by its caller meanwhile
+            if returned:
+                future.set_result(value)
+            else:
+                value.__cause__ = RemoteTraceback(remote)
+                future.set_exception(value)
 
     def _break(self, reason: str) -> None:
         with self._lock:
             self._broken = reason
             pending, self._futures = list(self._futures.values()), {}
+            self._to_feed.put(_FEEDER_EXIT)
         for process in self._processes:
             if process.is_alive():
                 process.kill()
         for future in pending:
-            future.set_exception(BrokenProcessPool(reason))
+            if future.cancelled():
+                _cancel(future)
+                continue
+            with contextlib.suppress(InvalidStateError):  # cancelled by its caller meanwhile
+                future.set_exception(BrokenProcessPool(reason))
+
+
+def _cancel(future: Future[Any]) -> None:
+    """Cancel a call's future and wake whoever waits on it (``concurrent.futures.wait``)."""
+    future.cancel()
+    with contextlib.suppress(RuntimeError):  # its waiters were woken already
+        future.set_running_or_notify_cancel()
 
 
 # ---- the worker's side ---------------------------------------------------------------------
 def _serve(
     calls: SimpleQueue[Call | None],
-    outcomes: SimpleQueue[Outcome],
+    outcomes: Connection,
     cancelling: Any,
     threads: int,
     initializer: Callable[..., object],
@@ -164,8 +210,11 @@ def _serve(
     except BaseException:
         traceback.print_exc()
         sys.exit(1)  # the pool sees the process die, and breaks: the runner reports it
+    sending = threading.Lock()
     readers = [
-        threading.Thread(target=_take_calls, args=(calls, outcomes, cancelling), name=f"bulkadmin-{i}")
+        threading.Thread(
+            target=_take_calls, args=(calls, outcomes, sending, cancelling), name=f"bulkadmin-{i}"
+        )
         for i in range(threads)
     ]
     for reader in readers:
@@ -174,30 +223,36 @@ def _serve(
         reader.join()
 
 
-def _take_calls(calls: SimpleQueue[Call | None], outcomes: SimpleQueue[Outcome], cancelling: Any) -> None:
+def _take_calls(
+    calls: SimpleQueue[Call | None], outcomes: Connection, sending: threading.Lock, cancelling: Any
+) -> None:
     from django.db import connections
 
     try:
         while (call := calls.get()) is not None:
             call_id, fn, args, kwargs = call
             if cancelling.is_set():
-                outcomes.put((call_id, False, None, ""))
-                continue
-            try:
-                outcome: Outcome = (call_id, True, fn(*args, **kwargs), "")
-            except BaseException as exc:
-                outcome = (call_id, False, exc, traceback.format_exc())
-            outcomes.put(_sendable(outcome))
+                outcome: Outcome = (call_id, False, None, "")
+            else:
+                try:
+                    outcome = (call_id, True, fn(*args, **kwargs), "")
+                except BaseException as exc:
+                    outcome = (call_id, False, exc, traceback.format_exc())
+            message = _sendable(outcome)
+            with sending:
+                outcomes.send_bytes(message)
     finally:
         connections.close_all()  # each thread has its own connection
 
 
-def _sendable(outcome: Outcome) -> Outcome:
-    """The outcome, or an error saying why it cannot cross to the parent (it does not pickle)."""
+def _sendable(outcome: Outcome) -> bytes:
+    """The outcome pickled, or an error saying why it cannot cross to the parent."""
     try:
-        pickle.loads(pickle.dumps(outcome))  # noqa: S301 - the bytes were made just above
+        message = pickle.dumps(outcome)
+        pickle.loads(message)  # noqa: S301 - the bytes were made just above
+        return message
     except Exception as exc:
         call_id, returned, value, remote = outcome
-        what = "result" if returned else f"exception ({type(value).__name__}: {value})"
-        return (call_id, False, RuntimeError(f"The call's {what} cannot be sent back: {exc}"), remote)
-    return outcome
+        what = "result" if returned else f"exception ({type(value).__name__})"
+        error = RuntimeError(f"The call's {what} cannot be sent back ({type(exc).__name__}).")
+        return pickle.dumps((call_id, False, error, remote))

@@ -115,6 +115,9 @@ class ThreadGang:
         finally:
             connections.close_all()
 
+    def runs_this_thread(self) -> bool:
+        return threading.current_thread() in self._threads
+
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
         self._tasks.put((fn, future))
@@ -148,7 +151,7 @@ def import_chunk(job_id: int, chunk_id: int, only: Sequence[int] | None = None) 
 def import_units(job_id: int, units: Sequence[Unit]) -> ChunkResult:
     """Import several chunks, one per thread of this worker when it has several."""
     importer = get_importer(job_id)
-    if _gang is None or len(units) < 2:
+    if _gang is None or len(units) < 2 or _gang.runs_this_thread():  # never wait on our own gang
         results = [_import_unit(importer, job_id, unit) for unit in units]
     else:
         results = _gang.map(partial(_import_unit, importer, job_id), list(units))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -42,3 +43,17 @@ def unsendable() -> threading.Lock:
 
 def die() -> None:
     os._exit(3)
+
+
+def echo(value: object) -> object:
+    return value
+
+
+def wait_for_exit(pool: object, count: int) -> None:
+    """Block until ``count`` of the pool's processes have ended (their sentinels ready, not reaped:
+    reaping would set the exit code the pool reads); fail loudly after the deadline."""
+    sentinels = [p.sentinel for p in pool._processes]  # type: ignore[attr-defined]
+    deadline = time.monotonic() + DEADLINE
+    while len(multiprocessing.connection.wait(sentinels, timeout=0.01)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the pool's processes did not stop")

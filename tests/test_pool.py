@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import CancelledError
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import CancelledError, Future
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -18,9 +22,10 @@ DEADLINE = 30
 def make_pool():
     pools: list[WorkerPool] = []
 
-    def make(processes: int = 1, threads: int = 2) -> WorkerPool:
+    def make(processes: int = 1, threads: int = 2, method: str = "") -> WorkerPool:
+        context = multiprocessing.get_context(method) if method else pool_context()
         pool = WorkerPool(
-            processes=processes, threads=threads, context=pool_context(), initializer=pool_calls.set_up
+            processes=processes, threads=threads, context=context, initializer=pool_calls.set_up
         )
         pools.append(pool)
         return pool
@@ -92,3 +97,46 @@ def test_shutdown_cancelling_futures_cancels_the_calls_not_started(make_pool, tm
         with pytest.raises(CancelledError):
             future.result(timeout=DEADLINE)
     pool.shutdown(wait=True)  # a second call is a no-op
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_stopping_at_shutdown_break_nothing(make_pool, tmp_path, method):
+    # Under spawn a stopped worker's sentinel fires before its exit code can be read: that
+    # once read as a death, and the pool killed the call still running in the other worker.
+    pool = make_pool(processes=2, threads=1, method=method)
+    flag, started = tmp_path / "go", tmp_path / "started"
+    running = pool.submit(pool_calls.wait_for, str(flag), str(started))
+    pool_calls.wait_for(str(started))
+    pool.shutdown(wait=False)  # the idle worker stops now
+    pool_calls.wait_for_exit(pool, count=1)
+    flag.touch()
+    assert running.result(timeout=DEADLINE) > 0
+    pool.shutdown(wait=True)
+
+
+def test_a_full_call_pipe_never_blocks_submit_and_a_death_still_breaks_the_pool(make_pool, tmp_path):
+    pool = make_pool(processes=1, threads=1)
+    pid = pool.submit(os.getpid).result(timeout=DEADLINE)
+    blocked = pool.submit(pool_calls.wait_for, str(tmp_path / "never"))
+    payload = "x" * 200_000  # a few of these fill the pipe's 64 KiB many times over
+    queued: list[Future[object]] = []
+    submitting = threading.Thread(
+        target=lambda: queued.extend(pool.submit(pool_calls.echo, payload) for _ in range(20))
+    )
+    submitting.start()
+    submitting.join(timeout=DEADLINE)
+    assert not submitting.is_alive(), "submit blocked on a full pipe"
+    os.kill(pid, signal.SIGKILL)
+    for future in [blocked, *queued]:
+        with pytest.raises(BrokenProcessPool):
+            future.result(timeout=DEADLINE)
+
+
+def test_a_call_cancelled_by_its_caller_leaves_the_pool_working(make_pool, tmp_path):
+    pool = make_pool(processes=1, threads=1)
+    flag = tmp_path / "go"
+    pool.submit(pool_calls.wait_for, str(flag))
+    dropped = pool.submit(pool_calls.square, 2)
+    assert dropped.cancel()  # not started: the pool runs it, and must drop its result
+    flag.touch()
+    assert pool.submit(pool_calls.square, 3).result(timeout=DEADLINE) == 9
