@@ -3,6 +3,8 @@ a decimal, update mode, and a multi-table child, imported by real pool workers t
 
 from __future__ import annotations
 
+import sys
+import threading
 from datetime import date
 from decimal import Decimal
 
@@ -137,3 +139,37 @@ def test_a_multi_table_child_saves_its_parent_and_its_many_to_many(write_file):
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert Place.objects.count() == 2 and Restaurant.objects.get(name="Chez A").slug == "chez-a"
     assert list(Restaurant.objects.get(name="Chez A").tags.values_list("name", flat=True)) == ["cosy"]
+
+
+def test_threads_sharing_a_fresh_importer_all_clean_their_first_rows():
+    # A worker's threads share its importer and fill its field caches on their first rows. A
+    # thread that found a field's form field cached before its validators got a KeyError, and
+    # its row failed ("preparing it raised KeyError"); seen under --threads 16.
+    row = {
+        "isbn": "978-0", "title": "Dune", "author": "Frank", "tags": "sf",
+        "genre": "sci", "published": "1965-08-01", "price": "9.50", "in_print": "yes",
+    }  # fmt: skip
+    failures: list[BaseException] = []
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to hit the window
+    try:
+        for attempt in range(60):
+            fresh = type(f"FreshBooks{attempt}", (BookImporter,), {"__module__": __name__})
+            importer = fresh(ImportContext.for_command_line({}))
+            start = threading.Barrier(8)
+
+            def clean(importer=importer, start=start) -> None:
+                start.wait(timeout=30)
+                try:
+                    importer.clean_row(row)
+                except BaseException as exc:
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=clean) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(previous)
+    assert failures == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -35,6 +36,8 @@ from bulkadmin.importers.fields import parse_bool, shorten, split_list
 #: An XLSX date cell reads as a midnight timestamp; a DateField takes its date.
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]00:00(:00(\.0+)?)?$")
 _UNSUPPORTED = (models.FileField, models.BinaryField)
+#: Held while a class's field caches are filled: a worker's threads share one importer.
+_CACHES = threading.RLock()
 #: Related objects offered as a select when correcting a row; more, and it is a text box.
 EDIT_CHOICES = 500
 
@@ -68,14 +71,16 @@ class ModelImporter(Importer):
     def _fields(cls) -> dict[str, models.Field[Any, Any]]:
         """The model fields a file may hold, by name: worked out once per class."""
         if "_model_fields" not in cls.__dict__:
-            found = {name: cls._model_field(name) for name in cls.fields or cls._default_fields()}
-            if cls.key_field is not None and cls.key_field not in found:
-                raise ImproperlyConfigured(
-                    f"{cls.__name__}.key_field {cls.key_field!r} is not in its fields."
-                )
-            cls._model_fields = found
-            cls._form_fields = {}
-            cls._model_validators = {}
+            with _CACHES:  # a worker's threads share the importer: one of them fills the caches
+                if "_model_fields" not in cls.__dict__:
+                    found = {name: cls._model_field(name) for name in cls.fields or cls._default_fields()}
+                    if cls.key_field is not None and cls.key_field not in found:
+                        raise ImproperlyConfigured(
+                            f"{cls.__name__}.key_field {cls.key_field!r} is not in its fields."
+                        )
+                    cls._form_fields = {}
+                    cls._model_validators = {}
+                    cls._model_fields = found  # last: its presence says the caches are ready
         return cls._model_fields
 
     # ---- describing the model ------------------------------------------------------------
@@ -242,16 +247,20 @@ class ModelImporter(Importer):
     @classmethod
     def _form_field(cls, name: str, field: models.Field[Any, Any]) -> forms.Field:
         if name not in cls._form_fields:
-            if isinstance(field, models.URLField):
-                form_field = field.formfield(required=False, assume_scheme="https")  # Django 6's
-            else:
-                form_field = field.formfield(required=False)
-            if form_field is None:
-                raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} has no form field.")
-            cls._form_fields[name] = form_field
-            # The model field's validators the form field has not just run: most are the same
-            # (max length, email), and running them twice was a tenth of a row's import.
-            cls._model_validators[name] = [v for v in field.validators if v not in form_field.validators]
+            with _CACHES:
+                if name not in cls._form_fields:
+                    if isinstance(field, models.URLField):
+                        form_field = field.formfield(required=False, assume_scheme="https")  # Django 6's
+                    else:
+                        form_field = field.formfield(required=False)
+                    if form_field is None:
+                        raise ImproperlyConfigured(f"{cls.__name__}: the field {name!r} has no form field.")
+                    # The model field's validators the form field has not just run: most are the
+                    # same (max length, email), and running them twice was a tenth of a row's import.
+                    cls._model_validators[name] = [
+                        v for v in field.validators if v not in form_field.validators
+                    ]
+                    cls._form_fields[name] = form_field  # last: its presence says both are there
         return cls._form_fields[name]
 
     @staticmethod
