@@ -58,7 +58,7 @@ class _Stopped(Exception):
 class Task:
     """One executor call: a unit of work (a chunk, or some of its rows); split when suspect."""
 
-    units: list[Unit]
+    unit: Unit
     breaks: int = 0
     retries: int = 0
 
@@ -196,10 +196,10 @@ class JobRunner:
                         if unit is None:
                             exhausted = True
                             continue
-                        task = Task([unit])
+                        task = Task(unit)
                     else:
                         break
-                    in_flight[executor.submit(import_units, self.job_id, task.units)] = task
+                    in_flight[executor.submit(import_units, self.job_id, [task.unit])] = task
                     if suspects or task.breaks:
                         break  # a suspect runs alone
                 if not in_flight:
@@ -261,12 +261,10 @@ class JobRunner:
             return lost
         task = lost[0]
         task.breaks += 1
-        if len(task.units) > 1:
-            return [Task([unit], breaks=1) for unit in task.units]
-        unit = task.units[0]
+        unit = task.unit
         numbers = unit.only or tuple(row.number for row in pending_rows(unit))
         if len(numbers) > 1:
-            return [Task([Unit(unit.chunk_id, (number,))], breaks=1) for number in numbers]
+            return [Task(Unit(unit.chunk_id, (number,)), breaks=1) for number in numbers]
         if task.breaks > FAIL_AFTER_BREAKS:
             fail_rows(self.job_id, unit.chunk_id, numbers, DIED_MESSAGE)
             return []

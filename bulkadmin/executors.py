@@ -38,7 +38,6 @@ class InlineExecutor(Executor):
 
     def __init__(self, job_id: int, threads: int) -> None:
         worker.configure_threads(threads)
-        self._threads = threads
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         gang = worker.thread_gang()

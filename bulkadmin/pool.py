@@ -72,7 +72,7 @@ class WorkerPool(Executor):
         self._broken = ""
         self._closed = False
         self._processes: list[Any] = []
-        self._outcomes: dict[Connection, Any] = {}  # the read end of each process's pipe
+        self._outcomes: list[Connection] = []  # the read end of each process's pipe
         try:
             for index in range(processes):
                 reader, writer = context.Pipe(duplex=False)
@@ -85,7 +85,7 @@ class WorkerPool(Executor):
                 process.start()
                 writer.close()  # the child's copy is the only one: its death reads as an end of file
                 self._processes.append(process)
-                self._outcomes[reader] = process
+                self._outcomes.append(reader)
         except BaseException:
             for process in self._processes:
                 process.kill()
@@ -133,7 +133,7 @@ class WorkerPool(Executor):
 
     def _collect(self) -> None:
         """Hand outcomes to their futures; break the pool when a process dies before shutdown."""
-        readers = dict(self._outcomes)
+        readers = set(self._outcomes)
         sentinels = {process.sentinel: process for process in self._processes}
         try:
             while readers or sentinels:
@@ -144,7 +144,7 @@ class WorkerPool(Executor):
                     try:
                         self._settle(reader.recv())
                     except (EOFError, OSError):  # gone, maybe mid-message; its sentinel says how
-                        del readers[reader]
+                        readers.discard(reader)
                 if outcomes:
                     continue
                 for sentinel in ready:
@@ -169,7 +169,8 @@ class WorkerPool(Executor):
             if returned:
                 future.set_result(value)
             else:
-                value.__cause__ = RemoteTraceback(remote)
+                if remote:  # raised in a worker, not by pickling the call here
+                    value.__cause__ = RemoteTraceback(remote)
                 future.set_exception(value)
 
     def _break(self, reason: str) -> None:
