@@ -50,19 +50,25 @@ class BulkadminSpec:
     chunk_size: int | None
 
 
-BULKADMIN_RE = re.compile(r"^bulkadmin-(?P<w>\d+)w(?:-(?P<t>\d+)t)?(?:-c(?P<c>\d+))?$")
+SPEC = r"-(?P<w>\d+)w(?:-(?P<t>\d+)t)?(?:-c(?P<c>\d+))?$"
+BULKADMIN_RE = re.compile(r"^bulkadmin" + SPEC)
+BULKIMPORT_RE = re.compile(r"^bulkimport" + SPEC)
 
 
-def parse_bulkadmin(name: str) -> BulkadminSpec | None:
-    """``bulkadmin-2w``, ``bulkadmin-2w-16t``, ``bulkadmin-2w-c500``, ``bulkadmin-2w-8t-c250``."""
-    match = BULKADMIN_RE.match(name)
-    if match is None:
+def _spec(pattern: re.Pattern[str], name: str) -> BulkadminSpec | None:
+    match = pattern.match(name)
+    if match is None or int(match["w"]) < 1:
         return None
     return BulkadminSpec(
         workers=int(match["w"]),
         threads=int(match["t"] or 1),
         chunk_size=int(match["c"]) if match["c"] else None,
     )
+
+
+def parse_bulkadmin(name: str) -> BulkadminSpec | None:
+    """``bulkadmin-2w``, ``bulkadmin-2w-16t``, ``bulkadmin-2w-c500``, ``bulkadmin-2w-8t-c250``."""
+    return _spec(BULKADMIN_RE, name)
 
 
 CELERY_RE = re.compile(r"^celery-(?P<w>\d+)w$")
@@ -86,20 +92,10 @@ def parse_ceiling(name: str) -> int | None:
     return processes if processes >= 1 else None
 
 
-BULKIMPORT_RE = re.compile(r"^bulkimport-(?P<w>\d+)w(?:-(?P<t>\d+)t)?(?:-c(?P<c>\d+))?$")
-
-
 def parse_bulkimport(name: str) -> BulkadminSpec | None:
     """``bulkimport-2w``, ``bulkimport-4w-16t``, ``bulkimport-2w-c50``: the whole ``manage.py
     bulkimport --workers W [--threads T] [--chunk-size C]`` command, else None."""
-    match = BULKIMPORT_RE.match(name)
-    if match is None or int(match["w"]) < 1:
-        return None
-    return BulkadminSpec(
-        workers=int(match["w"]),
-        threads=int(match["t"] or 1),
-        chunk_size=int(match["c"]) if match["c"] else None,
-    )
+    return _spec(BULKIMPORT_RE, name)
 
 
 def is_known(name: str) -> bool:
