@@ -46,7 +46,7 @@ WRITTEN_TABLES = (
 @dataclass(frozen=True)
 class BulkadminSpec:
     workers: int
-    threads: int
+    threads: int | None  # None: picked while the job runs, the default
     chunk_size: int | None
 
 
@@ -61,7 +61,7 @@ def _spec(pattern: re.Pattern[str], name: str) -> BulkadminSpec | None:
         return None
     return BulkadminSpec(
         workers=int(match["w"]),
-        threads=int(match["t"] or 1),
+        threads=int(match["t"]) if match["t"] else None,
         chunk_size=int(match["c"]) if match["c"] else None,
     )
 
@@ -201,20 +201,9 @@ def run_ceiling(path: Path, processes: int) -> dict[str, float]:
     return {"run": elapsed}
 
 
-def run_bulkimport(path: Path, spec: BulkadminSpec) -> dict[str, float]:
-    """``python manage.py bulkimport FILE --workers W --no-progress`` as a user runs it.
-
-    This process's environment is the bench's (``DJANGO_SETTINGS_MODULE=bench.settings``, the
-    bench ``DATABASE_URL``, ``BENCH_WORKLOAD``), so the command and its pool workers see it too.
-    Timed from the command's process start to its exit: interpreter start, Django setup,
-    validation, create_job and the run. Any exit code but 0 fails the measurement.
-    """
-    command = [sys.executable, "manage.py", "bulkimport", str(path), "--workers", str(spec.workers)]
-    if spec.threads > 1:
-        command += ["--threads", str(spec.threads)]
-    if spec.chunk_size:
-        command += ["--chunk-size", str(spec.chunk_size)]
-    command.append("--no-progress")
+def run_command(command: list[str]) -> dict[str, float]:
+    """A whole command, in this process's environment (the bench's settings, database and
+    workload), timed from its process start to its exit; any exit code but 0 fails it."""
     started = time.perf_counter()
     done = subprocess.run(
         command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, check=False
@@ -226,6 +215,28 @@ def run_bulkimport(path: Path, spec: BulkadminSpec) -> dict[str, float]:
             f"{' '.join(command)} exited with code {done.returncode}:\n" + "\n".join(output[-30:])
         )
     return {"run": elapsed}
+
+
+def run_loop_command(path: Path) -> dict[str, float]:
+    """The plain loop as a script a user runs (``bench/loop_command.py``), timed whole."""
+    return run_command([sys.executable, "-m", "bench.loop_command", str(path)])
+
+
+def run_bulkimport(path: Path, spec: BulkadminSpec) -> dict[str, float]:
+    """``python manage.py bulkimport FILE --workers W --no-progress`` as a user runs it.
+
+    This process's environment is the bench's (``DJANGO_SETTINGS_MODULE=bench.settings``, the
+    bench ``DATABASE_URL``, ``BENCH_WORKLOAD``), so the command and its pool workers see it too.
+    Timed from the command's process start to its exit: interpreter start, Django setup,
+    validation, create_job and the run. Any exit code but 0 fails the measurement.
+    """
+    command = [sys.executable, "manage.py", "bulkimport", str(path), "--workers", str(spec.workers)]
+    if spec.threads:
+        command += ["--threads", str(spec.threads)]
+    if spec.chunk_size:
+        command += ["--chunk-size", str(spec.chunk_size)]
+    command.append("--no-progress")
+    return run_command(command)
 
 
 def run_import_export(path: Path) -> dict[str, float]:
@@ -371,6 +382,7 @@ def run_celery(path: Path, workers: int) -> dict[str, float]:
 
 SIMPLE = {
     "loop": run_loop,
+    "loop-command": run_loop_command,
     "baseline": run_baseline,
     "import-export": run_import_export,
     "bulk_create": run_bulk_create,

@@ -90,6 +90,7 @@ DEFAULT_CONTENDERS = {
 }
 LABELS = {
     "loop": "plain loop (create())",
+    "loop-command": "plain loop as a script (whole command)",
     "baseline": "baseline: ProcessPoolExecutor(4), submit per row",
     "import-export": "django-import-export import_data",
     "bulk_create": "bulk_create ×1000 (no signals, no Profiles)",
@@ -110,15 +111,14 @@ def label(name: str) -> str:
     whole = parse_bulkimport(name)
     if whole:
         options = f"--workers {whole.workers}"
-        options += f" --threads {whole.threads}" if whole.threads > 1 else ""
+        options += f" --threads {whole.threads}" if whole.threads else ""
         options += f" --chunk-size {whole.chunk_size}" if whole.chunk_size else ""
         return f"bulkimport {options} (whole command)"
     spec = parse_bulkadmin(name)
     if spec is None:
         return LABELS.get(name, name)
     text = f"bulkadmin {spec.workers} worker{'s' if spec.workers > 1 else ''}"
-    if spec.threads > 1:
-        text += f" × {spec.threads} threads"
+    text += f" × {plural(spec.threads, 'thread')}" if spec.threads else ", threads picked"
     if spec.chunk_size:
         text += f", chunk {spec.chunk_size}"
     return text
@@ -513,6 +513,20 @@ def targets(rows: list[Row], kind: str) -> list[str]:
         out.append(
             f"Engine core, PostgreSQL W0 10,000 users: whole `bulkimport --workers {CORES}` "
             f"≥ 0.85× ceiling and ≥ 2× baseline: {'; '.join(parts)} → {result}{caveat}"
+        )
+
+    default = get("W0", f"bulkimport-{CORES}w")
+    loops = [r for r in (get("W0", "loop"), get("W0", "loop-command")) if r]
+    single = get("W0", "ceiling-1p")
+    if kind == "sqlite" and default and (loops or single):
+        parts, checks = [], []
+        for ref, need in [*((r, 1.0) for r in loops), *([(single, 0.85)] if single else [])]:
+            x = default.run_rate / ref.run_rate
+            checks.append(x >= need)
+            parts.append(f"{x:.2f}× {label(ref.contender)} (needs ≥ {need:g}×)")
+        out.append(
+            f"Speed, SQLite W0: whole `bulkimport` with default options (`--workers {CORES}` is the "
+            f"default here): {'; '.join(parts)} → {verdict(all(checks))}"
         )
 
     ba, base, ie = best("W0", "run_rate"), get("W0", "baseline"), get("W0", "import-export")

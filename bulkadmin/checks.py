@@ -31,14 +31,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
     # Positive integers; those in the second group may also be None, for no limit.
     for key, may_be_none in (
-        *((key, False) for key in ("CHUNK_SIZE", "THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES")),
+        *((key, False) for key in ("CHUNK_SIZE", "MAX_AUTO_THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES")),
+        ("THREADS", True),
         ("MAX_PENDING_UPLOADS_PER_USER", True),
     ):
         value = configured.get(key, conf.DEFAULTS[key])
         if value is None and may_be_none:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            also = ", or None for no limit" if may_be_none else ""
+            meaning = "to have them picked" if key == "THREADS" else "for no limit"
+            also = f", or None {meaning}" if may_be_none else ""
             errors.append(
                 checks.Error(f"BULKADMIN[{key!r}] must be a positive integer{also}.", id="bulkadmin.E003")
             )

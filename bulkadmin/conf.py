@@ -22,9 +22,11 @@ DEFAULTS: dict[str, Any] = {
     # The most worker processes staff may ask for on the upload page; None means one per core.
     # (The command line is not limited: whoever runs it owns the machine.)
     "MAX_WORKERS": None,
-    # Threads per worker process, each with its own database connection. Raise it when rows
-    # wait on I/O (email, HTTP); leave it at 1 for CPU-bound rows.
-    "THREADS": 1,
+    # Threads per worker process, each with its own database connection; they help rows that
+    # wait on I/O (email, HTTP), not CPU-bound ones. None: the runner picks, from the first
+    # chunks' timings, between 1 and MAX_AUTO_THREADS (Celery workers then run 1).
+    "THREADS": None,
+    "MAX_AUTO_THREADS": 16,
     # Rows handed to a worker at a time; one transaction each.
     "CHUNK_SIZE": 100,
     # Chunks in flight per worker thread: bounds the runner's memory however large the job.
@@ -81,6 +83,11 @@ def get(name: str) -> Any:
         raise KeyError(f"Unknown BULKADMIN setting {name!r}")
     configured: dict[str, Any] = getattr(settings, "BULKADMIN", {}) or {}
     return configured.get(name, DEFAULTS[name])
+
+
+def fixed_threads() -> int:
+    """``THREADS``, or 1 where nothing picks them while the job runs (Celery's workers)."""
+    return max(1, int(get("THREADS") or 1))
 
 
 def max_workers() -> int:

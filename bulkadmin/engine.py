@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,14 +25,16 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, connections
 
-from bulkadmin import conf
+from bulkadmin import conf, vendors
 from bulkadmin.bootstrap import worker_ready
-from bulkadmin.executors import make_executor
+from bulkadmin.executors import InlineExecutor, make_executor
 from bulkadmin.jobs import PreparationFailed, importer_for, prepare_job
 from bulkadmin.launch import get_launcher, runs_in_foreground
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, JobStatus, Owner, Statuses
 from bulkadmin.notify import notify_starter
-from bulkadmin.vendors import CONNECTION_ERRORS
+from bulkadmin.pool import WorkerPool
+from bulkadmin.tuning import Step, ThreadTuner
+from bulkadmin.vendors import CONNECTION_ERRORS, write_turn
 from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
 
 logger = logging.getLogger("bulkadmin")
@@ -66,16 +68,21 @@ class Task:
 @dataclass
 class Settings:
     workers: int
-    threads: int
+    #: Threads per worker; None: picked while a pool runs the job (``tuning.ThreadTuner``).
+    threads: int | None
     chunk_size: int
 
     @classmethod
     def resolve(
         cls, job: ImportJob, workers: int | None, threads: int | None, chunk_size: int | None
     ) -> Settings:
+        workers = max(1, workers or job.workers or conf.get("WORKERS") or os.cpu_count() or 1)
+        chosen = threads or job.threads or conf.get("THREADS")
+        if not chosen and workers == 1:
+            chosen = 1  # in-process: the plain loop, where a debugger's pause is not I/O
         return cls(
-            workers=max(1, workers or job.workers or conf.get("WORKERS") or os.cpu_count() or 1),
-            threads=max(1, threads or job.threads or int(conf.get("THREADS"))),
+            workers=workers,
+            threads=max(1, int(chosen)) if chosen else None,
             chunk_size=max(1, chunk_size or int(conf.get("CHUNK_SIZE"))),
         )
 
@@ -87,6 +94,8 @@ class JobRunner:
     threads: int | None = None
     chunk_size: int | None = None
     on_progress: ProgressCallback | None = None
+    #: Told the threads per worker the runner picked, and why, when nobody chose a number.
+    on_threads_picked: Callable[[Step], None] | None = None
     handle_signals: bool = False
     _stop_reason: str = field(default="", init=False)
     _cancelled: bool = field(default=False, init=False)
@@ -166,12 +175,12 @@ class JobRunner:
 
     # ---- dispatch ------------------------------------------------------------------------
     def _dispatch(self, settings: Settings) -> None:
-        executor = self._start_executor(settings)
+        tuner = None
+        if settings.threads is None:
+            tuner = ThreadTuner(settings.workers, most_threads(settings.workers))
+        executor = self._start_executor(settings, tuner)
         if executor is None:
             return
-        # Every thread of every worker takes the next unit when it is free; a few more wait
-        # queued, so none idles between units.
-        limit = settings.workers * settings.threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
         units = self._units(settings.chunk_size)
         in_flight: dict[Future[ChunkResult], Task] = {}
         retries: list[Task] = []  # resubmitted before any new task
@@ -184,6 +193,10 @@ class JobRunner:
                     next_cancel_check = time.monotonic() + CANCEL_POLL_SECONDS
                     self._cancelled = self._cancelled or self._cancel_requested()
                 stopping = self._cancelled or bool(self._stop_reason)
+                # Every active thread of every worker takes the next unit when it is free; a
+                # few more wait queued, so none idles between units.
+                threads = settings.threads or (tuner.threads if tuner else 1)
+                limit = settings.workers * threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
                 while not stopping and len(in_flight) < limit:
                     if suspects:
                         if in_flight:
@@ -216,25 +229,61 @@ class JobRunner:
                     except CONNECTION_ERRORS as exc:
                         failed.append((in_flight.pop(future), exc))
                         continue
-                    in_flight.pop(future)
+                    task = in_flight.pop(future)
                     if self.on_progress:
                         self.on_progress(result)
+                    if tuner is not None and not (task.breaks or task.retries):
+                        self._tune(tuner, executor, result)
+                if tuner is not None and (failed or broken):
+                    tuner.restart_window()  # waits and suspects run alone: not the rows' pace
                 retries += self._after_connection_errors(failed)
                 if broken:
                     suspects[:0] = self._after_break(list(in_flight.values()))
                     in_flight.clear()
                     executor.shutdown(wait=True, cancel_futures=True)
                     logger.warning("Job %s: a worker process died; restarting the pool.", self.job_id)
-                    executor = self._start_executor(settings)
+                    executor = self._start_executor(settings, tuner)
                     if executor is None:
                         return
         finally:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
 
-    def _start_executor(self, settings: Settings) -> Executor | None:
-        """A new executor whose workers are shown to start; None (and the job stops) if they cannot."""
-        executor = make_executor(self.job_id, workers=settings.workers, threads=settings.threads)
+    def _tune(self, tuner: ThreadTuner, executor: InlineExecutor | WorkerPool, result: ChunkResult) -> None:
+        if not isinstance(executor, WorkerPool):  # one worker runs one thread unless told more
+            return
+        step = tuner.observe(result, time.monotonic())
+        if step is None:
+            return
+        executor.set_threads(step.threads)
+        if not step.final:
+            logger.info("Job %s: trying %s threads per worker.", self.job_id, step.threads)
+            return
+        logger.info("Job %s: %s threads per worker: %s.", self.job_id, step.threads, step.reason)
+        try:  # for the job page, and a resume; not worth stopping the job for
+            with write_turn():
+                ImportJob.objects.filter(pk=self.job_id).update(threads=step.threads)
+        except DatabaseError as exc:
+            logger.warning("Job %s: could not record the threads picked (%s).", self.job_id, exc)
+            connections.close_all()
+        if self.on_threads_picked:
+            self.on_threads_picked(step)
+
+    def _start_executor(
+        self, settings: Settings, tuner: ThreadTuner | None
+    ) -> InlineExecutor | WorkerPool | None:
+        """A new executor whose workers are shown to start; None (and the job stops) if they cannot.
+
+        While threads are being picked, each worker starts the most it may use, all but
+        ``tuner.threads`` of them parked.
+        """
+        if tuner is None:
+            threads, active = settings.threads or 1, None
+        elif tuner.done:
+            threads, active = tuner.threads, None
+        else:
+            threads, active = tuner.most, tuner.threads
+        executor = make_executor(self.job_id, workers=settings.workers, threads=threads, active=active)
         try:
             executor.submit(worker_ready).result()
         except BrokenProcessPool:
@@ -350,6 +399,14 @@ class JobRunner:
         name = signal.Signals(signum).name
         logger.warning("Job %s: %s received; finishing the chunks in flight.", self.job_id, name)
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
+
+
+def most_threads(workers: int) -> int:
+    """The most threads per worker to try: ``MAX_AUTO_THREADS``, within half the database's
+    connections (the site keeps the rest)."""
+    most = max(1, int(conf.get("MAX_AUTO_THREADS")))
+    limit = vendors.for_alias().connection_limit(connections["default"])
+    return most if limit is None else max(1, min(most, limit // 2 // workers))
 
 
 def start_job_hooks(job_id: int) -> None:

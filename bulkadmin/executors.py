@@ -75,7 +75,11 @@ def warm_up() -> None:
         forkserver.ensure_running()
 
 
-def make_executor(job_id: int, *, workers: int, threads: int) -> Executor:
+def make_executor(
+    job_id: int, *, workers: int, threads: int, active: int | None = None
+) -> InlineExecutor | WorkerPool:
+    """``workers`` processes (this one for 1) of ``threads`` threads; in a pool, ``active`` of
+    them (all by default) take calls until ``set_threads`` says otherwise."""
     if workers <= 1:
         return InlineExecutor(job_id, threads)
     connections.close_all()
@@ -85,4 +89,5 @@ def make_executor(job_id: int, *, workers: int, threads: int) -> Executor:
         context=pool_context(),
         initializer=initialize_worker,
         initargs=(job_id,),
+        active=active,
     )

@@ -11,6 +11,10 @@ Nothing the runner does can hang on a dead pool: calls reach the shared pipe thr
 thread (a full pipe blocks that thread, not ``submit``), and each process sends its outcomes on
 a pipe of its own, so one that dies mid-message is seen as an end of file.
 
+Each process starts all its threads, but only the first ``active`` of them take calls; the
+rest wait parked, so the runner can add threads, or take them back, while the job runs (its
+thread tuning, ``tuning.ThreadTuner``). A thread closes its database connection as it parks.
+
 Nothing of Django's is imported here at import time: a spawned or forkserver child unpickles
 ``_serve`` before Django is set up.
 """
@@ -25,13 +29,14 @@ import pickle
 import queue
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from multiprocessing.queues import SimpleQueue
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -42,6 +47,20 @@ Call = tuple[int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[int, bool, Any, str]
 #: Tells the feeder thread to stop.
 _FEEDER_EXIT = object()
+#: How often a parked thread looks whether it may take calls again.
+PARKED_POLL_SECONDS = 0.05
+
+
+class Active(Protocol):
+    """How many of a process's threads take calls: a shared ``multiprocessing.Value`` or a box."""
+
+    value: int
+
+
+def wait_until_active(index: int, active: Active) -> None:
+    """Park thread ``index`` (from 0) while the active threads are fewer."""
+    while index >= active.value:
+        time.sleep(PARKED_POLL_SECONDS)
 
 
 class RemoteTraceback(Exception):
@@ -60,8 +79,10 @@ class WorkerPool(Executor):
         context: multiprocessing.context.BaseContext,
         initializer: Callable[..., object],
         initargs: tuple[Any, ...] = (),
+        active: int | None = None,
     ) -> None:
         self._threads = threads
+        self._active = context.Value("i", threads if active is None else active, lock=False)
         self._calls: SimpleQueue[Call | None] = context.SimpleQueue()
         self._to_feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Set on shutdown(cancel_futures=True): threads then report the calls they read as cancelled.
@@ -78,7 +99,10 @@ class WorkerPool(Executor):
                 reader, writer = context.Pipe(duplex=False)
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_serve,
-                    args=(self._calls, writer, self._cancelling, threads, initializer, initargs),
+                    args=(
+                        *(self._calls, writer, self._cancelling, self._active),
+                        *(threads, initializer, initargs),
+                    ),
                     name=f"bulkadmin-worker-{index}",
                     daemon=True,
                 )
@@ -107,6 +131,10 @@ class WorkerPool(Executor):
             self._to_feed.put((call_id, fn, args, kwargs))
         return future
 
+    def set_threads(self, active: int) -> None:
+        """How many threads of each process take calls from now on (at most those started)."""
+        self._active.value = max(1, min(active, self._threads))
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             if not self._closed:
@@ -114,6 +142,7 @@ class WorkerPool(Executor):
                 if not self._broken:
                     if cancel_futures:
                         self._cancelling.set()
+                    self._active.value = self._threads  # each thread reads its stop below
                     for _ in range(len(self._processes) * self._threads):
                         self._to_feed.put(None)  # after every call: the lock orders them
                     self._to_feed.put(_FEEDER_EXIT)
@@ -201,6 +230,7 @@ def _serve(
     calls: SimpleQueue[Call | None],
     outcomes: Connection,
     cancelling: Any,
+    active: Active,
     threads: int,
     initializer: Callable[..., object],
     initargs: tuple[Any, ...],
@@ -214,7 +244,9 @@ def _serve(
     sending = threading.Lock()
     readers = [
         threading.Thread(
-            target=_take_calls, args=(calls, outcomes, sending, cancelling), name=f"bulkadmin-{i}"
+            target=_take_calls,
+            args=(i, calls, outcomes, sending, cancelling, active),
+            name=f"bulkadmin-{i}",
         )
         for i in range(threads)
     ]
@@ -225,12 +257,22 @@ def _serve(
 
 
 def _take_calls(
-    calls: SimpleQueue[Call | None], outcomes: Connection, sending: threading.Lock, cancelling: Any
+    index: int,
+    calls: SimpleQueue[Call | None],
+    outcomes: Connection,
+    sending: threading.Lock,
+    cancelling: Any,
+    active: Active,
 ) -> None:
     from django.db import connections
 
     try:
-        while (call := calls.get()) is not None:
+        while True:
+            if index >= active.value:  # parked: a connection left open would idle all the while
+                connections.close_all()
+                wait_until_active(index, active)
+            if (call := calls.get()) is None:
+                break
             call_id, fn, args, kwargs = call
             if cancelling.is_set():
                 outcome: Outcome = (call_id, False, None, "")

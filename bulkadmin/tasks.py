@@ -86,7 +86,7 @@ def enqueue(job_id: int, units: Iterable[Unit]) -> int:
     """Send units of work as tasks of ``THREADS`` units each (one per worker thread)."""
     remaining = iter(units)
     tasks = 0
-    while batch := list(itertools.islice(remaining, max(1, int(conf.get("THREADS"))))):
+    while batch := list(itertools.islice(remaining, conf.fixed_threads())):
         import_chunks_task.delay(job_id, [[unit.chunk_id, unit.only] for unit in batch])
         tasks += 1
     return tasks
@@ -151,7 +151,7 @@ def import_chunks_task(self: Task, job_id: int, units: list[tuple[int, list[int]
     if status != JobStatus.RUNNING:
         forget_job(job_id)
         return 0  # crashed and not resumed, or already finished: leave its rows pending
-    configure_threads(int(conf.get("THREADS")))
+    configure_threads(conf.fixed_threads())
     chunk_ids = [chunk_id for chunk_id, _only in units]
     try:
         with heartbeat(job_id, chunk_ids):

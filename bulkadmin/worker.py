@@ -14,10 +14,11 @@ import copy
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ from bulkadmin import undo as undo_values
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
-from bulkadmin.vendors import CONNECTION_ERRORS, DatabaseFault, is_database_fault, write_turn
+from bulkadmin.vendors import CONNECTION_ERRORS, DatabaseFault, is_database_fault, turn_waits, write_turn
 
 logger = logging.getLogger("bulkadmin")
 T = TypeVar("T")
@@ -41,12 +42,20 @@ class ChunkResult:
     processed: int = 0
     succeeded: int = 0
     failed: int = 0
+    #: The worker thread's time on these rows: in all, on its CPU, and waiting for a write turn.
+    #: The runner's thread tuning reads them (``tuning.ThreadTuner``).
+    seconds: float = 0.0
+    cpu: float = 0.0
+    waited: float = 0.0
 
     def __add__(self, other: ChunkResult) -> ChunkResult:
         return ChunkResult(
             self.processed + other.processed,
             self.succeeded + other.succeeded,
             self.failed + other.failed,
+            self.seconds + other.seconds,
+            self.cpu + other.cpu,
+            self.waited + other.waited,
         )
 
 
@@ -180,10 +189,17 @@ class _RowFailed(Exception):
 
 
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
+    started, cpu, waited = time.perf_counter(), time.thread_time(), turn_waits()
     try:
         rows = pending_rows(unit)
         ready, failures = _prepare(job_id, importer, rows)
-        return _commit_all(importer, job_id, unit.chunk_id, ready, failures)
+        result = _commit_all(importer, job_id, unit.chunk_id, ready, failures)
+        return replace(
+            result,
+            seconds=time.perf_counter() - started,
+            cpu=time.thread_time() - cpu,
+            waited=turn_waits() - waited,
+        )
     except DatabaseError as exc:
         if not is_database_fault(exc):
             raise

@@ -33,6 +33,10 @@ def square(x: int) -> int:
     return x * x
 
 
+def thread_name() -> str:
+    return threading.current_thread().name
+
+
 def refuse(message: str) -> None:
     raise ValueError(message)
 

@@ -190,3 +190,27 @@ def test_bulkimport_maps_and_ignores_columns(write_file):
     bad = manage("bulkimport", str(path), "--map", "User Name")
     assert bad.returncode == 2 and "write it as" in bad.stderr
     no_traceback(bad)
+
+
+def test_bulkimport_picks_threads_for_rows_that_wait_and_says_so(write_file, knobs):
+    knobs(row_wait="0.02")
+    path = write_file("r.csv", "name,city\n" + "".join(f"R{n},Rome\n" for n in range(600)))
+    importer = "tests.testapp.importers.RestaurantImporter"
+    result = manage(
+        "bulkimport",
+        str(path),
+        "--importer",
+        importer,
+        "--workers",
+        "2",
+        "--chunk-size",
+        "5",
+        env={"BULKADMIN_TEST_THREADS": ""},  # the default: picked
+    )
+    assert result.returncode == 0, result.stderr
+    no_traceback(result)
+    picked = [line for line in result.stderr.splitlines() if line.startswith("Threads per worker: ")]
+    assert len(picked) == 1, result.stderr
+    threads = int(picked[0].split()[3])
+    assert threads > 1 and "the rows waited" in picked[0], picked
+    assert ImportJob.objects.get().threads == threads

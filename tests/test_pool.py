@@ -22,10 +22,14 @@ DEADLINE = 30
 def make_pool():
     pools: list[WorkerPool] = []
 
-    def make(processes: int = 1, threads: int = 2, method: str = "") -> WorkerPool:
+    def make(processes: int = 1, threads: int = 2, method: str = "", active: int | None = None) -> WorkerPool:
         context = multiprocessing.get_context(method) if method else pool_context()
         pool = WorkerPool(
-            processes=processes, threads=threads, context=context, initializer=pool_calls.set_up
+            processes=processes,
+            threads=threads,
+            context=context,
+            initializer=pool_calls.set_up,
+            active=active,
         )
         pools.append(pool)
         return pool
@@ -46,6 +50,27 @@ def test_a_blocked_call_holds_up_its_own_thread_only(make_pool, tmp_path):
     assert not blocked.done()
     flag.touch()
     assert blocked.result(timeout=DEADLINE) > 0
+
+
+def test_parked_threads_take_no_calls_until_the_pool_wakes_them(make_pool, tmp_path):
+    pool = make_pool(processes=1, threads=3, active=1)
+    names = {pool.submit(pool_calls.thread_name).result(timeout=DEADLINE) for _ in range(30)}
+    assert names == {"bulkadmin-0"}
+    pool.set_threads(3)
+    flag = tmp_path / "go"
+    blocked = pool.submit(pool_calls.wait_for, str(flag))
+    squares = [pool.submit(pool_calls.square, n) for n in range(20)]  # taken by the woken threads
+    assert [f.result(timeout=DEADLINE) for f in squares] == [n * n for n in range(20)]
+    assert not blocked.done()
+    flag.touch()
+    assert blocked.result(timeout=DEADLINE) > 0
+
+
+def test_parked_threads_stop_with_the_pool(make_pool):
+    pool = make_pool(processes=2, threads=4, active=1)
+    assert pool.submit(pool_calls.square, 5).result(timeout=DEADLINE) == 25
+    pool.shutdown(wait=True)  # hangs if a parked thread never reads its stop
+    pool_calls.wait_for_exit(pool, 2)
 
 
 def test_an_exception_comes_back_with_the_workers_traceback(make_pool):

@@ -8,6 +8,8 @@ how to take a fair turn at writing (SQLite's single write lock).
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 
 from django.db import InterfaceError, OperationalError, connections
@@ -40,11 +42,29 @@ def is_database_fault(exc: BaseException, alias: str = "default") -> bool:
     return for_alias(alias).is_database_fault(exc, connections[alias])
 
 
+_waits = threading.local()
+
+
 @contextlib.contextmanager
 def write_turn(alias: str = "default") -> Iterator[None]:
     """Hold this around a writing transaction: a fair turn where the database has one writer."""
+    started = time.perf_counter()
     with for_alias(alias).write_turn(connections[alias]):
+        _waits.seconds = turn_waits() + time.perf_counter() - started
         yield
 
 
-__all__ = ["CONNECTION_ERRORS", "DatabaseFault", "Vendor", "for_alias", "is_database_fault", "write_turn"]
+def turn_waits() -> float:
+    """Seconds this thread has waited for write turns: time no added thread could have used."""
+    return float(getattr(_waits, "seconds", 0.0))
+
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "DatabaseFault",
+    "Vendor",
+    "for_alias",
+    "is_database_fault",
+    "turn_waits",
+    "write_turn",
+]

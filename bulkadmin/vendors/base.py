@@ -11,6 +11,17 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 
+def server_setting(connection: BaseDatabaseWrapper, query: str) -> int | None:
+    """A number the server reports, or None if it cannot be read (its rights, a proxy)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            row = cursor.fetchone()
+        return int(row[0]) if row else None
+    except (DatabaseError, TypeError, ValueError):
+        return None
+
+
 class Vendor:
     name = ""
     #: Django adds many-to-many rows with ``ignore_conflicts``; on MariaDB that is INSERT IGNORE,
@@ -30,6 +41,10 @@ class Vendor:
         if not isinstance(exc, DatabaseError):
             return False
         return connection.connection is None or self.is_closed(connection.connection)
+
+    def connection_limit(self, connection: BaseDatabaseWrapper) -> int | None:
+        """How many connections the server takes in all; None: no limit worth keeping to."""
+        return None
 
     def is_closed(self, raw: Any) -> bool:
         return bool(getattr(raw, "closed", False))

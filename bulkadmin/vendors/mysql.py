@@ -7,7 +7,7 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from bulkadmin.vendors.base import Vendor
+from bulkadmin.vendors.base import Vendor, server_setting
 
 #: Server errors that refuse every write, not one row: --read-only, read-only mode or transaction.
 READ_ONLY_ERRORS = frozenset({1290, 1792, 1836})
@@ -19,6 +19,9 @@ class MySQL(Vendor):
 
     def is_closed(self, raw: Any) -> bool:
         return not getattr(raw, "open", True)
+
+    def connection_limit(self, connection: BaseDatabaseWrapper) -> int | None:
+        return server_setting(connection, "SELECT @@max_connections")
 
     def is_database_fault(self, exc: BaseException, connection: BaseDatabaseWrapper) -> bool:
         if super().is_database_fault(exc, connection):

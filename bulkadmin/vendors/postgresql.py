@@ -8,7 +8,7 @@ from django.db import InternalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
-from bulkadmin.vendors.base import Vendor
+from bulkadmin.vendors.base import Vendor, server_setting
 
 #: SQLSTATE read_only_sql_transaction: a standby, or a primary being failed over.
 READ_ONLY = "25006"
@@ -21,6 +21,9 @@ class PostgreSQL(Vendor):
         # of=self: a join (an ordering by a relation, say) must never lock the job's row,
         # which every chunk shares.
         return queryset.select_for_update(of=("self",))
+
+    def connection_limit(self, connection: BaseDatabaseWrapper) -> int | None:
+        return server_setting(connection, "SHOW max_connections")
 
     def is_database_fault(self, exc: BaseException, connection: BaseDatabaseWrapper) -> bool:
         """Also a server that refuses every write (a read-only standby after a failover).

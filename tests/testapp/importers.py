@@ -45,8 +45,16 @@ class RestaurantImporter(Importer):
 
     def setup(self):
         self.tag_ids = dict(Tag.objects.values_list("name", "id"))
+        # Knobs ``row_wait`` and ``row_spin``: seconds each row waits (an HTTP call, say) or
+        # keeps the CPU busy, outside any transaction, for the thread tuning's tests.
+        self.row_wait = float(Knob.get("row_wait") or 0)
+        self.row_spin = float(Knob.get("row_spin") or 0)
 
     def prepare_row(self, cleaned):
+        time.sleep(self.row_wait)
+        spin_until = time.thread_time() + self.row_spin
+        while time.thread_time() < spin_until:
+            pass
         # Knob ``slow_until``: a restaurant named "slow…" waits, outside any transaction, until
         # that many restaurants are saved by other threads (a slow row, for the barrier test).
         wanted = int(Knob.get("slow_until") or 0) if cleaned["name"].startswith("slow") else 0

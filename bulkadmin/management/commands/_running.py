@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.models import ImportJob, JobStatus
+from bulkadmin.tuning import Step
 from bulkadmin.vendors import CONNECTION_ERRORS
 
 FAILED_ROWS_SHOWN = 20
@@ -29,7 +30,11 @@ def add_run_arguments(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=positive_int, help="Worker processes (default: one per core; 1 runs in-process)."
     )
-    parser.add_argument("--threads", type=positive_int, help="Threads per worker, for rows that wait on I/O.")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="Threads per worker, for rows that wait on I/O (default: picked from the first chunks).",
+    )
     parser.add_argument("--chunk-size", type=positive_int, help="Rows per chunk (one transaction each).")
 
 
@@ -59,6 +64,7 @@ def run_job(command: BaseCommand, job_id: int, options: dict[str, Any], *, progr
         threads=options.get("threads"),
         chunk_size=options.get("chunk_size"),
         on_progress=lambda result: _advance(bar, result.processed),
+        on_threads_picked=lambda step: _say_threads(command, step),
         handle_signals=True,
     )
     try:
@@ -95,6 +101,11 @@ def summarize(command: BaseCommand, job: ImportJob, elapsed: float) -> None:
 
 def _advance(bar: tqdm[Any], rows: int) -> None:
     bar.update(rows)
+
+
+def _say_threads(command: BaseCommand, step: Step) -> None:
+    with tqdm.external_write_mode(file=sys.stderr):  # above the bar, not through it
+        command.stderr.write(f"Threads per worker: {step.threads} ({step.reason}).")
 
 
 def follow_job(command: BaseCommand, job_id: int, *, progress: bool) -> ImportJob:

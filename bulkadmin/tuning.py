@@ -1,0 +1,124 @@
+"""Threads per worker, picked from the first chunks' timings when nobody chose a number.
+
+Threads help rows that wait (an email, an HTTP call, a database on another host): a process
+runs one thread's Python at a time, so for rows that keep the CPU busy extra threads only add
+switching (2 workers x 4 threads ran CPU-bound rows at 0.87x of 1 thread each). So each worker
+starts with one active thread, and the tuner:
+
+1. reads, over the first chunks, the share of their threads' time spent on the CPU, leaving
+   out the waits for a write turn (SQLite's single writer: no thread could use those); each
+   window's clock starts at its first unit back, so a cold start does not count as slowness;
+2. if that share leaves room, tries as many threads as would fill it (30% on the CPU: 3);
+3. keeps them only if the rows per second rose by at least ``GAIN``; otherwise goes back to 1.
+
+A job too short to fill both windows keeps the threads it has. The pick is final for the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bulkadmin.worker import ChunkResult
+
+#: The least a window lasts, in seconds: shorter ones measure the start, not the rows.
+MIN_WINDOW = 0.5
+#: The speed-up more threads must show to be kept.
+GAIN = 1.1
+
+
+@dataclass(frozen=True)
+class Step:
+    """Threads per worker from now on; with a reason (for the command line and the job's log)
+    when that is the final pick, without one while a trial runs."""
+
+    threads: int
+    reason: str = ""
+
+    @property
+    def final(self) -> bool:
+        return bool(self.reason)
+
+
+@dataclass
+class _Window:
+    started: float | None = None
+    results: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    cpu: float = 0.0
+    waited: float = 0.0
+
+    def add(self, result: ChunkResult) -> None:
+        self.results += 1
+        self.rows += result.processed
+        self.seconds += result.seconds
+        self.cpu += result.cpu
+        self.waited += result.waited
+
+    def elapsed(self, now: float) -> float:
+        return 0.0 if self.started is None else now - self.started
+
+    def rate(self, now: float) -> float:
+        return self.rows / max(self.elapsed(now), 1e-9)
+
+    def cpu_share(self) -> float:
+        """The share of the threads' time on the CPU, write-turn waits left out."""
+        working = self.seconds - self.waited
+        return min(1.0, self.cpu / working) if working > 0 else 1.0
+
+
+@dataclass
+class ThreadTuner:
+    workers: int
+    most: int
+    threads: int = 1
+    done: bool = False
+    _window: _Window = field(default_factory=_Window, init=False)
+    _single_rate: float = field(default=0.0, init=False)
+    _cpu_share: float = field(default=1.0, init=False)
+
+    def observe(self, result: ChunkResult, now: float) -> Step | None:
+        """Count a finished unit; a step when the threads change or the pick is final."""
+        if self.done or result.processed == 0:
+            return None
+        window = self._window
+        if window.started is None:  # its rows began before the window did
+            window.started = now
+            return None
+        window.add(result)
+        if window.elapsed(now) < MIN_WINDOW or window.results < self._results_needed():
+            return None
+        if self.threads == 1:
+            return self._after_single(window, now)
+        return self._after_trial(window, now)
+
+    def restart_window(self) -> None:
+        """Measure afresh: the runner waited out the database, or ran suspects one by one."""
+        self._window = _Window()
+
+    def _results_needed(self) -> int:
+        # A unit per worker; in a trial, half the threads' first units (the units running when
+        # the threads were added finish first, at the old pace).
+        return max(self.workers, self.workers * self.threads // 2)
+
+    def _after_single(self, window: _Window, now: float) -> Step:
+        share = window.cpu_share()
+        guess = self.most if share <= 1 / self.most else min(self.most, int(1 / share))
+        if guess <= 1:
+            return self._settle(1, f"the rows kept their thread on the CPU {share:.0%} of the time")
+        self._single_rate, self._cpu_share = window.rate(now), share
+        self.threads = guess
+        self._window = _Window()
+        return Step(guess)
+
+    def _after_trial(self, window: _Window, now: float) -> Step:
+        rate, trial = window.rate(now), self.threads
+        waited = f"the rows waited {1 - self._cpu_share:.0%} of the time"
+        speedup = rate / self._single_rate
+        if speedup >= GAIN:
+            return self._settle(trial, f"{waited}; {trial} threads did {speedup:.1f}x the rows of 1")
+        return self._settle(1, f"{waited}, but {trial} threads did only {speedup:.2f}x the rows of 1")
+
+    def _settle(self, threads: int, reason: str) -> Step:
+        self.threads, self.done = threads, True
+        return Step(threads, reason)

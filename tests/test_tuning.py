@@ -1,0 +1,159 @@
+"""Threads per worker picked while a job runs: the tuner's rules, then real jobs on real pools."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkadmin.engine import JobRunner, most_threads
+from bulkadmin.jobs import create_job
+from bulkadmin.models import JobStatus
+from bulkadmin.tuning import GAIN, MIN_WINDOW, Step, ThreadTuner
+from bulkadmin.worker import ChunkResult
+
+
+def unit(rows: int = 10, seconds: float = 0.1, cpu: float = 0.1, waited: float = 0.0) -> ChunkResult:
+    return ChunkResult(rows, rows, 0, seconds=seconds, cpu=cpu, waited=waited)
+
+
+def feed(tuner: ThreadTuner, results: list[ChunkResult], start: float, step: float) -> list[Step]:
+    steps = []
+    for index, result in enumerate(results, 1):
+        if (found := tuner.observe(result, start + index * step)) is not None:
+            steps.append(found)
+    return steps
+
+
+def test_rows_that_keep_the_cpu_busy_stay_on_one_thread_without_a_trial():
+    tuner = ThreadTuner(workers=2, most=16)
+    # The first unit back starts the clock; three more in 0.6 s fill the window.
+    steps = feed(tuner, [unit(cpu=0.09)] * 4, start=0.0, step=0.2)
+    assert steps == [Step(1, "the rows kept their thread on the CPU 90% of the time")]
+    assert tuner.done and tuner.threads == 1
+    assert feed(tuner, [unit(cpu=0.01)] * 10, start=1.0, step=0.2) == []  # the pick is final
+
+
+def test_rows_that_wait_get_the_threads_that_fill_the_cpu_and_keep_them_when_faster():
+    tuner = ThreadTuner(workers=2, most=16)
+    # A quarter of the time on the CPU: four threads would fill it.
+    assert feed(tuner, [unit(cpu=0.025)] * 4, start=0.0, step=0.2) == [Step(4)]
+    assert not tuner.done
+    # The trial, at 3x the pace: settled once it lasts MIN_WINDOW after its first unit back.
+    steps = feed(tuner, [unit(cpu=0.025)] * 9, start=0.8, step=0.2 / 3)
+    assert len(steps) == 1
+    assert steps[-1].threads == 4 and steps[-1].final
+    assert "waited 75%" in steps[-1].reason and "4 threads did 3.0x" in steps[-1].reason
+
+
+def test_more_threads_that_are_not_faster_are_given_back():
+    tuner = ThreadTuner(workers=1, most=8)
+    assert feed(tuner, [unit(cpu=0.01)] * 4, start=0.0, step=0.2) == [Step(8)]
+    # The trial needs half of the 8 threads' first units: four after the first, at 1.05x the pace.
+    steps = feed(tuner, [unit(cpu=0.01)] * 5, start=0.8, step=0.2 / (GAIN - 0.05))
+    assert steps == [Step(1, steps[0].reason)] and "only 1.05x" in steps[0].reason
+    assert tuner.threads == 1
+
+
+def test_waiting_for_a_write_turn_is_not_time_a_thread_could_use():
+    # SQLite's single writer: a worker that waits for the other's turn is not waiting on I/O.
+    tuner = ThreadTuner(workers=2, most=16)
+    steps = feed(tuner, [unit(seconds=0.2, cpu=0.09, waited=0.1)] * 3, start=0.0, step=0.3)
+    assert steps == [Step(1, "the rows kept their thread on the CPU 90% of the time")]
+
+
+def test_a_restarted_window_measures_from_its_next_unit_back():
+    # The runner waited out the database: the units before the wait do not count.
+    tuner = ThreadTuner(workers=1, most=8)
+    assert feed(tuner, [unit(cpu=0.09)] * 3, start=0.0, step=0.2) == []  # 0.4 s: not yet
+    tuner.restart_window()
+    assert feed(tuner, [unit(cpu=0.0)] * 3, start=10.0, step=0.2) == []  # its first starts the clock
+    assert tuner.observe(unit(cpu=0.0), 10.7) == Step(8)
+
+
+def test_a_window_lasts_long_enough_and_counts_only_units_with_rows():
+    tuner = ThreadTuner(workers=2, most=16)
+    assert feed(tuner, [unit(cpu=0.0)] * 20, start=0.0, step=MIN_WINDOW / 40) == []  # too soon
+    assert tuner.observe(unit(rows=0), MIN_WINDOW + 1) is None  # nothing left to do in it
+    assert tuner.observe(unit(cpu=0.0), MIN_WINDOW + 1) == Step(16)
+
+
+# ---- real jobs -----------------------------------------------------------------------------
+RESTAURANTS = "tests.testapp.importers.RestaurantImporter"
+
+
+@pytest.fixture
+def auto_threads(settings):
+    """The default: threads picked while the job runs (the test settings pin 1)."""
+    settings.BULKADMIN = {**settings.BULKADMIN, "THREADS": None}
+
+
+@pytest.fixture
+def restaurants_job(write_file, auto_threads):
+    def make(count: int):
+        body = "".join(f"R{n},Rome\n" for n in range(count))
+        job, report = create_job(
+            write_file("r.csv", "name,city\n" + body), "r.csv", importer_path=RESTAURANTS
+        )
+        assert job is not None, report.errors
+        return job
+
+    return make
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_rows_wait_picks_more_threads_and_says_so(restaurants_job, knobs, settings):
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_AUTO_THREADS": 4}
+    knobs(row_wait="0.02")  # outside the transaction: threads overlap it on SQLite too
+    picked: list[Step] = []
+    job = JobRunner(restaurants_job(600).pk, workers=2, chunk_size=5, on_threads_picked=picked.append).run()
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 600)
+    assert [step.threads for step in picked] == [4], picked
+    assert "threads did" in picked[0].reason
+    assert job.threads == 4  # shown on the job page; a resume keeps it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_rows_keep_the_cpu_busy_stays_on_one_thread(restaurants_job, knobs):
+    knobs(row_spin="0.01")
+    picked: list[Step] = []
+    job = JobRunner(restaurants_job(200).pk, workers=2, chunk_size=5, on_threads_picked=picked.append).run()
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 200)
+    assert [step.threads for step in picked] == [1], picked
+    assert "on the CPU" in picked[0].reason
+    assert job.threads == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_chosen_by_the_user_are_never_tuned(restaurants_job, knobs):
+    knobs(row_wait="0.02")
+    picked: list[Step] = []
+    job = JobRunner(
+        restaurants_job(200).pk, workers=2, threads=2, chunk_size=5, on_threads_picked=picked.append
+    ).run()
+    assert (job.status, job.threads, picked) == (JobStatus.SUCCEEDED, 2, [])
+
+
+@pytest.mark.django_db
+def test_one_worker_stays_a_plain_loop_in_the_callers_thread(restaurants_job):
+    # In the test's own transaction, which another thread's connection cannot see: ``--workers
+    # 1`` runs in this thread, as documented, with no threads to pick (a debugger's pause would
+    # look like rows waiting on I/O).
+    picked: list[Step] = []
+    job = JobRunner(restaurants_job(30).pk, workers=1, chunk_size=5, on_threads_picked=picked.append).run()
+    assert (job.status, job.succeeded, job.threads, picked) == (JobStatus.SUCCEEDED, 30, 1, [])
+
+
+@pytest.mark.django_db
+def test_the_threads_tried_stay_within_half_the_databases_connections(settings):
+    from django.db import connection
+
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_AUTO_THREADS": 100_000}
+    if connection.vendor == "sqlite":
+        assert most_threads(2) == 100_000  # no server, no connection limit
+        return
+    with connection.cursor() as cursor:
+        query = "SHOW max_connections" if connection.vendor == "postgresql" else "SELECT @@max_connections"
+        cursor.execute(query)
+        limit = int(cursor.fetchone()[0])
+    assert most_threads(2) == limit // 4 and most_threads(limit) == 1
+    settings.BULKADMIN = {**settings.BULKADMIN, "MAX_AUTO_THREADS": 3}
+    assert most_threads(2) == 3
