@@ -216,6 +216,8 @@ class JobRunner:
                     if suspects or task.breaks:
                         break  # a suspect runs alone
                 if not in_flight:
+                    if tuner is not None and (step := tuner.conclude()) is not None:
+                        self._report_pick(step)
                     break
                 done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 broken = False
@@ -259,6 +261,9 @@ class JobRunner:
         if not step.final:
             logger.info("Job %s: trying %s threads per worker.", self.job_id, step.threads)
             return
+        self._report_pick(step)
+
+    def _report_pick(self, step: Step) -> None:
         logger.info("Job %s: %s threads per worker: %s.", self.job_id, step.threads, step.reason)
         try:  # for the job page, and a resume; not worth stopping the job for
             with write_turn():

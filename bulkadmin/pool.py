@@ -13,7 +13,10 @@ a pipe of its own, so one that dies mid-message is seen as an end of file.
 
 Each process starts all its threads, but only the first ``active`` of them take calls; the
 rest wait parked, so the runner can add threads, or take them back, while the job runs (its
-thread tuning, ``tuning.ThreadTuner``). A thread closes its database connection as it parks.
+thread tuning, ``tuning.ThreadTuner``). The count reaches each process on a control pipe of
+its own, read by a thread that wakes the parked ones at once (no polling, which costs a
+CPU-bound worker its GIL, and no lock shared between processes, which a killed process could
+leave held). A thread closes its database connection as it parks.
 
 Nothing of Django's is imported here at import time: a spawned or forkserver child unpickles
 ``_serve`` before Django is set up.
@@ -29,14 +32,13 @@ import pickle
 import queue
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from multiprocessing.queues import SimpleQueue
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,20 +49,6 @@ Call = tuple[int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[int, bool, Any, str]
 #: Tells the feeder thread to stop.
 _FEEDER_EXIT = object()
-#: How often a parked thread looks whether it may take calls again.
-PARKED_POLL_SECONDS = 0.05
-
-
-class Active(Protocol):
-    """How many of a process's threads take calls: a shared ``multiprocessing.Value`` or a box."""
-
-    value: int
-
-
-def wait_until_active(index: int, active: Active) -> None:
-    """Park thread ``index`` (from 0) while the active threads are fewer."""
-    while index >= active.value:
-        time.sleep(PARKED_POLL_SECONDS)
 
 
 class RemoteTraceback(Exception):
@@ -82,7 +70,8 @@ class WorkerPool(Executor):
         active: int | None = None,
     ) -> None:
         self._threads = threads
-        self._active = context.Value("i", threads if active is None else active, lock=False)
+        self._active = threads if active is None else active
+        self._controls: list[Connection] = []  # the write end of each process's control pipe
         self._calls: SimpleQueue[Call | None] = context.SimpleQueue()
         self._to_feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Set on shutdown(cancel_futures=True): threads then report the calls they read as cancelled.
@@ -97,10 +86,11 @@ class WorkerPool(Executor):
         try:
             for index in range(processes):
                 reader, writer = context.Pipe(duplex=False)
+                control_reader, control_writer = context.Pipe(duplex=False)
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_serve,
                     args=(
-                        *(self._calls, writer, self._cancelling, self._active),
+                        *(self._calls, writer, self._cancelling, control_reader, self._active),
                         *(threads, initializer, initargs),
                     ),
                     name=f"bulkadmin-worker-{index}",
@@ -108,8 +98,10 @@ class WorkerPool(Executor):
                 )
                 process.start()
                 writer.close()  # the child's copy is the only one: its death reads as an end of file
+                control_reader.close()
                 self._processes.append(process)
                 self._outcomes.append(reader)
+                self._controls.append(control_writer)
         except BaseException:
             for process in self._processes:
                 process.kill()
@@ -133,7 +125,15 @@ class WorkerPool(Executor):
 
     def set_threads(self, active: int) -> None:
         """How many threads of each process take calls from now on (at most those started)."""
-        self._active.value = max(1, min(active, self._threads))
+        with self._lock:
+            if not (self._closed or self._broken):
+                self._tell_active(max(1, min(active, self._threads)))
+
+    def _tell_active(self, active: int) -> None:
+        self._active = active
+        for control in self._controls:
+            with contextlib.suppress(OSError):  # a dead process: the collector breaks the pool
+                control.send(active)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -142,7 +142,7 @@ class WorkerPool(Executor):
                 if not self._broken:
                     if cancel_futures:
                         self._cancelling.set()
-                    self._active.value = self._threads  # each thread reads its stop below
+                    self._tell_active(self._threads)  # each thread reads its stop below
                     for _ in range(len(self._processes) * self._threads):
                         self._to_feed.put(None)  # after every call: the lock orders them
                     self._to_feed.put(_FEEDER_EXIT)
@@ -150,6 +150,8 @@ class WorkerPool(Executor):
             for process in self._processes:
                 process.join()
             self._collector.join()
+            for control in self._controls:
+                control.close()
 
     # ---- the parent's side ---------------------------------------------------------------
     def _feed(self) -> None:
@@ -230,7 +232,8 @@ def _serve(
     calls: SimpleQueue[Call | None],
     outcomes: Connection,
     cancelling: Any,
-    active: Active,
+    control: Connection,
+    active: int,
     threads: int,
     initializer: Callable[..., object],
     initargs: tuple[Any, ...],
@@ -242,10 +245,12 @@ def _serve(
         traceback.print_exc()
         sys.exit(1)  # the pool sees the process die, and breaks: the runner reports it
     sending = threading.Lock()
+    gate = _Gate(active)
+    threading.Thread(target=gate.follow, args=(control,), name="bulkadmin-control", daemon=True).start()
     readers = [
         threading.Thread(
             target=_take_calls,
-            args=(i, calls, outcomes, sending, cancelling, active),
+            args=(i, calls, outcomes, sending, cancelling, gate),
             name=f"bulkadmin-{i}",
         )
         for i in range(threads)
@@ -256,21 +261,47 @@ def _serve(
         reader.join()
 
 
+class _Gate:
+    """How many of this process's threads take calls; the others sleep until there are more."""
+
+    def __init__(self, active: int) -> None:
+        self.active = active
+        self._changed = threading.Condition()
+
+    def parks(self, index: int) -> bool:
+        return index >= self.active
+
+    def wait_turn(self, index: int) -> None:
+        with self._changed:
+            while index >= self.active:
+                self._changed.wait()
+
+    def follow(self, control: Connection) -> None:
+        """Take each new count from the parent until it closes the pipe (or dies: the orphan
+        watch ends this process then)."""
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                active = control.recv()
+                with self._changed:
+                    self.active = active
+                    self._changed.notify_all()
+
+
 def _take_calls(
     index: int,
     calls: SimpleQueue[Call | None],
     outcomes: Connection,
     sending: threading.Lock,
     cancelling: Any,
-    active: Active,
+    gate: _Gate,
 ) -> None:
     from django.db import connections
 
     try:
         while True:
-            if index >= active.value:  # parked: a connection left open would idle all the while
+            if gate.parks(index):  # a connection left open would idle all the while
                 connections.close_all()
-                wait_until_active(index, active)
+                gate.wait_turn(index)
             if (call := calls.get()) is None:
                 break
             call_id, fn, args, kwargs = call

@@ -5,13 +5,18 @@ runs one thread's Python at a time, so for rows that keep the CPU busy extra thr
 switching (2 workers x 4 threads ran CPU-bound rows at 0.87x of 1 thread each). So each worker
 starts with one active thread, and the tuner:
 
-1. reads, over the first chunks, the share of their threads' time spent on the CPU, leaving
-   out the waits for a write turn (SQLite's single writer: no thread could use those); each
-   window's clock starts at its first unit back, so a cold start does not count as slowness;
+1. reads, over the first unit of each worker and at least ``MIN_WINDOW`` of their time, the
+   share of their threads' time spent on the CPU, leaving out the waits for a write turn
+   (SQLite's single writer: no thread could use those), and their pace: one thread per
+   worker does ``workers`` x rows / seconds. No wall clock: a unit of slow rows takes seconds,
+   and waiting for a second round of them would keep the job on one thread that much longer;
 2. if that share leaves room, tries as many threads as would fill it (30% on the CPU: 3);
-3. keeps them only if the rows per second rose by at least ``GAIN``; otherwise goes back to 1.
+3. keeps them only if the rows per second, on the wall clock from the trial's first unit back
+   (the units begun before it are at the old pace), rose by at least ``GAIN``; otherwise goes
+   back to 1.
 
-A job too short to fill both windows keeps the threads it has. The pick is final for the run.
+A job whose rows run out during the trial keeps the trial's threads, and says so. The pick is
+final for the run.
 """
 
 from __future__ import annotations
@@ -82,31 +87,41 @@ class ThreadTuner:
         if self.done or result.processed == 0:
             return None
         window = self._window
-        if window.started is None:  # its rows began before the window did
+        if self.threads == 1:
+            window.add(result)
+            if window.results < self.workers or window.seconds < MIN_WINDOW:
+                return None
+            return self._after_single(window)
+        if window.started is None:  # its rows began before the trial did
             window.started = now
             return None
         window.add(result)
-        if window.elapsed(now) < MIN_WINDOW or window.results < self._results_needed():
+        # Half the threads' first units, and MIN_WINDOW on the clock.
+        if window.elapsed(now) < MIN_WINDOW or window.results < self.workers * self.threads // 2:
             return None
-        if self.threads == 1:
-            return self._after_single(window, now)
         return self._after_trial(window, now)
+
+    def conclude(self) -> Step | None:
+        """The rows ran out during a trial: its threads are the pick, unproven (None if no
+        trial ran: a job too short to measure says nothing)."""
+        if self.done or self.threads == 1:
+            return None
+        return self._settle(
+            self.threads,
+            f"the rows waited {1 - self._cpu_share:.0%} of the time; "
+            f"the job ended before {self.threads} threads could be compared with 1",
+        )
 
     def restart_window(self) -> None:
         """Measure afresh: the runner waited out the database, or ran suspects one by one."""
         self._window = _Window()
 
-    def _results_needed(self) -> int:
-        # A unit per worker; in a trial, half the threads' first units (the units running when
-        # the threads were added finish first, at the old pace).
-        return max(self.workers, self.workers * self.threads // 2)
-
-    def _after_single(self, window: _Window, now: float) -> Step:
+    def _after_single(self, window: _Window) -> Step:
         share = window.cpu_share()
         guess = self.most if share <= 1 / self.most else min(self.most, int(1 / share))
         if guess <= 1:
             return self._settle(1, f"the rows kept their thread on the CPU {share:.0%} of the time")
-        self._single_rate, self._cpu_share = window.rate(now), share
+        self._single_rate, self._cpu_share = self.workers * window.rows / window.seconds, share
         self.threads = guess
         self._window = _Window()
         return Step(guess)

@@ -7,7 +7,7 @@ import pytest
 from bulkadmin.engine import JobRunner, most_threads
 from bulkadmin.jobs import create_job
 from bulkadmin.models import JobStatus
-from bulkadmin.tuning import GAIN, MIN_WINDOW, Step, ThreadTuner
+from bulkadmin.tuning import GAIN, Step, ThreadTuner
 from bulkadmin.worker import ChunkResult
 
 
@@ -25,8 +25,8 @@ def feed(tuner: ThreadTuner, results: list[ChunkResult], start: float, step: flo
 
 def test_rows_that_keep_the_cpu_busy_stay_on_one_thread_without_a_trial():
     tuner = ThreadTuner(workers=2, most=16)
-    # The first unit back starts the clock; three more in 0.6 s fill the window.
-    steps = feed(tuner, [unit(cpu=0.09)] * 4, start=0.0, step=0.2)
+    # A unit per worker and MIN_WINDOW of their time: five units of 0.1 s.
+    steps = feed(tuner, [unit(cpu=0.09)] * 5, start=0.0, step=0.05)
     assert steps == [Step(1, "the rows kept their thread on the CPU 90% of the time")]
     assert tuner.done and tuner.threads == 1
     assert feed(tuner, [unit(cpu=0.01)] * 10, start=1.0, step=0.2) == []  # the pick is final
@@ -34,11 +34,12 @@ def test_rows_that_keep_the_cpu_busy_stay_on_one_thread_without_a_trial():
 
 def test_rows_that_wait_get_the_threads_that_fill_the_cpu_and_keep_them_when_faster():
     tuner = ThreadTuner(workers=2, most=16)
-    # A quarter of the time on the CPU: four threads would fill it.
-    assert feed(tuner, [unit(cpu=0.025)] * 4, start=0.0, step=0.2) == [Step(4)]
+    # A quarter of the time on the CPU: four threads would fill it. One thread per worker did
+    # 2 workers x 50 rows / 0.5 s = 200 rows a second.
+    assert feed(tuner, [unit(cpu=0.025)] * 5, start=0.0, step=0.05) == [Step(4)]
     assert not tuner.done
-    # The trial, at 3x the pace: settled once it lasts MIN_WINDOW after its first unit back.
-    steps = feed(tuner, [unit(cpu=0.025)] * 9, start=0.8, step=0.2 / 3)
+    # The trial, at 600 rows a second on the clock from its first unit back.
+    steps = feed(tuner, [unit(cpu=0.025)] * 32, start=1.0, step=1 / 60)
     assert len(steps) == 1
     assert steps[-1].threads == 4 and steps[-1].final
     assert "waited 75%" in steps[-1].reason and "4 threads did 3.0x" in steps[-1].reason
@@ -46,34 +47,43 @@ def test_rows_that_wait_get_the_threads_that_fill_the_cpu_and_keep_them_when_fas
 
 def test_more_threads_that_are_not_faster_are_given_back():
     tuner = ThreadTuner(workers=1, most=8)
-    assert feed(tuner, [unit(cpu=0.01)] * 4, start=0.0, step=0.2) == [Step(8)]
-    # The trial needs half of the 8 threads' first units: four after the first, at 1.05x the pace.
-    steps = feed(tuner, [unit(cpu=0.01)] * 5, start=0.8, step=0.2 / (GAIN - 0.05))
+    assert feed(tuner, [unit(cpu=0.01)] * 5, start=0.0, step=0.1) == [Step(8)]  # 100 rows/s
+    # The trial needs half of the 8 threads' first units and MIN_WINDOW: 105 rows/s is not enough.
+    steps = feed(tuner, [unit(cpu=0.01)] * 8, start=1.0, step=10 / ((GAIN - 0.05) * 100))
     assert steps == [Step(1, steps[0].reason)] and "only 1.05x" in steps[0].reason
     assert tuner.threads == 1
+
+
+def test_a_job_that_ends_during_the_trial_says_what_it_ran_with():
+    tuner = ThreadTuner(workers=2, most=16)
+    assert tuner.conclude() is None  # too short to measure: nothing to say
+    assert feed(tuner, [unit(cpu=0.0)] * 5, start=0.0, step=0.05) == [Step(16)]
+    step = tuner.conclude()
+    assert step is not None and step.threads == 16 and "ended before 16 threads" in step.reason
+    assert tuner.conclude() is None  # said once
 
 
 def test_waiting_for_a_write_turn_is_not_time_a_thread_could_use():
     # SQLite's single writer: a worker that waits for the other's turn is not waiting on I/O.
     tuner = ThreadTuner(workers=2, most=16)
-    steps = feed(tuner, [unit(seconds=0.2, cpu=0.09, waited=0.1)] * 3, start=0.0, step=0.3)
+    steps = feed(tuner, [unit(seconds=0.2, cpu=0.09, waited=0.1)] * 3, start=0.0, step=0.1)
     assert steps == [Step(1, "the rows kept their thread on the CPU 90% of the time")]
 
 
-def test_a_restarted_window_measures_from_its_next_unit_back():
+def test_a_restarted_window_forgets_the_units_before():
     # The runner waited out the database: the units before the wait do not count.
     tuner = ThreadTuner(workers=1, most=8)
-    assert feed(tuner, [unit(cpu=0.09)] * 3, start=0.0, step=0.2) == []  # 0.4 s: not yet
+    assert feed(tuner, [unit(cpu=0.09)] * 3, start=0.0, step=0.1) == []  # 0.3 s of 0.5
     tuner.restart_window()
-    assert feed(tuner, [unit(cpu=0.0)] * 3, start=10.0, step=0.2) == []  # its first starts the clock
-    assert tuner.observe(unit(cpu=0.0), 10.7) == Step(8)
+    assert feed(tuner, [unit(cpu=0.0)] * 4, start=10.0, step=0.1) == []  # else decided here
+    assert tuner.observe(unit(cpu=0.0), 10.5) == Step(8)
 
 
-def test_a_window_lasts_long_enough_and_counts_only_units_with_rows():
+def test_the_first_window_needs_a_unit_from_each_worker_and_only_units_with_rows_count():
     tuner = ThreadTuner(workers=2, most=16)
-    assert feed(tuner, [unit(cpu=0.0)] * 20, start=0.0, step=MIN_WINDOW / 40) == []  # too soon
-    assert tuner.observe(unit(rows=0), MIN_WINDOW + 1) is None  # nothing left to do in it
-    assert tuner.observe(unit(cpu=0.0), MIN_WINDOW + 1) == Step(16)
+    assert tuner.observe(unit(seconds=1.0, cpu=0.0), 1.0) is None  # one worker's, however long
+    assert tuner.observe(unit(rows=0, cpu=0.0), 1.1) is None  # nothing left to do in it
+    assert tuner.observe(unit(cpu=0.0), 1.2) == Step(16)
 
 
 # ---- real jobs -----------------------------------------------------------------------------
