@@ -48,28 +48,22 @@ class Step:
 class _Window:
     started: float | None = None
     results: int = 0
-    rows: int = 0
-    seconds: float = 0.0
-    cpu: float = 0.0
-    waited: float = 0.0
+    total: ChunkResult = field(default_factory=ChunkResult)
 
     def add(self, result: ChunkResult) -> None:
         self.results += 1
-        self.rows += result.processed
-        self.seconds += result.seconds
-        self.cpu += result.cpu
-        self.waited += result.waited
+        self.total += result
 
     def elapsed(self, now: float) -> float:
         return 0.0 if self.started is None else now - self.started
 
     def rate(self, now: float) -> float:
-        return self.rows / max(self.elapsed(now), 1e-9)
+        return self.total.processed / max(self.elapsed(now), 1e-9)
 
     def cpu_share(self) -> float:
         """The share of the threads' time on the CPU, write-turn waits left out."""
-        working = self.seconds - self.waited
-        return min(1.0, self.cpu / working) if working > 0 else 1.0
+        working = self.total.seconds - self.total.waited
+        return min(1.0, self.total.cpu / working) if working > 0 else 1.0
 
 
 @dataclass
@@ -89,7 +83,7 @@ class ThreadTuner:
         window = self._window
         if self.threads == 1:
             window.add(result)
-            if window.results < self.workers or window.seconds < MIN_WINDOW:
+            if window.results < self.workers or window.total.seconds < MIN_WINDOW:
                 return None
             return self._after_single(window)
         if window.started is None:  # its rows began before the trial did
@@ -121,7 +115,8 @@ class ThreadTuner:
         guess = self.most if share <= 1 / self.most else min(self.most, int(1 / share))
         if guess <= 1:
             return self._settle(1, f"the rows kept their thread on the CPU {share:.0%} of the time")
-        self._single_rate, self._cpu_share = self.workers * window.rows / window.seconds, share
+        pace = self.workers * window.total.processed / window.total.seconds
+        self._single_rate, self._cpu_share = pace, share
         self.threads = guess
         self._window = _Window()
         return Step(guess)
