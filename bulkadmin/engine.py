@@ -264,7 +264,7 @@ class JobRunner:
         self._report_pick(step)
 
     def _report_pick(self, step: Step) -> None:
-        logger.info("Job %s: %s threads per worker: %s.", self.job_id, step.threads, step.reason)
+        logger.info("Job %s: threads per worker: %s (%s).", self.job_id, step.threads, step.reason)
         try:  # for the job page, and a resume; not worth stopping the job for
             with write_turn():
                 ImportJob.objects.filter(pk=self.job_id).update(threads=step.threads)
