@@ -252,7 +252,7 @@ class JobRunner:
                 executor.shutdown(wait=True, cancel_futures=True)
 
     def _tune(self, tuner: ThreadTuner, executor: InlineExecutor | WorkerPool, result: ChunkResult) -> None:
-        if not isinstance(executor, WorkerPool):  # one worker runs one thread unless told more
+        if not isinstance(executor, WorkerPool):  # never: one worker has its thread (Settings)
             return
         step = tuner.observe(result, time.monotonic())
         if step is None:
@@ -264,7 +264,8 @@ class JobRunner:
         self._report_pick(step)
 
     def _report_pick(self, step: Step) -> None:
-        logger.info("Job %s: threads per worker: %s (%s).", self.job_id, step.threads, step.reason)
+        """Record the pick on the job, and say it once: to the listener (the command line), else
+        in the log (a Tasks worker's runner)."""
         try:  # for the job page, and a resume; not worth stopping the job for
             with write_turn():
                 ImportJob.objects.filter(pk=self.job_id).update(threads=step.threads)
@@ -273,6 +274,8 @@ class JobRunner:
             connections.close_all()
         if self.on_threads_picked:
             self.on_threads_picked(step)
+        else:
+            logger.info("Job %s: threads per worker: %s (%s).", self.job_id, step.threads, step.reason)
 
     def _start_executor(
         self, settings: Settings, tuner: ThreadTuner | None

@@ -70,7 +70,6 @@ class WorkerPool(Executor):
         active: int | None = None,
     ) -> None:
         self._threads = threads
-        self._active = threads if active is None else active
         self._controls: list[Connection] = []  # the write end of each process's control pipe
         self._calls: SimpleQueue[Call | None] = context.SimpleQueue()
         self._to_feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -90,7 +89,8 @@ class WorkerPool(Executor):
                 process = context.Process(  # type: ignore[attr-defined]
                     target=_serve,
                     args=(
-                        *(self._calls, writer, self._cancelling, control_reader, self._active),
+                        *(self._calls, writer, self._cancelling, control_reader),
+                        threads if active is None else active,
                         *(threads, initializer, initargs),
                     ),
                     name=f"bulkadmin-worker-{index}",
@@ -130,7 +130,6 @@ class WorkerPool(Executor):
                 self._tell_active(max(1, min(active, self._threads)))
 
     def _tell_active(self, active: int) -> None:
-        self._active = active
         for control in self._controls:
             with contextlib.suppress(OSError):  # a dead process: the collector breaks the pool
                 control.send(active)
