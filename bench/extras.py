@@ -19,9 +19,10 @@ def phase(name: str) -> None:
 def run_memory(rows: int, workers: int) -> dict[str, Any]:
     """A job of ``rows`` rows saved directly in chunks (no validation), then only the runner, timed."""
     from bench.contenders import reset_database
+    from bulkadmin.conf import chunk_size
     from bulkadmin.engine import JobRunner
     from bulkadmin.importers.users import UserImporter
-    from bulkadmin.jobs import ChunkWriter, chunk_size
+    from bulkadmin.jobs import ChunkWriter
     from bulkadmin.models import ImportJob, JobStatus
     from bulkadmin.parsing import RawRow
     from mysite.sampledata import user_rows

@@ -13,6 +13,9 @@ from django.core import checks
 
 from bulkadmin import conf, uploads
 
+#: What None means for the settings that may be None, in check E003's message.
+NONE_MEANS = {"THREADS": "to have them picked", "CHUNK_SIZE": "for the database's"}
+
 
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -31,15 +34,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
     # Positive integers; those in the second group may also be None, for no limit.
     for key, may_be_none in (
-        *((key, False) for key in ("CHUNK_SIZE", "MAX_AUTO_THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES")),
+        *((key, False) for key in ("MAX_AUTO_THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES")),
         ("THREADS", True),
+        ("CHUNK_SIZE", True),
         ("MAX_PENDING_UPLOADS_PER_USER", True),
     ):
         value = configured.get(key, conf.DEFAULTS[key])
         if value is None and may_be_none:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            meaning = "to have them picked" if key == "THREADS" else "for no limit"
+            meaning = NONE_MEANS.get(key, "for no limit")
             also = f", or None {meaning}" if may_be_none else ""
             errors.append(
                 checks.Error(f"BULKADMIN[{key!r}] must be a positive integer{also}.", id="bulkadmin.E003")

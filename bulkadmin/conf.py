@@ -27,8 +27,9 @@ DEFAULTS: dict[str, Any] = {
     # chunks' timings, between 1 and MAX_AUTO_THREADS (Celery workers then run 1).
     "THREADS": None,
     "MAX_AUTO_THREADS": 16,
-    # Rows handed to a worker at a time; one transaction each.
-    "CHUNK_SIZE": 100,
+    # Rows handed to a worker at a time; one transaction each (SQLite may split a slow one).
+    # None: the database's own, 500 on SQLite (one writer), 100 elsewhere.
+    "CHUNK_SIZE": None,
     # Chunks in flight per worker thread: bounds the runner's memory however large the job.
     "MAX_IN_FLIGHT_PER_WORKER": 2,
     # multiprocessing start method for the pool; "fork" is never the default (see STYLE.md).
@@ -88,6 +89,13 @@ def get(name: str) -> Any:
 def fixed_threads() -> int:
     """``THREADS``, or 1 where nothing picks them while the job runs (Celery's workers)."""
     return max(1, int(get("THREADS") or 1))
+
+
+def chunk_size() -> int:
+    """``CHUNK_SIZE``, else the default database's (``Vendor.chunk_size``)."""
+    from bulkadmin import vendors  # it imports Django's database layer
+
+    return max(1, int(get("CHUNK_SIZE") or vendors.for_alias().chunk_size))
 
 
 def max_workers() -> int:

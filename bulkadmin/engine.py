@@ -83,7 +83,7 @@ class Settings:
         return cls(
             workers=workers,
             threads=max(1, int(chosen)) if chosen else None,
-            chunk_size=max(1, chunk_size or int(conf.get("CHUNK_SIZE"))),
+            chunk_size=max(1, chunk_size or conf.chunk_size()),
         )
 
 

@@ -238,10 +238,6 @@ class ChunkWriter:
                 )
 
 
-def chunk_size() -> int:
-    return max(1, int(conf.get("CHUNK_SIZE")))
-
-
 def create_job(
     path: Path,
     name: str,
@@ -276,7 +272,7 @@ def create_job(
             status=JobStatus.PREPARING,
             column_map=mapping or {},
         )
-    writer = ChunkWriter(job, importer, size or chunk_size())
+    writer = ChunkWriter(job, importer, size or conf.chunk_size())
     try:
         report = validate_file(path, name, importer, on_valid=writer.add, mapping=mapping)
         total = writer.finish()
@@ -341,7 +337,7 @@ def prepare_job(
     if not job.upload_id or not path.is_file():
         raise PreparationFailed("The uploaded file is gone; upload it again.")
     importer = importer_for(job)
-    writer = ChunkWriter(job, importer, size or chunk_size(), after_save=after_save)
+    writer = ChunkWriter(job, importer, size or conf.chunk_size(), after_save=after_save)
     report = validate_file(
         path,
         job.source_name,
@@ -412,7 +408,7 @@ def fill_job(
 ) -> ImportJob | None:
     """Save rows, a batch at a time, into a job created ``preparing`` (a rerun, a bulk change,
     a revert), then let it start; with no rows at all the job is deleted (None)."""
-    writer = ChunkWriter(job, importer, size or chunk_size())
+    writer = ChunkWriter(job, importer, size or conf.chunk_size())
     try:
         for batch in batches:
             writer.add(batch)

@@ -65,7 +65,7 @@ def dispatch_job(job_id: int) -> int:
         if not ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).owned_by(QUEUE_WORKERS).exists():
             return 0
     start_job_hooks(job_id)
-    tasks = enqueue(job_id, iter_units(job_id, int(conf.get("CHUNK_SIZE"))))
+    tasks = enqueue(job_id, iter_units(job_id, conf.chunk_size()))
     if not tasks:
         _finish_if_done(ImportJob.objects.filter(pk=job_id))
     else:

@@ -4,7 +4,9 @@ Used by the local process pool (``bootstrap.initialize_worker`` prepares each wo
 in-process for ``--workers 1``, and by queue workers (Celery). A chunk is committed in as few
 transactions as possible: all its rows in one, and when a row fails, the rows before it are
 committed together, the failing row is recorded alone and the rest go on, so a bad row never
-undoes or blocks its neighbours. Each transaction locks the chunk's record first and skips
+undoes or blocks its neighbours. Where the database has one writer (SQLite), a transaction also
+ends when it has kept the others waiting long enough (``vendors.turn_is_over``), the rest going
+on in the next. Each transaction locks the chunk's record first and skips
 the rows it lists as done: a chunk run twice (a retry, a redelivery) does each row once.
 """
 
@@ -31,7 +33,14 @@ from bulkadmin import undo as undo_values
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
-from bulkadmin.vendors import CONNECTION_ERRORS, DatabaseFault, is_database_fault, turn_waits, write_turn
+from bulkadmin.vendors import (
+    CONNECTION_ERRORS,
+    DatabaseFault,
+    is_database_fault,
+    turn_is_over,
+    turn_waits,
+    write_turn,
+)
 
 logger = logging.getLogger("bulkadmin")
 T = TypeVar("T")
@@ -264,8 +273,9 @@ def _commit_all(
     batches: deque[tuple[list[Prepared], list[Failure]]] = deque([(ready, failures)])
     while batches:
         ok, failed = batches.popleft()
+        rest: list[Prepared] = []  # the rows left when the write turn ran out
         try:
-            result += _commit(importer, job_id, chunk_id, ok, failed)
+            result += _commit(importer, job_id, chunk_id, ok, failed, rest)
         except _RowFailed as failure:
             importer.setup()  # caches filled in the rolled-back transaction may name lost rows
             index = failure.index
@@ -295,12 +305,25 @@ def _commit_all(
             # Raised after the commit, by an on_commit callback (not registered robust=True):
             # the rows are in, and Django skipped the batch's later callbacks.
             logger.exception("Job %s: an on_commit callback failed after its rows committed.", job_id)
+            if rest:
+                batches.appendleft((rest, []))
+        else:
+            if rest:
+                batches.appendleft((rest, []))
     return result
 
 
 def _commit(
-    importer: Importer, job_id: int, chunk_id: int, ok: list[Prepared], failed: list[Failure]
+    importer: Importer,
+    job_id: int,
+    chunk_id: int,
+    ok: list[Prepared],
+    failed: list[Failure],
+    rest: list[Prepared] | None = None,
 ) -> ChunkResult:
+    """Commit the rows of ``ok`` and the failures of ``failed`` with their outcomes, in one
+    transaction. If the write turn runs out first (one row at least is done), the rows left
+    go into ``rest``, for another: set before the commit, whatever its callbacks raise."""
     if not ok and not failed:
         return ChunkResult()
     with write_turn(), transaction.atomic():
@@ -322,6 +345,9 @@ def _commit(
         for index, (row, cleaned) in enumerate(ok):
             if row.number in done:
                 continue
+            if imported and rest is not None and turn_is_over():
+                rest += ok[index:]
+                break
             try:
                 importer.forget_last_row()
                 # A copy: after a rollback the row is imported again, from the same values.

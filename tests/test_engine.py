@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 
 from bulkadmin.engine import JobNotRunnable, JobRunner
 from bulkadmin.jobs import create_job, rerun_failed
-from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobStatus
+from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow, JobStatus
 from mysite.models import Profile
 from tests.conftest import import_rows, object_pks, row_outcomes
 from tests.testapp.models import Restaurant, SignalRecord, Tag
@@ -76,6 +76,34 @@ def test_a_failing_row_mid_chunk_fails_alone(write_file, knobs):
     assert not User.objects.filter(username="u-boom").exists()
     # neighbours committed once each: one post_save per user, none repeated by the retry
     assert SignalRecord.objects.filter(signal="post").count() == 19
+
+
+def test_a_chunk_whose_turn_runs_out_commits_the_rest_in_turns_of_their_own(write_file, knobs, monkeypatch):
+    """SQLite ends a transaction that held the database ``longest_turn``; here every vendor ends
+    each after its first row, with a failing row among them, so the split runs on each."""
+    from bulkadmin import vendors, worker
+
+    knobs(record_signals="1")
+    monkeypatch.setattr(vendors.for_alias(), "longest_turn", 0.0)
+    ended: list[bool] = []
+    monkeypatch.setattr(worker, "turn_is_over", lambda: ended.append(vendors.turn_is_over()) or ended[-1])
+    lines = ["username"] + [f"u{i:03d}" for i in range(12)]
+    lines[6] = "u-boom"
+    job = JobRunner(make_job(write_file("f.csv", "\n".join(lines) + "\n")).pk, workers=1, chunk_size=50).run()
+
+    assert ended.count(True) >= 10, "each row should have had a transaction of its own"
+    assert (job.status, job.processed, job.succeeded, job.failed) == (
+        JobStatus.FINISHED_WITH_ERRORS,
+        12,
+        11,
+        1,
+    )
+    assert ImportRow.objects.get(job=job).number == 7
+    assert sorted(User.objects.values_list("username", flat=True)) == sorted(set(lines[1:]) - {"u-boom"})
+    assert SignalRecord.objects.filter(signal="post").count() == 11
+    pks = object_pks(job)
+    assert len(pks) == 11 and len(set(pks.values())) == 11
+    assert ImportChunk.objects.get(job=job).status == ChunkStatus.DONE
 
 
 def test_in_process_run_is_a_plain_loop(users_csv, knobs):

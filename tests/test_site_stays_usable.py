@@ -42,45 +42,66 @@ def outside_connection():
     return raw
 
 
-def test_a_login_is_never_locked_out_while_an_import_runs(users_csv, knobs):
-    # Rows of 2 ms each: the import lasts seconds however fast the machine, so the logins below
-    # run while it does (3,000 plain rows took under a second on a fast hour).
-    knobs(row_delay="0.002")
-    admin = User.objects.create_user("admin-at-work")
-    job = make_job(users_csv(3000))
-    runner = start_runner(job.pk, chunk_size=100)
-    wait_until(lambda: ImportJob.objects.get(pk=job.pk).processed > 0, timeout=60, interval=0.02)
-
+def log_in_repeatedly(job_id: int, user_id: int) -> tuple[list[float], list[BaseException]]:
+    """From another connection, write a user's ``last_login`` over and over while the job runs:
+    how long each write took, and the errors."""
     waits: list[float] = []
     errors: list[BaseException] = []
     table = connection.ops.quote_name(User._meta.db_table)
     sql = f"UPDATE {table} SET last_login = CURRENT_TIMESTAMP WHERE id = %s"
     if connection.vendor == "sqlite":
         sql = sql.replace("%s", "?")
+    raw = outside_connection()
+    try:
+        while ImportJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).exists() and len(waits) < 200:
+            started = time.monotonic()
+            try:
+                cursor = raw.cursor()
+                cursor.execute(sql, [user_id])
+                raw.commit()
+            except Exception as exc:
+                errors.append(exc)
+                raw.rollback()
+            waits.append(time.monotonic() - started)
+            time.sleep(0.05)
+    finally:
+        raw.close()
+        connection.close()
+    return waits, errors
 
-    def log_in_repeatedly() -> None:
-        raw = outside_connection()
-        try:
-            while ImportJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).exists() and len(waits) < 200:
-                started = time.monotonic()
-                try:
-                    cursor = raw.cursor()
-                    cursor.execute(sql, [admin.pk])
-                    raw.commit()
-                except Exception as exc:
-                    errors.append(exc)
-                    raw.rollback()
-                waits.append(time.monotonic() - started)
-                time.sleep(0.05)
-        finally:
-            raw.close()
-            connection.close()
 
-    thread = threading.Thread(target=log_in_repeatedly)
+def logins_while_importing(rows: int, chunk_size: int, users_csv) -> tuple[list[float], list[BaseException]]:
+    """Run ``runbulkjob`` with two workers on ``rows`` users, logging in meanwhile."""
+    admin = User.objects.create_user("admin-at-work")
+    job = make_job(users_csv(rows))
+    runner = start_runner(job.pk, chunk_size=chunk_size)
+    wait_until(
+        lambda: ImportJob.objects.get(pk=job.pk).status == JobStatus.RUNNING, timeout=60, interval=0.02
+    )
+    outcome: list[tuple[list[float], list[BaseException]]] = []
+    thread = threading.Thread(target=lambda: outcome.append(log_in_repeatedly(job.pk, admin.pk)))
     thread.start()
     output, _ = runner.communicate(timeout=300)
     thread.join(60)
-
     assert runner.returncode == 0, output
+    job.refresh_from_db()
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, rows), output
+    return outcome[0]
+
+
+def test_a_login_is_never_locked_out_while_an_import_runs(users_csv, knobs):
+    # Rows of 2 ms each: the import lasts seconds however fast the machine, so the logins below
+    # run while it does (3,000 plain rows took under a second on a fast hour).
+    knobs(row_delay="0.002")
+    waits, errors = logins_while_importing(3000, 100, users_csv)
+    assert len(waits) >= 5, "the logins should have run while the import did"
+    assert not errors, f"{len(errors)} of {len(waits)} logins failed, e.g. {errors[0]}"
+
+
+def test_slow_rows_do_not_hold_the_database_for_their_whole_chunk(users_csv, knobs):
+    # 100 rows of 30 ms: a chunk in one transaction held SQLite for 3 s, past the logins' 2 s
+    # timeout. Its rows now commit in turns of at most ``vendors.sqlite.LONGEST_TURN``.
+    knobs(row_delay="0.03")
+    waits, errors = logins_while_importing(200, 100, users_csv)
     assert len(waits) >= 5, "the logins should have run while the import did"
     assert not errors, f"{len(errors)} of {len(waits)} logins failed, e.g. {errors[0]}"

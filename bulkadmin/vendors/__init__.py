@@ -47,16 +47,32 @@ _waits = threading.local()
 
 @contextlib.contextmanager
 def write_turn(alias: str = "default") -> Iterator[None]:
-    """Hold this around a writing transaction: a fair turn where the database has one writer."""
+    """Hold this around a writing transaction: a fair turn where the database has one writer.
+
+    ``turn_is_over()`` says, within it, when the transaction has kept others waiting long enough.
+    """
     started = time.perf_counter()
-    with for_alias(alias).write_turn(connections[alias]):
-        _waits.seconds = turn_waits() + time.perf_counter() - started
-        yield
+    vendor = for_alias(alias)
+    with vendor.write_turn(connections[alias]):
+        now = time.perf_counter()
+        _waits.seconds = turn_waits() + now - started
+        _waits.until = now + vendor.longest_turn if vendor.longest_turn is not None else None
+        try:
+            yield
+        finally:
+            _waits.until = None
 
 
 def turn_waits() -> float:
     """Seconds this thread has waited for write turns: time no added thread could have used."""
     return float(getattr(_waits, "seconds", 0.0))
+
+
+def turn_is_over() -> bool:
+    """Whether this thread's write turn has lasted its vendor's ``longest_turn``: commit what
+    is done, and take another turn for the rest."""
+    until = getattr(_waits, "until", None)
+    return until is not None and time.perf_counter() >= until
 
 
 __all__ = [
@@ -65,6 +81,7 @@ __all__ = [
     "Vendor",
     "for_alias",
     "is_database_fault",
+    "turn_is_over",
     "turn_waits",
     "write_turn",
 ]

@@ -27,6 +27,12 @@ class Vendor:
     #: Django adds many-to-many rows with ``ignore_conflicts``; on MariaDB that is INSERT IGNORE,
     #: which also drops a row whose target was deleted meanwhile instead of failing.
     m2m_add_drops_missing_targets = False
+    #: Rows per chunk when ``CHUNK_SIZE`` is not set. A chunk is one transaction, with its own
+    #: bookkeeping (its record, the job's counters).
+    chunk_size = 100
+    #: The longest, in seconds, one of bulkadmin's writing transactions should keep others from
+    #: writing: a chunk whose rows take longer commits in several. None: rows lock rows only.
+    longest_turn: float | None = None
 
     def lock(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Lock the rows a query selects (not the rows it joins), until the transaction ends."""
