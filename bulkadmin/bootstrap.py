@@ -6,11 +6,15 @@ initializer cannot live beside the models.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import threading
+
+#: What a worker holds for as long as it lives.
+_held = contextlib.ExitStack()
 
 
 def initialize_worker(job_id: int) -> None:
@@ -21,9 +25,10 @@ def initialize_worker(job_id: int) -> None:
     import django
 
     django.setup()
-    from bulkadmin import worker
+    from bulkadmin import vendors, worker
 
-    worker.get_importer(job_id)
+    worker.get_importer(job_id)  # the importer's setup() and SETUP_HOOK may write anyhow: before
+    _held.enter_context(vendors.runs_jobs())
 
 
 def _exit_when_orphaned() -> None:

@@ -34,7 +34,7 @@ from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, JobStatus, Own
 from bulkadmin.notify import notify_starter
 from bulkadmin.pool import WorkerPool
 from bulkadmin.tuning import Step, ThreadTuner
-from bulkadmin.vendors import CONNECTION_ERRORS, write_turn
+from bulkadmin.vendors import CONNECTION_ERRORS, runs_jobs, write_turn
 from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
 
 logger = logging.getLogger("bulkadmin")
@@ -108,14 +108,16 @@ class JobRunner:
     def run(self) -> ImportJob:
         job = self.claim()
         settings = Settings.resolve(job, self.workers, self.threads, self.chunk_size)
-        ImportJob.objects.filter(pk=job.pk).update(workers=settings.workers, threads=settings.threads)
+        with write_turn():
+            ImportJob.objects.filter(pk=job.pk).update(workers=settings.workers, threads=settings.threads)
         previous = self._install_signal_handlers()
         heartbeat = threading.Thread(target=self._beat, name="bulkadmin-heartbeat", daemon=True)
         heartbeat.start()
         try:
             if job.prepared or self._prepare(job, settings.chunk_size):
                 start_job_hooks(self.job_id)
-                self._dispatch(settings)
+                with runs_jobs():  # the importer's own hooks, above and below, may write anyhow
+                    self._dispatch(settings)
         except BaseException as exc:
             # The type only, for the job page: an exception's text may quote row values.
             self._stop_reason = self._stop_reason or (

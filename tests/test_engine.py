@@ -86,7 +86,12 @@ def test_a_chunk_whose_turn_runs_out_commits_the_rest_in_turns_of_their_own(writ
     knobs(record_signals="1")
     monkeypatch.setattr(vendors.for_alias(), "longest_turn", 0.0)
     ended: list[bool] = []
-    monkeypatch.setattr(worker, "turn_is_over", lambda: ended.append(vendors.turn_is_over()) or ended[-1])
+
+    def turn_is_over() -> bool:
+        ended.append(vendors.turn_is_over())
+        return ended[-1]
+
+    monkeypatch.setattr(worker, "turn_is_over", turn_is_over)
     lines = ["username"] + [f"u{i:03d}" for i in range(12)]
     lines[6] = "u-boom"
     job = JobRunner(make_job(write_file("f.csv", "\n".join(lines) + "\n")).pk, workers=1, chunk_size=50).run()

@@ -8,6 +8,9 @@ locked" after the timeout); they now leave the database free for a moment every 
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,8 +18,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from bulkadmin.engine import JobRunner
 from bulkadmin.models import ImportJob, JobStatus
-from tests.conftest import wait_until
+from tests.conftest import spawn, wait_until
 from tests.test_engine import make_job
 from tests.test_faults import start_runner
 
@@ -105,3 +109,41 @@ def test_slow_rows_do_not_hold_the_database_for_their_whole_chunk(users_csv, kno
     waits, errors = logins_while_importing(200, 100, users_csv)
     assert len(waits) >= 5, "the logins should have run while the import did"
     assert not errors, f"{len(errors)} of {len(waits)} logins failed, e.g. {errors[0]}"
+
+
+def pauses_in(caplog, job: ImportJob) -> int:
+    """Run the job in this process and count the pauses its writers made for other processes."""
+    with caplog.at_level(logging.DEBUG, logger="bulkadmin"):
+        finished = JobRunner(job.pk, workers=1, chunk_size=20).run()
+    assert finished.status == JobStatus.SUCCEEDED
+    return sum("free for other writers" in record.getMessage() for record in caplog.records)
+
+
+def test_writers_pause_for_another_process_with_the_database_open(users_csv, knobs, caplog):
+    # 300 rows of 5 ms: 1.5 s of turns, past YIELD_EVERY, so a pause falls due.
+    knobs(row_delay="0.005")
+    job = make_job(users_csv(300))
+    with hold_database_open():  # until its stdin closes, as the block ends
+        pauses = pauses_in(caplog, job)
+    assert pauses >= (1 if connection.vendor == "sqlite" else 0)
+    if connection.vendor != "sqlite":
+        assert pauses == 0, "servers with row locks need no pauses"
+
+
+def test_writers_do_not_pause_when_no_other_process_has_the_database_open(users_csv, knobs, caplog):
+    # Nobody else could be waiting: a pause would only cost the job its time (13% of it).
+    knobs(row_delay="0.005")
+    job = make_job(users_csv(300))
+    assert pauses_in(caplog, job) == 0
+
+
+def hold_database_open() -> subprocess.Popen[str]:
+    """Another process with a connection to the database, open until its stdin closes."""
+    code = (
+        "import django, sys; django.setup(); from django.db import connection; "
+        "connection.ensure_connection(); connection.cursor().execute('SELECT 1'); "
+        "print('open', flush=True); sys.stdin.read()"
+    )
+    process = spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "open"
+    return process

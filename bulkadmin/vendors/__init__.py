@@ -63,6 +63,12 @@ def write_turn(alias: str = "default") -> Iterator[None]:
             _waits.until = None
 
 
+def runs_jobs(alias: str = "default") -> contextlib.AbstractContextManager[None]:
+    """Hold this while the process runs a job (a runner dispatching, a pool worker): all its
+    writes take turns, so other turn takers need not pause for it (``Vendor.runs_jobs``)."""
+    return for_alias(alias).runs_jobs(connections[alias])
+
+
 def turn_waits() -> float:
     """Seconds this thread has waited for write turns: time no added thread could have used."""
     return float(getattr(_waits, "seconds", 0.0))
@@ -81,6 +87,7 @@ __all__ = [
     "Vendor",
     "for_alias",
     "is_database_fault",
+    "runs_jobs",
     "turn_is_over",
     "turn_waits",
     "write_turn",

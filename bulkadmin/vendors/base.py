@@ -59,3 +59,9 @@ class Vendor:
     def write_turn(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
         """Servers with row locks need no turn taking."""
         yield
+
+    @contextlib.contextmanager
+    def runs_jobs(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
+        """Within it, this process runs jobs and writes only in write turns: where writers pause
+        for other processes (SQLite), they need not pause for this one."""
+        yield
