@@ -13,14 +13,17 @@ the rows it lists as done: a chunk run twice (a retry, a redelivery) does each r
 from __future__ import annotations
 
 import copy
+import datetime
 import logging
 import queue
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
@@ -350,8 +353,7 @@ def _commit(
                 break
             try:
                 importer.forget_last_row()
-                # A copy: after a rollback the row is imported again, from the same values.
-                obj = importer.import_row(copy.deepcopy(cleaned))
+                obj = importer.import_row(fresh_values(cleaned))
                 if obj.pk is not None and not (importer.deleted or importer.untouched):
                     undone[str(row.number)] = _undo_record(importer, obj)
             except CONNECTION_ERRORS:
@@ -390,6 +392,23 @@ def _commit(
         result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
         ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
     return result
+
+
+#: Types whose values cannot change in place: shared by the copies of a row's values.
+_IMMUTABLE = frozenset(
+    {str, bytes, int, float, bool, type(None), Decimal, datetime.date, datetime.datetime, datetime.time}
+    | {datetime.timedelta, uuid.UUID, frozenset}
+)
+
+
+def fresh_values(cleaned: Cleaned) -> Cleaned:
+    """A copy of a row's values for one import: after a rollback the row is imported again from
+    the same values, so whatever ``import_row`` could change in place (a list, a dict, an
+    object) is copied. Immutable values are shared: a deep copy of each cost a CPU-bound job
+    about 2% of its time."""
+    return {
+        key: value if type(value) in _IMMUTABLE else copy.deepcopy(value) for key, value in cleaned.items()
+    }
 
 
 def _undo_record(importer: Importer, obj: models.Model) -> dict[str, Any]:

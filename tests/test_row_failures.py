@@ -192,9 +192,15 @@ def test_a_trigger_refusing_a_row_fails_that_row_alone(write_file, monkeypatch):
     assert outcomes(job)["bob"][0] == "failed"
 
 
-def test_a_non_robust_on_commit_callback_failing_loses_no_row(write_file, monkeypatch, caplog):
-    """A custom importer's on_commit side effect that raises: logged; the rows are in."""
+@pytest.mark.parametrize("longest_turn", [None, 0.0], ids=["one-transaction", "a-transaction-a-row"])
+def test_a_non_robust_on_commit_callback_failing_loses_no_row(write_file, monkeypatch, caplog, longest_turn):
+    """A custom importer's on_commit side effect that raises: logged; the rows are in. With a
+    turn that ends after each row, the rows after it still get theirs."""
     from django.db import transaction
+
+    from bulkadmin import vendors
+
+    monkeypatch.setattr(vendors.for_alias(), "longest_turn", longest_turn)
 
     original = UserImporter.import_row
 
