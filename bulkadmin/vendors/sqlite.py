@@ -116,29 +116,40 @@ YIELD_EVERY = 0.8
 YIELD_FOR = 0.12
 #: Within about a second, with ``YIELD_EVERY``: a turn that began before the pause was due.
 LONGEST_TURN = 0.2
-_STAMP = struct.Struct("<d")
+#: How often, once a pause is due, a writer looks for other processes: each look at
+#: ``/proc/locks`` waits out the kernel's RCU grace period, about 5 ms here.
+LOOK_EVERY = 0.25
+#: The gate file's contents: when the last pause began, and when a writer last looked.
+_STAMPS = struct.Struct("<dd")
 
 
 def take_turn(handle: BinaryIO, database: Path) -> None:
     """Under the gate: leave the database free for a moment if no one had it for a while, and
     another process may want it.
 
-    The time of the last pause is kept in the gate's file, shared by every process. Without a
-    pause the time stays, so the next turn looks again.
+    The times of the last pause and the last look are kept in the gate's file, shared by every
+    process. While nobody else has the database open the pause stays due, so it is made as
+    soon as a look finds someone.
     """
     handle.seek(0)
-    data = handle.read(_STAMP.size)
-    last = _STAMP.unpack(data)[0] if len(data) == _STAMP.size else 0.0
+    data = handle.read(_STAMPS.size)
+    paused, looked = _STAMPS.unpack(data) if len(data) == _STAMPS.size else (0.0, 0.0)
     now = time.time()
-    if now - last < YIELD_EVERY:
+    if now - paused < YIELD_EVERY or (paused and now - looked < LOOK_EVERY):
         return
-    if last:  # the first writer has no one to make way for yet
+    if paused:  # the first writer has no one to make way for yet
         if not others_connected(database):
+            _write_stamps(handle, paused, now)
             return
         logger.debug("Leaving %s free for other writers for %ss.", database.name, YIELD_FOR)
         time.sleep(YIELD_FOR)
+    now = time.time()
+    _write_stamps(handle, now, now)
+
+
+def _write_stamps(handle: BinaryIO, paused: float, looked: float) -> None:
     handle.seek(0)
-    handle.write(_STAMP.pack(time.time()))
+    handle.write(_STAMPS.pack(paused, looked))
     handle.flush()
 
 
