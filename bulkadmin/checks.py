@@ -14,7 +14,7 @@ from django.core import checks
 from bulkadmin import conf, uploads
 
 #: What None means for the settings that may be None, in check E003's message.
-NONE_MEANS = {"THREADS": "to have them picked", "CHUNK_SIZE": "for the database's"}
+NONE_MEANS = {"THREADS": "to have them picked", "CHUNK_SIZE": "for the database's default"}
 
 
 @checks.register()
@@ -32,7 +32,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="bulkadmin.E002",
                 )
             )
-    # Positive integers; those in the second group may also be None, for no limit.
+    # Positive integers; those in the second group may also be None (``NONE_MEANS``).
     for key, may_be_none in (
         *((key, False) for key in ("MAX_AUTO_THREADS", "MAX_ROWS", "MAX_UPLOAD_BYTES")),
         ("THREADS", True),

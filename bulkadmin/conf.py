@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     # Rows handed to a worker at a time; one transaction each (SQLite may split a slow one).
     # None: the database's own, 500 on SQLite (one writer), 100 elsewhere.
     "CHUNK_SIZE": None,
+    # True when every process that opens the SQLite database runs in this container (PID
+    # namespace): bulkadmin's writers may then skip their pauses for other writers when none has
+    # it open, as they do outside containers. Processes in other containers are invisible here.
+    "SQLITE_ONE_CONTAINER": False,
     # Chunks in flight per worker thread: bounds the runner's memory however large the job.
     "MAX_IN_FLIGHT_PER_WORKER": 2,
     # multiprocessing start method for the pool; "fork" is never the default (see STYLE.md).

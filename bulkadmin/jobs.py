@@ -27,8 +27,8 @@ from bulkadmin.vendors import write_turn
 
 T = TypeVar("T")
 
-#: Chunks saved per transaction while a job is created.
-CHUNKS_PER_TRANSACTION = 20
+#: Rows saved per transaction while a job is created (in whole chunks, at least one).
+ROWS_PER_TRANSACTION = 2000
 
 
 def context_for(job: ImportJob) -> ImportContext:
@@ -130,13 +130,13 @@ class ChunkWriter:
             self._open.append(row)
             if len(self._open) >= self.size:
                 self._close_chunk()
-        if len(self._ready) >= CHUNKS_PER_TRANSACTION:
+        if sum(chunk.size for chunk in self._ready) >= ROWS_PER_TRANSACTION:
             self._save()
 
     def add_invalid(self, row: RawRow) -> None:
         self._invalid.append(row)
         self.rows += 1
-        if len(self._invalid) >= CHUNKS_PER_TRANSACTION * self.size:
+        if len(self._invalid) >= ROWS_PER_TRANSACTION:
             self._save()
 
     def finish(self) -> int:
@@ -448,7 +448,7 @@ def _taken_rows(rerun: ImportJob) -> Iterator[RawRow]:
     # Plain tuples: model instances from a related manager's iterator() with only() reload
     # their job_id, one query per row.
     rows = ImportRow.objects.filter(rerun=rerun).order_by("number").values_list("number", "values", "secret")
-    for number, values, secret in rows.iterator(chunk_size=CHUNKS_PER_TRANSACTION * 100):
+    for number, values, secret in rows.iterator(chunk_size=ROWS_PER_TRANSACTION):
         yield RawRow(number, {**values, **crypto.unseal_for_import(secret)}, {})
 
 

@@ -297,12 +297,15 @@ def _commit_all(
             if is_database_fault(exc) or not ok:
                 raise
             importer.setup()
-            if len(ok) > 1:
+            tried = ok[: len(ok) - len(rest)]  # the rest never ran: one batch again, after
+            if rest:
+                batches.appendleft((rest, []))
+            if len(tried) > 1:
                 batches.extendleft(
-                    reversed([([item], failed if i == 0 else []) for i, item in enumerate(ok)])
+                    reversed([([item], failed if i == 0 else []) for i, item in enumerate(tried)])
                 )
             else:
-                row, cleaned = ok[0]
+                row, cleaned = tried[0]
                 batches.appendleft(([], [*failed, (row, importer.explain_error(cleaned, exc))]))
         except Exception:
             # Raised after the commit, by an on_commit callback (not registered robust=True):
@@ -394,10 +397,10 @@ def _commit(
     return result
 
 
-#: Types whose values cannot change in place: shared by the copies of a row's values.
+#: Types whose values cannot change in place (nor hold what can): shared by the copies.
 _IMMUTABLE = frozenset(
     {str, bytes, int, float, bool, type(None), Decimal, datetime.date, datetime.datetime, datetime.time}
-    | {datetime.timedelta, uuid.UUID, frozenset}
+    | {datetime.timedelta, uuid.UUID}
 )
 
 
@@ -406,9 +409,8 @@ def fresh_values(cleaned: Cleaned) -> Cleaned:
     the same values, so whatever ``import_row`` could change in place (a list, a dict, an
     object) is copied. Immutable values are shared: a deep copy of each cost a CPU-bound job
     about 2% of its time."""
-    return {
-        key: value if type(value) in _IMMUTABLE else copy.deepcopy(value) for key, value in cleaned.items()
-    }
+    memo: dict[int, Any] = {}  # one for all values, so two that shared an object still do
+    return {key: v if type(v) in _IMMUTABLE else copy.deepcopy(v, memo) for key, v in cleaned.items()}
 
 
 def _undo_record(importer: Importer, obj: models.Model) -> dict[str, Any]:

@@ -52,6 +52,18 @@ def test_no_cap_on_waiting_uploads_is_allowed(ids):
     assert ids(MAX_PENDING_UPLOADS_PER_USER=1) == []
 
 
+@pytest.mark.django_db
+def test_chunk_size_none_is_the_databases_default(ids, settings):
+    from django.db import connection
+
+    from bulkadmin import conf
+
+    assert ids(CHUNK_SIZE=None) == []
+    assert conf.chunk_size() == (500 if connection.vendor == "sqlite" else 100)
+    settings.BULKADMIN = {"CHUNK_SIZE": 40}
+    assert conf.chunk_size() == 40
+
+
 def test_good_retry_delays(ids):
     assert ids(DB_RETRY_DELAYS=[0, 0.5, 2]) == []
     assert ids(DB_RETRY_DELAYS=()) == []  # no retries: the job stops at the first failure

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -20,6 +21,7 @@ from django.db import connection
 
 from bulkadmin.engine import JobRunner
 from bulkadmin.models import ImportJob, JobStatus
+from bulkadmin.vendors.sqlite import _STAMPS, lock_path, others_in
 from tests.conftest import spawn, wait_until
 from tests.test_engine import make_job
 from tests.test_faults import start_runner
@@ -147,3 +149,49 @@ def hold_database_open() -> subprocess.Popen[str]:
     process = spawn([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stdout.readline().strip() == "open"
     return process
+
+
+def test_a_pool_of_workers_makes_no_pause_when_nobody_else_has_the_database_open(users_csv, knobs):
+    """Workers see the runner and each other as the job's own processes (``runs_jobs``)."""
+    knobs(row_delay="0.005")
+    job = make_job(users_csv(400))
+    gate = lock_path(connection) if connection.vendor == "sqlite" else None
+    before = read_stamps(gate)
+
+    finished = JobRunner(job.pk, workers=2, chunk_size=20).run()
+
+    assert finished.status == JobStatus.SUCCEEDED
+    if gate is not None:
+        paused, looked = read_stamps(gate)
+        assert looked > before[1], "the writers should have looked for other processes"
+        assert paused == before[0], "no pause: only the job's processes had the database open"
+
+
+def read_stamps(gate: Path | None) -> tuple[float, float]:
+    """The gate file's times of the last pause and the last look (zeros before any)."""
+    data = gate.read_bytes() if gate is not None and gate.exists() else b""
+    return _STAMPS.unpack(data) if len(data) == _STAMPS.size else (0.0, 0.0)
+
+
+SHM, RUNNERS = "fe:00:100", "fe:00:200"
+
+
+@pytest.mark.parametrize(
+    ("listing", "others"),
+    [
+        (f"1: POSIX  ADVISORY  READ 10 {SHM} 128 128\n", False),
+        (f"1: POSIX  ADVISORY  READ 10 {SHM} 128 128\n2: POSIX  ADVISORY  READ 11 {SHM} 128 128\n", True),
+        (
+            f"1: POSIX  ADVISORY  READ 10 {SHM} 128 128\n2: POSIX  ADVISORY  READ 11 {SHM} 128 128\n"
+            f"3: FLOCK  ADVISORY  READ 11 {RUNNERS} 0 EOF\n",
+            False,
+        ),
+        (f"1: POSIX  ADVISORY  READ 10 {SHM} 128 128\n1: -> POSIX  ADVISORY  WRITE 12 {SHM} 120 120\n", True),
+        (f"1: POSIX  ADVISORY  READ 11 {SHM} 128 128\n", True),  # our own lock not listed: unsure
+        (f"1: POSIX  ADVISORY  READ 10 {SHM} 128 128\n2: POSIX  ADVISORY  READ 13 fe:00:101 0 EOF\n", False),
+        (f"1: POSIX  ADVISORY  READ 10 {SHM} 128 128\n2: OFDLCK ADVISORY  READ -1 {SHM} 0 0\n", True),
+    ],
+    ids=["alone", "another", "another-running-a-job", "a-blocked-writer", "self-unseen", "other-file", "ofd"],
+)
+def test_who_else_has_the_database_open_is_read_from_the_lock_list(listing, others):
+    assert others_in(listing, shm=SHM, runners=RUNNERS, me="10") is others

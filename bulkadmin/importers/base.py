@@ -270,7 +270,9 @@ class Importer:
         """Once per worker process before its first row: load caches, warm clients.
 
         Called again after a chunk's transaction rolls back (a row failed), so that a cache
-        never names an object created in the transaction that was undone.
+        never names an object created in the transaction that was undone. Read here; a write
+        belongs in ``before_job``, or in a ``vendors.write_turn()``: on SQLite the job's other
+        processes make way only for writers outside the job.
         """
 
     def prepare_row(self, cleaned: Cleaned) -> Cleaned:

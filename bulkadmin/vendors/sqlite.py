@@ -39,6 +39,7 @@ from typing import BinaryIO
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from bulkadmin import conf
 from bulkadmin.vendors.base import Vendor
 
 logger = logging.getLogger("bulkadmin")
@@ -70,6 +71,8 @@ def runners_path(database: Path) -> Path:
 
 _runs_jobs: dict[Path, tuple[int, int]] = {}  # a runners file: its descriptor, and how many hold it
 _runs_jobs_lock = threading.Lock()
+#: ``/proc/self/ns/pid``'s inode in the kernel's first PID namespace (``PROC_PID_INIT_INO``).
+_INITIAL_PID_NAMESPACE = 0xEFFFFFFC
 
 
 def others_connected(database: Path) -> bool:
@@ -78,15 +81,24 @@ def others_connected(database: Path) -> bool:
     Each SQLite connection holds a read lock on the ``-shm`` file (its "DMS" byte) for as long
     as it is open, a writer waiting for its turn included, and Linux lists every lock in
     ``/proc/locks`` with its process. Processes running jobs hold a lock on the runners file.
-    Where the list cannot be read, or does not show this process's own connection (another
-    kernel, another file system's numbering), the answer is yes: a pause too many costs time,
-    one too few starves a login.
+    The answer is yes wherever the list may not tell: it cannot be read; it does not show this
+    process's own connection (another file system's numbering); or this process runs in a
+    container, whose list leaves out the processes of other containers, unless the settings
+    say the database is opened in this one only. A pause too many costs time, one too few
+    starves a login.
     """
+    if not (conf.get("SQLITE_ONE_CONTAINER") or _in_initial_pid_namespace()):
+        return True
     try:
         shm, runners = (_file_id(Path(f"{database}-shm")), _file_id(runners_path(database)))
         listing = Path("/proc/locks").read_text()
     except OSError:
         return True
+    return others_in(listing, shm=shm, runners=runners, me=str(os.getpid()))
+
+
+def others_in(listing: str, *, shm: str, runners: str, me: str) -> bool:
+    """``others_connected`` for a ``/proc/locks`` text and the files' ids (``_file_id``)."""
     connected: set[str] = set()
     running: set[str] = set()
     for line in listing.splitlines():
@@ -98,10 +110,47 @@ def others_connected(database: Path) -> bool:
             connected.add(pid)
         elif file == runners:
             running.add(pid)
-    me = str(os.getpid())
     if me not in connected:
         return True
     return bool(connected - running - {me})
+
+
+def _read_through(connection: BaseDatabaseWrapper) -> None:
+    """Open the connection and read through it: SQLite maps the ``-shm`` file at a connection's
+    first read, and when the last connection closes the file goes (a runner closes its own
+    before starting its pool)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+
+
+def _in_initial_pid_namespace() -> bool:
+    try:
+        return Path("/proc/self/ns/pid").stat().st_ino == _INITIAL_PID_NAMESPACE
+    except OSError:
+        return False
+
+
+def _hold_shared(path: Path) -> int:
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _forget_inherited() -> None:
+    """In a forked child: the parent's runners files are its own, not the child's (closing our
+    copies leaves the parent's locks alone; a worker takes its own)."""
+    for descriptor, _holders in _runs_jobs.values():
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _runs_jobs.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)
 
 
 def _file_id(path: Path) -> str:
@@ -123,7 +172,7 @@ LOOK_EVERY = 0.25
 _STAMPS = struct.Struct("<dd")
 
 
-def take_turn(handle: BinaryIO, database: Path) -> None:
+def take_turn(handle: BinaryIO, database: Path, connection: BaseDatabaseWrapper) -> None:
     """Under the gate: leave the database free for a moment if no one had it for a while, and
     another process may want it.
 
@@ -134,10 +183,11 @@ def take_turn(handle: BinaryIO, database: Path) -> None:
     handle.seek(0)
     data = handle.read(_STAMPS.size)
     paused, looked = _STAMPS.unpack(data) if len(data) == _STAMPS.size else (0.0, 0.0)
-    now = time.time()
-    if now - paused < YIELD_EVERY or (paused and now - looked < LOOK_EVERY):
+    now = time.time()  # shared by processes: a clock set back makes a pause due, never late
+    if 0 <= now - paused < YIELD_EVERY or (paused and 0 <= now - looked < LOOK_EVERY):
         return
     if paused:  # the first writer has no one to make way for yet
+        _read_through(connection)  # so the list shows this process: it is about to write
         if not others_connected(database):
             _write_stamps(handle, paused, now)
             return
@@ -167,7 +217,7 @@ class SQLite(Vendor):
         with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                take_turn(handle, database)
+                take_turn(handle, database, connection)
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
@@ -181,10 +231,16 @@ class SQLite(Vendor):
         path = runners_path(database)
         with _runs_jobs_lock:
             descriptor, holders = _runs_jobs.get(path, (-1, 0))
-            if not holders:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                fcntl.flock(descriptor, fcntl.LOCK_SH)
-            _runs_jobs[path] = (descriptor, holders + 1)
+            try:
+                descriptor = descriptor if holders else _hold_shared(path)
+            except OSError as exc:  # seen as any other process then: pauses are made for it
+                logger.warning("Could not mark this process as running a job (%s).", exc)
+                holders = -1
+            else:
+                _runs_jobs[path] = (descriptor, holders + 1)
+        if holders < 0:
+            yield
+            return
         try:
             yield
         finally:
