@@ -27,7 +27,8 @@ def initialize_worker(job_id: int) -> None:
     django.setup()
     from bulkadmin import vendors, worker
 
-    worker.get_importer(job_id)  # the importer's setup() and SETUP_HOOK may write anyhow: before
+    worker.get_importer(job_id)
+    # After the importer's setup() and SETUP_HOOK, which may write outside write turns.
     _held.enter_context(vendors.runs_jobs())
 
 

@@ -116,7 +116,8 @@ class JobRunner:
         try:
             if job.prepared or self._prepare(job, settings.chunk_size):
                 start_job_hooks(self.job_id)
-                with runs_jobs():  # the importer's own hooks, above and below, may write anyhow
+                # Not around before_job and after_job: an importer's hooks may write anyhow.
+                with runs_jobs():
                     self._dispatch(settings)
         except BaseException as exc:
             # The type only, for the job page: an exception's text may quote row values.
