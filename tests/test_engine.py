@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from bulkadmin.engine import JobNotRunnable, JobRunner
+from bulkadmin.engine import JobNotRunnable, JobRunner, unit_size
 from bulkadmin.jobs import create_job, rerun_failed
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow, JobStatus
 from mysite.models import Profile
@@ -321,3 +321,30 @@ def test_a_chunk_locks_its_record_but_never_the_shared_job_row(users_csv):
         assert all("importchunk" in sql.lower() for sql in locking), locking
     for sql in locking:
         assert "importjob" not in sql.lower(), sql
+
+
+def test_a_job_smaller_than_a_chunk_per_worker_is_spread_over_the_workers(users_csv, knobs):
+    """40 rows were one chunk, so one worker did them all while the other idled: with slow
+    rows (passwords hashed) that doubled the job's time. SQLite's 500-row chunks made that
+    any job under 1,000 rows."""
+    knobs(record_signals="1", row_delay="0.02")
+    job = JobRunner(make_job(users_csv(40)).pk, workers=2).run()
+
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 40)
+    pids = set(SignalRecord.objects.filter(signal="pre").values_list("pid", flat=True))
+    assert len(pids) == 2, "both workers should have imported rows"
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "pending", "workers", "expected"),
+    [
+        (100, 10_000, 2, 100),
+        (500, 10_000, 2, 500),
+        (100, 200, 2, 100),
+        (100, 150, 2, 38),
+        (500, 40, 2, 10),
+        (100, 1, 4, 1),
+    ],
+)
+def test_unit_size(chunk_size, pending, workers, expected):
+    assert unit_size(chunk_size, pending, workers) == expected
