@@ -20,6 +20,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -201,16 +202,24 @@ def run_ceiling(path: Path, processes: int) -> dict[str, float]:
     return {"run": elapsed}
 
 
-def run_command(command: list[str]) -> dict[str, float]:
+def run_command(command: list[str], expect: int = 0) -> dict[str, float]:
     """A whole command, in this process's environment (the bench's settings, database and
-    workload), timed from its process start to its exit; any exit code but 0 fails it."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, check=False
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr).strip().splitlines()
+    workload), timed from its process start to its exit; any exit code but ``expect`` fails it.
+
+    Its output goes to a file, not a pipe: reading a pipe to its end would also wait for any
+    process that inherited it and outlives the command (a pool's forkserver that is still
+    setting Django up when the command exits early), which a shell running the command does not.
+    """
+    with tempfile.TemporaryFile() as output_file:
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, cwd=ROOT, env=dict(os.environ), stdout=output_file, stderr=subprocess.STDOUT, check=False
+        )
+        elapsed = time.perf_counter() - started
+        output_file.seek(0)
+        text = output_file.read().decode(errors="replace")
+    if done.returncode != expect:
+        output = text.strip().splitlines()
         raise RuntimeError(
             f"{' '.join(command)} exited with code {done.returncode}:\n" + "\n".join(output[-30:])
         )
@@ -237,6 +246,27 @@ def run_bulkimport(path: Path, spec: BulkadminSpec) -> dict[str, float]:
         command += ["--chunk-size", str(spec.chunk_size)]
     command.append("--no-progress")
     return run_command(command)
+
+
+def run_startup(path: Path) -> dict[str, float]:
+    """The interpreter's start and ``django.setup()``, nothing else: what every whole command
+    here pays before its first row (``bench/loop_command.py`` starts the same way)."""
+    return run_command([sys.executable, "-c", "import django; django.setup()"])
+
+
+#: A row the users importer refuses (its e-mail address), appended by ``bulkimport-refused``.
+BAD_ROW = "zz-refused,not-an-e-mail,Bad,Row,,true,\n"
+
+
+def run_bulkimport_refused(path: Path) -> dict[str, float]:
+    """``bulkimport`` with default options on the same rows and one bad row after them: the
+    whole file is read and validated, and the job's rows saved, before the command refuses it
+    (exit 2) and deletes them. So it times everything the default command does before its first
+    row is imported; the difference to the whole command is the import itself."""
+    refused = path.with_name(f"{path.stem}-refused.csv")
+    if not refused.exists():
+        refused.write_text(path.read_text(encoding="utf-8") + BAD_ROW, encoding="utf-8")
+    return run_command([sys.executable, "manage.py", "bulkimport", str(refused), "--no-progress"], expect=2)
 
 
 def run_import_export(path: Path) -> dict[str, float]:
@@ -386,7 +416,12 @@ SIMPLE = {
     "baseline": run_baseline,
     "import-export": run_import_export,
     "bulk_create": run_bulk_create,
+    "startup": run_startup,
+    "bulkimport-refused": run_bulkimport_refused,
 }
+#: Contenders that import nothing: they time the parts of a whole command (``bench/run.py``
+#: shows them as where the time goes, not as rates).
+PHASES = frozenset({"startup", "bulkimport-refused"})
 
 
 def run(name: str, path: Path, rows: int) -> dict[str, Any]:
@@ -409,9 +444,13 @@ def run(name: str, path: Path, rows: int) -> dict[str, Any]:
         timings = SIMPLE[name](path)
     users = get_user_model().objects.count()
     profiles = Profile.objects.count()
-    expected_profiles = 0 if name == "bulk_create" else rows
-    if users != rows or profiles != expected_profiles:
-        raise RuntimeError(f"{name}: {users} users and {profiles} profiles, expected {rows} of each")
+    expected_users = 0 if name in PHASES else rows
+    expected_profiles = 0 if name == "bulk_create" else expected_users
+    if users != expected_users or profiles != expected_profiles:
+        raise RuntimeError(
+            f"{name}: {users} users and {profiles} profiles, "
+            f"expected {expected_users} and {expected_profiles}"
+        )
     return {"timings": timings, "pid": os.getpid()}
 
 

@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.contenders import (  # noqa: E402
+    PHASES,
     is_known,
     parse_bulkadmin,
     parse_bulkimport,
@@ -94,6 +95,8 @@ LABELS = {
     "baseline": "baseline: ProcessPoolExecutor(4), submit per row",
     "import-export": "django-import-export import_data",
     "bulk_create": "bulk_create ×1000 (no signals, no Profiles)",
+    "startup": "interpreter start and django.setup() (whole command)",
+    "bulkimport-refused": "bulkimport refusing the file for its one bad last row (whole command)",
 }
 
 
@@ -455,23 +458,25 @@ def table_cells(rows: list[Row]) -> list[list[str]]:
     return out
 
 
-def format_text(cells: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADER)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=True))]
+def format_text(cells: list[list[str]], header: list[str] = HEADER, left: int = 2) -> str:
+    """A plain-text table; the first ``left`` columns are text, the rest figures."""
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     for c in cells:
         lines.append(
             "  ".join(
-                (v.ljust(w) if i < 2 else v.rjust(w)) for i, (v, w) in enumerate(zip(c, widths, strict=True))
+                (v.ljust(w) if i < left else v.rjust(w))
+                for i, (v, w) in enumerate(zip(c, widths, strict=True))
             )
         )
     return "\n".join(lines)
 
 
-def format_markdown(cells: list[list[str]], header: list[str] = HEADER) -> str:
+def format_markdown(cells: list[list[str]], header: list[str] = HEADER, left: int = 2) -> str:
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i < 2 else "--:" for i in range(len(header))) + "|",
+        "|" + "|".join("---" if i < left else "--:" for i in range(len(header))) + "|",
     ]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines)
@@ -562,6 +567,47 @@ def targets(rows: list[Row], kind: str) -> list[str]:
             f"→ {verdict(run_x >= 8)} (run), {verdict(total_x >= 8)} (total)"
         )
     return out
+
+
+def time_split(rows: list[Row], workload: str) -> list[list[str]]:
+    """Where a whole command's time goes, from whole commands of the same run: the start
+    (``startup``), what ``bulkimport`` does before its first import (``bulkimport-refused``,
+    less the start) and the import itself (the rest). Rows: a part, then its seconds for each
+    command measured; empty unless the parts and a ``bulkimport`` were measured."""
+
+    def get(name: str) -> Row | None:
+        return next((r for r in rows if r.workload == workload and r.contender == name), None)
+
+    startup, refused = get("startup"), get("bulkimport-refused")
+    if startup is None or refused is None:
+        return []
+    others = [
+        r
+        for r in rows
+        if r.workload == workload
+        and r.contender not in PHASES
+        and (r.contender == "loop-command" or parse_ceiling(r.contender) or parse_bulkimport(r.contender))
+    ]
+    if not any(parse_bulkimport(r.contender) for r in others):
+        return []
+    start, before = startup.median("run"), refused.median("run") - startup.median("run")
+    header = ["Part", *(label(r.contender) for r in others)]
+    cells = [
+        ["Interpreter start, Django set up", *(f"{start:.2f}" for _ in others)],
+        [
+            "Reading and validating the file, saving the job's rows",
+            *(f"{before:.2f}" if parse_bulkimport(r.contender) else "–" for r in others),
+        ],
+        [
+            "Importing the rows (the rest of the command)",
+            *(
+                f"{r.median('run') - start - (before if parse_bulkimport(r.contender) else 0):.2f}"
+                for r in others
+            ),
+        ],
+        ["Whole command", *(f"{r.median('run'):.2f}" for r in others)],
+    ]
+    return [header, *cells]
 
 
 def chart(rows: list[Row], path: Path, title: str) -> None:
@@ -696,13 +742,20 @@ def run_table(args: argparse.Namespace, db: Database) -> None:
                 f"peak {m.peak_rss / 2**20:,.0f} MiB",
                 flush=True,
             )
-    rows_ = list(results.values())
+    measured = list(results.values())
+    rows_ = [r for r in measured if r.contender not in PHASES]
+    splits = {w: time_split(measured, w) for w in args.workloads}
     cells = table_cells(rows_)
     checks = targets(rows_, db.kind)
     elapsed = time.monotonic() - started
     print()
     print(format_text(cells))
     print()
+    for workload, split in splits.items():
+        if split:
+            print(f"{workload}, where the time goes (seconds, medians):")
+            print(format_text(split[1:], split[0], left=1))
+            print()
     for line in checks:
         print(line)
     name = args.name or f"latest-{db.kind}"
@@ -733,6 +786,22 @@ def run_table(args: argparse.Namespace, db: Database) -> None:
         "",
         format_markdown(cells),
         "",
+        *(
+            line
+            for workload, split in splits.items()
+            if split
+            for line in (
+                f"## {workload}: where the time goes",
+                "",
+                "Seconds, medians, from whole commands of this run: `startup` is the interpreter's start "
+                "and `django.setup()` alone; `bulkimport-refused` is the default `bulkimport` on the same "
+                "rows and one invalid row after them, which it reads, validates and saves as the job's "
+                "rows before it refuses the file. The import is the rest of each command.",
+                "",
+                format_markdown(split[1:], split[0], left=1),
+                "",
+            )
+        ),
         "## Targets",
         "",
         *(f"- {line}" for line in checks),
