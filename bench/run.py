@@ -534,6 +534,18 @@ def targets(rows: list[Row], kind: str) -> list[str]:
             f"default here): {'; '.join(parts)} → {verdict(all(checks))}"
         )
 
+    for workload in dict.fromkeys(r.workload for r in rows):
+        loop = get(workload, "loop-command")
+        commands = [get(workload, f"bulkimport-{CORES}w"), get(workload, f"bulkimport-{CORES}w-1t")]
+        measured = [c for c in commands if c]
+        if loop and measured:
+            parts = [f"{c.run_rate / loop.run_rate:.2f}× ({label(c.contender)})" for c in measured]
+            out.append(
+                f"Speed, every workload: the default `bulkimport` and `--threads 1` never slower than "
+                f"the plain loop as a script, {workload}: {'; '.join(parts)} → "
+                f"{verdict(all(c.run_rate >= loop.run_rate for c in measured))}"
+            )
+
     ba, base, ie = best("W0", "run_rate"), get("W0", "baseline"), get("W0", "import-export")
     if ba and base:
         need = 5.0 if kind == "sqlite" else 3.0
