@@ -200,6 +200,15 @@ class _RowFailed(Exception):
         self.exc = exc
 
 
+class _NotCommitted(Exception):
+    """Raised in a transaction outside any row (its outcome, its history: an object's
+    ``__str__``), so the transaction rolled back; not an ``on_commit`` callback's failure."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(exc)
+        self.exc = exc
+
+
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
     started, cpu, waited = time.perf_counter(), time.thread_time(), turn_waits()
     try:
@@ -291,11 +300,23 @@ def _commit_all(
                 batches.appendleft((ok[1:], [*failed, (row, errors)]))
         except CONNECTION_ERRORS:
             raise
-        except DatabaseError as exc:
-            # The COMMIT itself failed (a foreign key, deferred until then): which row is
-            # unknown, so each is committed alone until the culprit fails by itself.
-            if is_database_fault(exc) or not ok:
+        except (DatabaseError, _NotCommitted) as exc:
+            # The COMMIT itself failed (a foreign key, deferred until then), or something the
+            # transaction did outside any row: which row is the cause is unknown, so each is
+            # committed alone until the culprit fails by itself.
+            cause = exc.exc if isinstance(exc, _NotCommitted) else exc
+            if isinstance(exc, DatabaseError) and is_database_fault(exc):
                 raise
+            if not ok:
+                if isinstance(exc, DatabaseError):
+                    raise
+                logger.error(
+                    "Job %s: recording %s failed rows raised %s; they stay pending.",
+                    job_id,
+                    len(failed),
+                    type(cause).__name__,
+                )
+                continue
             importer.setup()
             tried = ok[: len(ok) - len(rest)]  # the rest never ran: one batch again, after
             if rest:
@@ -306,7 +327,7 @@ def _commit_all(
                 )
             else:
                 row, cleaned = tried[0]
-                batches.appendleft(([], [*failed, (row, importer.explain_error(cleaned, exc))]))
+                batches.appendleft(([], [*failed, (row, importer.explain_error(cleaned, cause))]))
         except Exception:
             # Raised after the commit, by an on_commit callback (not registered robust=True):
             # the rows are in, and Django skipped the batch's later callbacks.
@@ -333,67 +354,84 @@ def _commit(
     if not ok and not failed:
         return ChunkResult()
     with write_turn(), transaction.atomic():
-        # Locks the chunk's record (row locks; SQLite's IMMEDIATE transaction locks the whole
-        # database), so rows another worker finished meanwhile are seen as done: exactly once.
-        state = (
-            vendors.for_alias()
-            .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
-            .values_list("size", "done_rows", "object_pks", "undo")
-            .first()
+        try:
+            return _write(importer, job_id, chunk_id, ok, failed, rest)
+        except (_RowFailed, DatabaseError):
+            raise
+        except Exception as exc:
+            raise _NotCommitted(exc) from exc
+
+
+def _write(
+    importer: Importer,
+    job_id: int,
+    chunk_id: int,
+    ok: list[Prepared],
+    failed: list[Failure],
+    rest: list[Prepared] | None,
+) -> ChunkResult:
+    """``_commit``'s work inside its transaction."""
+    # Locks the chunk's record (row locks; SQLite's IMMEDIATE transaction locks the whole
+    # database), so rows another worker finished meanwhile are seen as done: exactly once.
+    state = (
+        vendors.for_alias()
+        .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
+        .values_list("size", "done_rows", "object_pks", "undo")
+        .first()
+    )
+    if state is None:
+        return ChunkResult()
+    size, done_rows, object_pks, undo = state
+    done = set(done_rows)
+    imported: dict[str, str] = {}
+    undone: dict[str, dict[str, Any]] = {}
+    logged: list[tuple[models.Model, int | None]] = []
+    for index, (row, cleaned) in enumerate(ok):
+        if row.number in done:
+            continue
+        if imported and rest is not None and turn_is_over():
+            rest += ok[index:]
+            break
+        try:
+            importer.forget_last_row()
+            obj = importer.import_row(fresh_values(cleaned))
+            if obj.pk is not None and not (importer.deleted or importer.untouched):
+                undone[str(row.number)] = _undo_record(importer, obj)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            if is_database_fault(exc):
+                raise DatabaseFault(str(exc)) from exc
+            raise _RowFailed(index, exc) from exc
+        imported[str(row.number)] = "" if obj.pk is None else str(obj.pk)
+        logged.append((obj, history.action_of(importer)))
+    failures = [
+        ImportRow(
+            job_id=job_id,
+            number=row.number,
+            values=row.values,
+            secret=crypto.seal(row.secret) if crypto.UNREADABLE not in row.secret else "",
+            errors=errors,
         )
-        if state is None:
-            return ChunkResult()
-        size, done_rows, object_pks, undo = state
-        done = set(done_rows)
-        imported: dict[str, str] = {}
-        undone: dict[str, dict[str, Any]] = {}
-        logged: list[tuple[models.Model, int | None]] = []
-        for index, (row, cleaned) in enumerate(ok):
-            if row.number in done:
-                continue
-            if imported and rest is not None and turn_is_over():
-                rest += ok[index:]
-                break
-            try:
-                importer.forget_last_row()
-                obj = importer.import_row(fresh_values(cleaned))
-                if obj.pk is not None and not (importer.deleted or importer.untouched):
-                    undone[str(row.number)] = _undo_record(importer, obj)
-            except CONNECTION_ERRORS:
-                raise
-            except Exception as exc:
-                if is_database_fault(exc):
-                    raise DatabaseFault(str(exc)) from exc
-                raise _RowFailed(index, exc) from exc
-            imported[str(row.number)] = "" if obj.pk is None else str(obj.pk)
-            logged.append((obj, history.action_of(importer)))
-        failures = [
-            ImportRow(
-                job_id=job_id,
-                number=row.number,
-                values=row.values,
-                secret=crypto.seal(row.secret) if crypto.UNREADABLE not in row.secret else "",
-                errors=errors,
-            )
-            for row, errors in failed
-            if row.number not in done
-        ]
-        if not imported and not failures:
-            return ChunkResult()
-        ImportRow.objects.bulk_create(failures)
-        LogEntry.objects.bulk_create(history.entries(job_id, _starter_id(importer), logged))
-        done.update(int(number) for number in imported)
-        done.update(row.number for row in failures)
-        finished = len(done) >= size
-        ImportChunk.objects.filter(pk=chunk_id).update(
-            status=ChunkStatus.DONE if finished else ChunkStatus.PENDING,
-            done_rows=[] if finished else sorted(done),
-            object_pks={**object_pks, **imported},
-            **({"undo": {**undo, **undone}} if undone else {}),
-            **({"secret": ""} if finished else {}),
-        )
-        result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
-        ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
+        for row, errors in failed
+        if row.number not in done
+    ]
+    if not imported and not failures:
+        return ChunkResult()
+    ImportRow.objects.bulk_create(failures)
+    LogEntry.objects.bulk_create(history.entries(job_id, _starter_id(importer), logged))
+    done.update(int(number) for number in imported)
+    done.update(row.number for row in failures)
+    finished = len(done) >= size
+    ImportChunk.objects.filter(pk=chunk_id).update(
+        status=ChunkStatus.DONE if finished else ChunkStatus.PENDING,
+        done_rows=[] if finished else sorted(done),
+        object_pks={**object_pks, **imported},
+        **({"undo": {**undo, **undone}} if undone else {}),
+        **({"secret": ""} if finished else {}),
+    )
+    result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
+    ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
     return result
 
 
@@ -434,4 +472,7 @@ def fail_rows(job_id: int, chunk_id: int, numbers: Sequence[int], message: str) 
     failures: list[Failure] = [
         (row, {"__all__": [message]}) for row in pending_rows(Unit(chunk_id, tuple(numbers)))
     ]
-    return _commit(Importer(), job_id, chunk_id, [], failures)  # imports nothing: no setup()
+    try:
+        return _commit(Importer(), job_id, chunk_id, [], failures)  # imports nothing: no setup()
+    except _NotCommitted as exc:
+        raise exc.exc from None

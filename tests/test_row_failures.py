@@ -13,18 +13,20 @@ import smtplib
 import time
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import InternalError, OperationalError, connection
 
 from bulkadmin.engine import JobRunner, claim_job
+from bulkadmin.importers.model import ModelImporter
 from bulkadmin.importers.users import UserImporter
 from bulkadmin.jobs import create_job
 from bulkadmin.models import QUEUE_WORKERS, ImportChunk, ImportJob, ImportRow, JobStatus, Owner
 from bulkadmin.vendors import write_turn
 from tests.conftest import import_rows, row_outcomes, wait_until
 from tests.test_faults import assert_exactly_once, start_runner
-from tests.testapp.models import Place
+from tests.testapp.models import Place, Tag
 
 User = get_user_model()
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,6 +88,36 @@ def test_an_exception_in_prepare_row_fails_that_row_alone_without_quoting_it(wri
     status, error = outcomes(job)["bad-prep"]
     assert status == "failed" and error == "This row could not be prepared (ValueError)."
     assert "Secret-Pass" not in job.error + error
+
+
+class TagImporter(ModelImporter):
+    model = Tag
+    fields = ["name"]
+    key_field = "name"
+
+
+def test_an_object_whose_text_raises_fails_its_row_alone_and_no_row_is_left_pending(write_file, settings):
+    """A person's job writes each object's history entry, with the object's text, in the rows'
+    transaction. A ``__str__`` raising there rolled the transaction back, and was logged as an
+    ``on_commit`` callback failing after the commit: the chunk's rows were left pending."""
+    importer = f"{__name__}.TagImporter"
+    settings.BULKADMIN = {**settings.BULKADMIN, "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], importer]}
+    starter = User.objects.create_superuser("boss", "boss@example.com", "x")
+    path = write_file("t.csv", "name\nalpha\nbroken-one\ngamma\n")
+    job = make(path, importer_path=importer, user=starter)
+
+    job = JobRunner(job.pk, workers=1).run()
+
+    result = outcomes(job)
+    assert (job.status, job.succeeded, job.failed, job.pending) == (
+        JobStatus.FINISHED_WITH_ERRORS,
+        2,
+        1,
+        0,
+    ), result
+    assert result["broken-one"] == ("failed", "ValueError: this tag cannot be shown")
+    assert set(Tag.objects.values_list("name", flat=True)) == {"alpha", "gamma"}
+    assert sorted(LogEntry.objects.values_list("object_repr", flat=True)) == ["alpha", "gamma"]
 
 
 @pytest.mark.parametrize("longest_turn", [None, 0.0], ids=["one-transaction", "a-transaction-a-row"])
