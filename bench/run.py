@@ -402,8 +402,13 @@ class Row:
         return statistics.median(m.peak_rss for m in self.runs) / 2**20
 
 
+def find(rows: list[Row], workload: str, name: str) -> Row | None:
+    """The workload's row of contender ``name``, if it ran."""
+    return next((r for r in rows if r.workload == workload and r.contender == name), None)
+
+
 def baseline_of(rows: list[Row], workload: str) -> Row | None:
-    return next((r for r in rows if r.workload == workload and r.contender == "baseline"), None)
+    return find(rows, workload, "baseline")
 
 
 def ceiling_of(rows: list[Row], workload: str) -> Row | None:
@@ -487,7 +492,7 @@ def targets(rows: list[Row], kind: str) -> list[str]:
     out: list[str] = []
 
     def get(workload: str, name: str) -> Row | None:
-        return next((r for r in rows if r.workload == workload and r.contender == name), None)
+        return find(rows, workload, name)
 
     def best(workload: str, attr: str) -> Row | None:
         candidates = [r for r in rows if r.workload == workload and parse_bulkadmin(r.contender)]
@@ -588,7 +593,7 @@ def time_split(rows: list[Row], workload: str) -> list[list[str]]:
     command measured; empty unless the parts and a ``bulkimport`` were measured."""
 
     def get(name: str) -> Row | None:
-        return next((r for r in rows if r.workload == workload and r.contender == name), None)
+        return find(rows, workload, name)
 
     startup, refused = get("startup"), get("bulkimport-refused")
     if startup is None or refused is None:
