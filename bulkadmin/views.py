@@ -540,6 +540,8 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
     eta = job.pending / rate if rate and live and not job.is_final else None
     percent = 100.0 if job.total == 0 else min(100.0, 100.0 * job.processed / job.total)
     percent = 0.0 if reading else percent
+    # "12.5", "100": one decimal where it says something, the same in the first render and each poll
+    shown: float | int = int(percent) if percent == int(percent) else round(percent, 1)
     heartbeat_age = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else None
     status_display = str(job.get_status_display())
     if reading and job.status == JobStatus.RUNNING:
@@ -557,15 +559,14 @@ def progress_data(job: ImportJob) -> dict[str, Any]:
         "status_display": status_display,
         # Formatted here only, for the first render and each poll alike ("6,100 of 20,000").
         **{f"{name}_display": number_format(value, force_grouping=True) for name, value in counts.items()},
-        # "12.5%", "100%": one decimal where it says something, as the job list's whole numbers
-        "percent_display": number_format(int(percent) if percent == int(percent) else round(percent, 1)),
+        "percent_display": number_format(shown),
         "reading": reading,
         "total": job.total,
         "processed": job.processed,
         "succeeded": job.succeeded,
         "failed": job.failed,
         "pending": job.pending,
-        "percent": round(percent, 1),
+        "percent": shown,
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "heartbeat_age": round(heartbeat_age, 1) if heartbeat_age is not None else None,

@@ -58,6 +58,15 @@ def log_in(page, live_server, username: str, then: str) -> None:
     page.click("input[type=submit]")
 
 
+def wait_for_the_end(page, badge: str, timeout: int) -> None:
+    """Wait until the job page shows `badge` and has reloaded once to show what the ended job
+    offers: a navigation a test starts before that reload would be aborted by it."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".bulkadmin-badge")).to_have_text(badge, timeout=timeout)
+    expect(page.locator("#bulkadmin-progress")).to_have_attribute("data-polling", "false")
+
+
 def team_file(tmp_path: Path, rows: str) -> Path:
     """A small users file, and the artifacts folder its screenshots go to."""
     source = tmp_path / "team.csv"
@@ -112,7 +121,7 @@ def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
     job = ImportJob.objects.get()
     bar = page.locator(".bulkadmin-bar")
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=60_000)
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Finished with errors", timeout=30_000)
+    wait_for_the_end(page, "Finished with errors", timeout=30_000)
     expect(page.locator('[data-field="succeeded"]')).to_have_text("24")
     # kaboom, refused at save time, and the two rows the report refused: none is lost
     expect(page.locator('[data-field="failed"]')).to_have_text("3")
@@ -129,7 +138,7 @@ def test_upload_confirm_watch_fix_and_rerun(page, live_server, knobs, tmp_path):
     expect(page.locator(".messagelist")).to_contain_text("is corrected")
     page.click("input[value='Rerun the corrected row']")
     expect(page.locator(".messagelist")).to_contain_text("Rerunning 1 row of")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    wait_for_the_end(page, "Succeeded", timeout=60_000)
     expect(page.locator(".bulkadmin-bar")).to_have_attribute("aria-valuenow", "100")
     page.screenshot(path=str(ARTIFACTS / "job-page-rerun.png"), full_page=True)
 
@@ -169,7 +178,7 @@ def test_no_script_from_a_file_runs_on_any_page(page, live_server, tmp_path):
     expect(page.locator("body")).to_contain_text(img)
 
     page.click("input[name=_confirm]")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Finished with errors", timeout=60_000)
+    wait_for_the_end(page, "Finished with errors", timeout=60_000)
     expect(page.locator("h1, h2, .breadcrumbs").first).to_be_visible()
     expect(page.locator("body")).to_contain_text("<img src=x onerror=alert(3)>.csv")
     failed = page.locator("#failed-rows-table")
@@ -213,7 +222,7 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     page.click("input[name=_map]")
     expect(page.locator('[data-verdict="partly"]')).to_contain_text("11 of 12 rows are valid")
     page.click("input[name=_confirm]")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Finished with errors", timeout=60_000)
+    wait_for_the_end(page, "Finished with errors", timeout=60_000)
     expect(page.locator('[data-field="failed"]')).to_have_text("2")
     first = ImportJob.objects.get()
 
@@ -223,7 +232,7 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     page.click("input[name=_save]")
     expect(page.locator(".messagelist")).to_contain_text("is corrected")
     page.click("input[name=_rerun_corrected]")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    wait_for_the_end(page, "Succeeded", timeout=60_000)
     rerun = ImportJob.objects.get(parent=first)
     assert User.objects.get(username="nomail").check_password("Pass-word-99x")  # sealed, carried
 
@@ -242,7 +251,7 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     page.click("input[name=_upload]")
     expect(page.locator('[data-verdict="valid"]')).to_contain_text("The row is valid")
     page.click("input[name=_confirm]")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    wait_for_the_end(page, "Succeeded", timeout=60_000)
     assert User.objects.get(username="kasimir").check_password("Kaboom-Pass-123")  # kept, never seen
     third = ImportJob.objects.exclude(pk__in=[first.pk, rerun.pk]).get()
     page.goto(f"{live_server.url}/admin/bulkadmin/importjob/{first.pk}/change/")
@@ -263,12 +272,12 @@ def test_the_fix_and_retry_loop(page, live_server, knobs, tmp_path, monkeypatch)
     page.click("input[name=_confirm]")
     expect(page.locator(".bulkadmin-badge")).to_have_text("Running", timeout=30_000)
     page.click("input[value='Cancel the import']")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Cancelled", timeout=30_000)
+    wait_for_the_end(page, "Cancelled", timeout=30_000)
     knobs(row_delay="0")
     cancelled = ImportJob.objects.get(source_name="slow.csv")
     assert 0 < cancelled.succeeded < 60
     page.click("input[value='Resume']")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    wait_for_the_end(page, "Succeeded", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "resumed.png"), full_page=True)
     assert User.objects.filter(username__startswith="slow").count() == 60
     assert ImportJob.objects.get(pk=cancelled.pk).succeeded == 60
@@ -297,7 +306,7 @@ def test_bulk_change_from_the_changelist_then_revert_it(page, live_server, knobs
     page.select_option("#id_add__groups", "Support")
     page.screenshot(path=str(ARTIFACTS / "bulk-change.png"), full_page=True)
     page.click("input[value='Change them']")
-    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded", timeout=60_000)
+    wait_for_the_end(page, "Succeeded", timeout=60_000)
     expect(page.locator("text=Revert this job")).to_be_visible()  # reloaded once ended
     expect(page.locator("#bulkadmin-progress h2")).to_have_text(
         "Bulk change of users: is_active=false; groups+Support"
@@ -321,7 +330,7 @@ def test_bulk_change_from_the_changelist_then_revert_it(page, live_server, knobs
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(ARTIFACTS / "revert-confirmation-dark-phone.png"), full_page=True)
     page.get_by_role("button", name=french("Yes, revert it")).click()
-    expect(page.locator(".bulkadmin-badge")).to_have_text(french("Succeeded"), timeout=60_000)
+    wait_for_the_end(page, french("Succeeded"), timeout=60_000)
     expect(page.locator(".bulkadmin-reverts")).to_contain_text(f"{french('Reverts')} #{change.pk}")
     assert User.objects.filter(is_active=True, groups=None, username__startswith="member").count() == 130
     expect(page.get_by_role("button", name=french("Cancel the import"))).to_have_count(0)  # reloaded
@@ -449,3 +458,33 @@ def test_at_the_upload_cap_staff_are_told_what_to_do_and_can_clear_their_waiting
     expect(page.locator(".messagelist")).to_contain_text("1 upload waiting for confirmation was deleted.")
     upload(page, source)
     expect(page.locator('[data-count="valid"]')).to_have_text("1")
+
+
+def test_a_page_left_as_its_job_ends_is_not_pulled_back_by_its_reload(page, live_server):
+    """The job page reloads itself once its job ends, to show what the ended job offers. A page
+    the user asked for just before (here a slow one) must still open, not be aborted by it."""
+    import time
+
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+    job = ImportJob.objects.create(
+        importer="bulkadmin.importers.users.UserImporter",
+        source_name="ending.csv",
+        created_by=root,
+        status=JobStatus.RUNNING,
+        heartbeat_at=timezone.now(),
+    )
+    log_in(page, live_server, "root", f"/admin/bulkadmin/importjob/{job.pk}/change/")
+    expect(page.locator("#bulkadmin-progress")).to_have_attribute("data-polling", "true")
+    ImportJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    expect(page.locator(".bulkadmin-badge")).to_have_text("Succeeded")  # its reload is due now
+
+    def slow_server(route) -> None:
+        time.sleep(1.5)  # not a wait for a condition: a server slower than the page's reload delay
+        route.continue_()
+
+    page.route("**/admin/bulkadmin/importjob/", slow_server)
+    page.goto(f"{live_server.url}/admin/bulkadmin/importjob/")
+    expect(page.locator("#result_list")).to_contain_text("ending.csv")

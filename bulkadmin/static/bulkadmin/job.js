@@ -1,6 +1,7 @@
 "use strict";
 // Polls the job's progress endpoint about once a second and updates the panel in place;
-// stops when the job ends and reloads the page once, to show failed rows and actions.
+// stops when the job ends and reloads the page once, to show failed rows and actions. A page the
+// user is leaving for another is not reloaded: the reload would abort their navigation.
 {
     const panel = document.getElementById("bulkadmin-progress");
     if (panel && panel.dataset.polling === "true") {
@@ -47,7 +48,8 @@
             if (data.polling) {
                 setTimeout(tick, 1000);
             } else {
-                setTimeout(() => window.location.reload(), 500);
+                const reload = setTimeout(() => window.location.reload(), 500);
+                window.addEventListener("beforeunload", () => clearTimeout(reload));
             }
         };
         setTimeout(tick, 1000);
