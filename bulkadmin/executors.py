@@ -38,6 +38,7 @@ class InlineExecutor(Executor):
 
     def __init__(self, job_id: int, threads: int) -> None:
         worker.configure_threads(threads)
+        worker.set_only_writer(threads <= 1)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         gang = worker.thread_gang()
@@ -52,6 +53,7 @@ class InlineExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         worker.configure_threads(1)
+        worker.set_only_writer(False)
 
 
 def start_method() -> str:

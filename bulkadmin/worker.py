@@ -40,6 +40,9 @@ from bulkadmin.vendors import (
     CONNECTION_ERRORS,
     DatabaseFault,
     is_database_fault,
+    ran_before_writing,
+    rows_turn,
+    started_row,
     turn_is_over,
     turn_waits,
     write_turn,
@@ -88,6 +91,16 @@ def configure_threads(threads: int) -> None:
 
 def thread_gang() -> ThreadGang | None:
     return _gang
+
+
+#: This thread is the job's only writer (``--workers 1``, one thread): committing a row alone
+#: would let no other writer of the job in, and only cost a commit (``Vendor.alone_after``).
+_only_writer = False
+
+
+def set_only_writer(only: bool) -> None:
+    global _only_writer
+    _only_writer = only
 
 
 def get_importer(job_id: int) -> Importer:
@@ -207,6 +220,23 @@ class _NotCommitted(Exception):
     def __init__(self, exc: Exception) -> None:
         super().__init__(exc)
         self.exc = exc
+
+
+class _Raced(Exception):
+    """In a deferred transaction, the first row imported was done, or its chunk finished, by
+    another worker before the chunk's record could be read."""
+
+
+def _chunk_state(chunk_id: int) -> tuple[int, list[int], dict[str, str], dict[str, Any]] | None:
+    """The chunk's size, done rows, objects and undo records, if it is pending; locked (row
+    locks; SQLite's IMMEDIATE transaction locks the whole database), so rows another worker
+    finished meanwhile are seen as done: exactly once."""
+    return (
+        vendors.for_alias()
+        .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
+        .values_list("size", "done_rows", "object_pks", "undo")
+        .first()
+    )
 
 
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
@@ -353,13 +383,19 @@ def _commit(
     go into ``rest``, for another: set before the commit, whatever its callbacks raise."""
     if not ok and not failed:
         return ChunkResult()
-    with write_turn(), transaction.atomic():
-        try:
+    deferred = bool(ok) and rest is not None and vendors.for_alias().alone_after is not None
+    try:
+        with rows_turn() if deferred else write_turn(), transaction.atomic():
+            try:
+                return _write(importer, job_id, chunk_id, ok, failed, rest, deferred=deferred)
+            except (_RowFailed, DatabaseError, _Raced):
+                raise
+            except Exception as exc:
+                raise _NotCommitted(exc) from exc
+    except _Raced:  # rolled back: again, the chunk's record read first
+        importer.setup()  # caches filled in the rolled-back transaction may name lost rows
+        with write_turn(), transaction.atomic():
             return _write(importer, job_id, chunk_id, ok, failed, rest)
-        except (_RowFailed, DatabaseError):
-            raise
-        except Exception as exc:
-            raise _NotCommitted(exc) from exc
 
 
 def _write(
@@ -369,20 +405,22 @@ def _write(
     ok: list[Prepared],
     failed: list[Failure],
     rest: list[Prepared] | None,
+    *,
+    deferred: bool = False,
 ) -> ChunkResult:
-    """``_commit``'s work inside its transaction."""
-    # Locks the chunk's record (row locks; SQLite's IMMEDIATE transaction locks the whole
-    # database), so rows another worker finished meanwhile are seen as done: exactly once.
-    state = (
-        vendors.for_alias()
-        .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
-        .values_list("size", "done_rows", "object_pks", "undo")
-        .first()
-    )
-    if state is None:
+    """``_commit``'s work inside its transaction.
+
+    ``deferred``: the transaction (and its write turn) starts at its first statement
+    (``vendors.rows_turn``), so the first row is imported before the chunk's record is read;
+    if another worker finished that row meanwhile, ``_Raced`` rolls it back. A row that ran long
+    before its first statement ends the transaction, so that the next row's time does not hold
+    the turn either (``Vendor.alone_after``).
+    """
+    state = None if deferred else _chunk_state(chunk_id)
+    if state is None and not deferred:
         return ChunkResult()
-    size, done_rows, object_pks, undo = state
-    done = set(done_rows)
+    done = set(state[1]) if state is not None else set()
+    alone_after = vendors.for_alias().alone_after if deferred and not _only_writer else None
     imported: dict[str, str] = {}
     undone: dict[str, dict[str, Any]] = {}
     logged: list[tuple[models.Model, int | None]] = []
@@ -394,6 +432,7 @@ def _write(
             break
         try:
             importer.forget_last_row()
+            started_row()
             obj = importer.import_row(fresh_values(cleaned))
             if obj.pk is not None and not (importer.deleted or importer.untouched):
                 undone[str(row.number)] = _undo_record(importer, obj)
@@ -403,8 +442,21 @@ def _write(
             if is_database_fault(exc):
                 raise DatabaseFault(str(exc)) from exc
             raise _RowFailed(index, exc) from exc
+        if state is None:
+            state = _chunk_state(chunk_id)
+            if state is None or row.number in state[1]:
+                raise _Raced
+            done = set(state[1])
         imported[str(row.number)] = "" if obj.pk is None else str(obj.pk)
         logged.append((obj, history.action_of(importer)))
+        if alone_after is not None and rest is not None and ran_before_writing() >= alone_after:
+            rest += ok[index + 1 :]
+            break
+    if state is None:  # no row to import, and the record not read
+        state = _chunk_state(chunk_id)
+        if state is None:
+            return ChunkResult()
+    size, _done_rows, object_pks, undo = state
     failures = [
         ImportRow(
             job_id=job_id,

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from bulkadmin.engine import JobNotRunnable, JobRunner, unit_size
+from bulkadmin.importers.model import ModelImporter
 from bulkadmin.jobs import create_job, rerun_failed
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow, JobStatus
 from mysite.models import Profile
@@ -348,3 +349,75 @@ def test_a_job_smaller_than_a_chunk_per_worker_is_spread_over_the_workers(users_
 )
 def test_unit_size(chunk_size, pending, workers, expected):
     assert unit_size(chunk_size, pending, workers) == expected
+
+
+class RecordImporter(ModelImporter):
+    """Rows of a model with no unique field and no receiver of the test app's."""
+
+    model = SignalRecord
+    fields = ["username", "signal", "pid"]
+
+
+RECORD_IMPORTER = f"{__name__}.RecordImporter"
+
+
+@pytest.fixture
+def records(settings, write_file):
+    """A job of ``RecordImporter`` rows named ``names``, in chunks of ``chunk_size``."""
+    settings.BULKADMIN = {
+        **settings.BULKADMIN,
+        "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], RECORD_IMPORTER],
+    }
+
+    def make(names: list[str], chunk_size: int) -> ImportJob:
+        path = write_file("records.csv", "username,signal,pid\n" + "".join(f"{n},pre,1\n" for n in names))
+        return make_job(path, importer_path=RECORD_IMPORTER, size=chunk_size)
+
+    return make
+
+
+def test_rows_that_wait_before_writing_wait_alongside_each_other(records):
+    """A receiver that waits before its row writes anything (a web service called in
+    ``pre_save``) must not hold SQLite's write turn meanwhile: here the first row of each of two
+    threads waits for the other's. When the turn was taken as the transaction began, the other
+    thread never got there, and both rows failed on the broken barrier."""
+    from django.db.models.signals import pre_save
+
+    barrier = threading.Barrier(2, timeout=30)
+
+    def wait_for_the_other(sender, instance, **kwargs) -> None:
+        if instance.username.endswith("-first"):
+            barrier.wait()
+
+    job = records(["a-first", "a-second", "b-first", "b-second"], chunk_size=2)
+    pre_save.connect(wait_for_the_other, sender=SignalRecord, dispatch_uid="test.wait_for_the_other")
+    try:
+        job = JobRunner(job.pk, workers=1, threads=2).run()
+    finally:
+        pre_save.disconnect(sender=SignalRecord, dispatch_uid="test.wait_for_the_other")
+
+    assert (job.status, job.succeeded, job.failed) == (JobStatus.SUCCEEDED, 4, 0), row_outcomes(job)
+    assert SignalRecord.objects.count() == 4
+
+
+def test_a_row_another_worker_finished_meanwhile_is_not_imported_again(records):
+    """A worker that read a chunk's rows before another finished them imports none of them:
+    where the transaction starts at its first statement (SQLite), the first row is imported
+    before the chunk's record is read, then rolled back."""
+    from bulkadmin import worker
+
+    job = records(["one", "two", "three"], chunk_size=10)
+    chunk = ImportChunk.objects.get(job=job)
+    unit = worker.Unit(chunk.pk)
+    importer = worker.get_importer(job.pk)
+    ready, failures = worker._prepare(job.pk, importer, worker.pending_rows(unit))  # read, not done
+    try:
+        assert worker.import_units(job.pk, [unit]).succeeded == 3  # another worker does them
+        late = worker._commit_all(importer, job.pk, chunk.pk, ready, failures)
+    finally:
+        worker.forget_job(job.pk)
+
+    assert late.processed == 0
+    assert SignalRecord.objects.count() == 3
+    job.refresh_from_db()
+    assert (job.processed, job.succeeded) == (3, 3)

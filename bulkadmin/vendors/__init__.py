@@ -11,8 +11,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 
 from django.db import InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from bulkadmin.vendors.base import Vendor
 from bulkadmin.vendors.mysql import MySQL
@@ -51,9 +53,29 @@ def write_turn(alias: str = "default") -> Iterator[None]:
 
     ``turn_is_over()`` says, within it, when the transaction has kept others waiting long enough.
     """
+    with _turn(for_alias(alias), connections[alias]):
+        yield
+
+
+@contextlib.contextmanager
+def rows_turn(alias: str = "default") -> Iterator[None]:
+    """``write_turn`` for a transaction of rows, entered before its ``transaction.atomic()``.
+
+    Where the database has one writer (SQLite), the turn and the write lock are taken at the
+    transaction's first statement instead of at its start: what its first row does before it
+    touches the database (a receiver waiting on a web service, CPU work) runs alongside other
+    writers' turns. ``started_row`` and ``ran_before_writing`` measure that time, so a row that
+    needs it can be committed alone (``Vendor.alone_after``).
+    """
+    vendor, connection = for_alias(alias), connections[alias]
+    with vendor.deferred_turn(connection, partial(_turn, vendor, connection), _saw_statement):
+        yield
+
+
+@contextlib.contextmanager
+def _turn(vendor: Vendor, connection: BaseDatabaseWrapper) -> Iterator[None]:
     started = time.perf_counter()
-    vendor = for_alias(alias)
-    with vendor.write_turn(connections[alias]):
+    with vendor.write_turn(connection):
         now = time.perf_counter()
         _waits.seconds = turn_waits() + now - started
         _waits.until = now + vendor.longest_turn if vendor.longest_turn is not None else None
@@ -61,6 +83,26 @@ def write_turn(alias: str = "default") -> Iterator[None]:
             yield
         finally:
             _waits.until = None
+
+
+def started_row() -> None:
+    """A row's import starts now (``ran_before_writing``)."""
+    _waits.row_started, _waits.row_wrote = time.perf_counter(), None
+
+
+def _saw_statement() -> None:
+    if getattr(_waits, "row_wrote", 0.0) is None:
+        _waits.row_wrote = time.perf_counter()
+
+
+def ran_before_writing() -> float:
+    """Seconds the row begun by ``started_row`` ran before its first statement, in a
+    ``rows_turn`` that defers its turn (the whole row so far if it has none yet)."""
+    started = getattr(_waits, "row_started", None)
+    if started is None:
+        return 0.0
+    wrote = getattr(_waits, "row_wrote", None)
+    return float((wrote if wrote is not None else time.perf_counter()) - started)
 
 
 def runs_jobs(alias: str = "default") -> contextlib.AbstractContextManager[None]:
@@ -87,7 +129,10 @@ __all__ = [
     "Vendor",
     "for_alias",
     "is_database_fault",
+    "ran_before_writing",
+    "rows_turn",
     "runs_jobs",
+    "started_row",
     "turn_is_over",
     "turn_waits",
     "write_turn",

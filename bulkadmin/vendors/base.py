@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import DatabaseError
@@ -55,10 +55,26 @@ class Vendor:
     def is_closed(self, raw: Any) -> bool:
         return bool(getattr(raw, "closed", False))
 
+    #: In a ``rows_turn``, a row that ran this long before its first statement is committed
+    #: alone, so that the next row's time before its first statement is outside any turn too.
+    #: None: turns are not deferred (servers with row locks take none).
+    alone_after: float | None = None
+
     @contextlib.contextmanager
     def write_turn(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
         """Servers with row locks need no turn taking."""
         yield
+
+    @contextlib.contextmanager
+    def deferred_turn(
+        self,
+        connection: BaseDatabaseWrapper,
+        turn: Callable[[], contextlib.AbstractContextManager[None]],
+        saw_statement: Callable[[], None],
+    ) -> Iterator[None]:
+        """``vendors.rows_turn``: here the turn is taken at once."""
+        with turn():
+            yield
 
     @contextlib.contextmanager
     def runs_jobs(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
