@@ -7,7 +7,10 @@ committed together, the failing row is recorded alone and the rest go on, so a b
 undoes or blocks its neighbours. Where the database has one writer (SQLite), a transaction also
 ends when it has kept the others waiting long enough (``vendors.turn_is_over``), the rest going
 on in the next. Each transaction locks the chunk's record first and skips
-the rows it lists as done: a chunk run twice (a retry, a redelivery) does each row once.
+the rows it lists as done: a chunk run twice (a retry, a redelivery) does each row once. On
+SQLite the transaction and its write turn start at the first statement instead
+(``vendors.rows_turn``), so what a row does before it writes overlaps the other writers'
+turns; its first row is imported before the record is read, and rolled back if it was done.
 """
 
 from __future__ import annotations
