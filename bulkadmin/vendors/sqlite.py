@@ -243,7 +243,7 @@ class SQLite(Vendor):
         never leaves a snapshot that a write could not upgrade from (``SQLITE_BUSY_SNAPSHOT``)."""
         if database_path(connection) is None or connection.in_atomic_block:
             # An in-memory database (no turns), or a transaction begun already (a test's)
-            with turn():
+            with super().deferred_turn(connection, turn, saw_statement):
                 yield
             return
         taken = contextlib.ExitStack()
