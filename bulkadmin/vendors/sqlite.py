@@ -247,18 +247,24 @@ class SQLite(Vendor):
                 yield
             return
         taken = contextlib.ExitStack()
-        begun = False
+        begun = taking = False
 
         def begin_at_first_statement(
             execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
         ) -> Any:
-            nonlocal begun
+            nonlocal begun, taking
             saw_statement()  # before any wait for the turn: that wait is not the row's doing
-            if not begun and connection.in_atomic_block:
-                begun = True  # first: taking the turn reads through this connection too
-                taken.enter_context(turn())
-                with connection.wrap_database_errors:
-                    connection.connection.execute("BEGIN IMMEDIATE")
+            if not (begun or taking) and connection.in_atomic_block:
+                taking = True  # taking the turn reads through this connection too
+                try:
+                    with contextlib.ExitStack() as held:
+                        held.enter_context(turn())
+                        with connection.wrap_database_errors:
+                            connection.connection.execute("BEGIN IMMEDIATE")
+                        taken.push(held.pop_all())  # held until the transaction ends
+                    begun = True  # not if BEGIN failed: no statement runs outside it
+                finally:
+                    taking = False
             return execute(sql, params, many, context)
 
         connection.ensure_connection()
