@@ -22,6 +22,10 @@ def server_setting(connection: BaseDatabaseWrapper, query: str) -> int | None:
         return None
 
 
+#: Takes a write turn: entered, it holds it (``vendors.write_turn``'s inside).
+Turn = Callable[[], contextlib.AbstractContextManager[None]]
+
+
 class Vendor:
     name = ""
     #: Django adds many-to-many rows with ``ignore_conflicts``; on MariaDB that is INSERT IGNORE,
@@ -67,10 +71,7 @@ class Vendor:
 
     @contextlib.contextmanager
     def deferred_turn(
-        self,
-        connection: BaseDatabaseWrapper,
-        turn: Callable[[], contextlib.AbstractContextManager[None]],
-        saw_statement: Callable[[], None],
+        self, connection: BaseDatabaseWrapper, turn: Turn, saw: Callable[[], None]
     ) -> Iterator[None]:
         """``vendors.rows_turn``: here the turn is taken at once."""
         with turn():

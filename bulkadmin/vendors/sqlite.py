@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from bulkadmin import conf
-from bulkadmin.vendors.base import Vendor
+from bulkadmin.vendors.base import Turn, Vendor
 
 logger = logging.getLogger("bulkadmin")
 
@@ -230,10 +230,7 @@ class SQLite(Vendor):
 
     @contextlib.contextmanager
     def deferred_turn(
-        self,
-        connection: BaseDatabaseWrapper,
-        turn: Callable[[], contextlib.AbstractContextManager[None]],
-        saw_statement: Callable[[], None],
+        self, connection: BaseDatabaseWrapper, turn: Turn, saw: Callable[[], None]
     ) -> Iterator[None]:
         """The transaction ``atomic()`` begins inside this starts at its first statement, not at
         once: only then are the turn and SQLite's write lock taken (``BEGIN IMMEDIATE``), so
@@ -243,7 +240,7 @@ class SQLite(Vendor):
         never leaves a snapshot that a write could not upgrade from (``SQLITE_BUSY_SNAPSHOT``)."""
         if database_path(connection) is None or connection.in_atomic_block:
             # An in-memory database (no turns), or a transaction begun already (a test's)
-            with super().deferred_turn(connection, turn, saw_statement):
+            with super().deferred_turn(connection, turn, saw):
                 yield
             return
         taken = contextlib.ExitStack()
@@ -253,7 +250,7 @@ class SQLite(Vendor):
             execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
         ) -> Any:
             nonlocal begun, taking
-            saw_statement()  # before any wait for the turn: that wait is not the row's doing
+            saw()  # before any wait for the turn: that wait is not the row's doing
             if not (begun or taking) and connection.in_atomic_block:
                 taking = True  # taking the turn reads through this connection too
                 try:
