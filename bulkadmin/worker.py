@@ -386,19 +386,36 @@ def _commit(
     go into ``rest``, for another: set before the commit, whatever its callbacks raise."""
     if not ok and not failed:
         return ChunkResult()
-    deferred = bool(ok) and rest is not None and vendors.for_alias().alone_after is not None
+    write = partial(_transaction, importer, job_id, chunk_id, ok, failed, rest)
+    if not (ok and rest is not None and vendors.for_alias().alone_after is not None):
+        return write(deferred=False)
     try:
-        with rows_turn() if deferred else write_turn(), transaction.atomic():
-            try:
-                return _write(importer, job_id, chunk_id, ok, failed, rest, deferred=deferred)
-            except (_RowFailed, DatabaseError, _Raced):
-                raise
-            except Exception as exc:
-                raise _NotCommitted(exc) from exc
+        return write(deferred=True)
     except _Raced:  # rolled back: again, the chunk's record read first
         importer.setup()  # caches filled in the rolled-back transaction may name lost rows
-        with write_turn(), transaction.atomic():
-            return _write(importer, job_id, chunk_id, ok, failed, rest)
+        return write(deferred=False)
+
+
+def _transaction(
+    importer: Importer,
+    job_id: int,
+    chunk_id: int,
+    ok: list[Prepared],
+    failed: list[Failure],
+    rest: list[Prepared] | None,
+    *,
+    deferred: bool,
+) -> ChunkResult:
+    """One transaction of ``_commit``'s, in a write turn taken at once or at its first
+    statement (``deferred``). An error outside any row is ``_NotCommitted``, not taken for an
+    ``on_commit`` callback's."""
+    with rows_turn() if deferred else write_turn(), transaction.atomic():
+        try:
+            return _write(importer, job_id, chunk_id, ok, failed, rest, deferred=deferred)
+        except (_RowFailed, DatabaseError, _Raced):
+            raise
+        except Exception as exc:
+            raise _NotCommitted(exc) from exc
 
 
 def _write(
@@ -422,7 +439,7 @@ def _write(
     state = None if deferred else _chunk_state(chunk_id)
     if state is None and not deferred:
         return ChunkResult()
-    done = set(state[1]) if state is not None else set()
+    done = set(state[1] if state is not None else ())
     alone_after = vendors.for_alias().alone_after if deferred and not _only_writer else None
     imported: dict[str, str] = {}
     undone: dict[str, dict[str, Any]] = {}
@@ -455,11 +472,8 @@ def _write(
         if alone_after is not None and rest is not None and ran_before_writing() >= alone_after:
             rest += ok[index + 1 :]
             break
-    if state is None:  # no row to import, and the record not read
-        state = _chunk_state(chunk_id)
-        if state is None:
-            return ChunkResult()
-    size, _done_rows, object_pks, undo = state
+    assert state is not None  # deferred: read after the first row, which ran (ok is not empty)
+    size, _, object_pks, undo = state
     failures = [
         ImportRow(
             job_id=job_id,

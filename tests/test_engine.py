@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -369,9 +370,9 @@ def records(settings, write_file):
         "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], RECORD_IMPORTER],
     }
 
-    def make(names: list[str], chunk_size: int) -> ImportJob:
+    def make(names: list[str], chunk_size: int, user: Any = None) -> ImportJob:
         path = write_file("records.csv", "username,signal,pid\n" + "".join(f"{n},pre,1\n" for n in names))
-        return make_job(path, importer_path=RECORD_IMPORTER, size=chunk_size)
+        return make_job(path, importer_path=RECORD_IMPORTER, size=chunk_size, user=user)
 
     return make
 
@@ -421,3 +422,29 @@ def test_a_row_another_worker_finished_meanwhile_is_not_imported_again(records):
     assert SignalRecord.objects.count() == 3
     job.refresh_from_db()
     assert (job.processed, job.succeeded) == (3, 3)
+
+
+def test_after_a_race_an_object_whose_text_raises_still_fails_its_row_alone(records):
+    """The transaction run again after a race (the first row done meanwhile by another worker)
+    had lost the handling of an error outside any row (the history entry's text): it passed for
+    an ``on_commit`` callback failing after the commit, and left the row pending."""
+    from bulkadmin import worker
+
+    starter = User.objects.create_superuser("boss", "boss@example.com", "x")  # so history is written
+    job = records(["alpha", "broken-one"], chunk_size=10, user=starter)
+    chunk = ImportChunk.objects.get(job=job)
+    unit = worker.Unit(chunk.pk)
+    importer = worker.get_importer(job.pk)
+    ready, failures = worker._prepare(job.pk, importer, worker.pending_rows(unit))  # read, not done
+    try:
+        first = chunk.row_numbers()[0]
+        assert worker.import_units(job.pk, [worker.Unit(chunk.pk, (first,))]).succeeded == 1
+        late = worker._commit_all(importer, job.pk, chunk.pk, ready, failures)
+    finally:
+        worker.forget_job(job.pk)
+
+    assert (late.succeeded, late.failed) == (0, 1)
+    job.refresh_from_db()
+    assert (job.processed, job.succeeded, job.failed, job.pending) == (2, 1, 1, 0)
+    assert list(SignalRecord.objects.values_list("username", flat=True)) == ["alpha"]
+    assert "this record cannot be shown" in ImportRow.objects.get(job=job).error_text
