@@ -62,6 +62,16 @@ def knobs():
 
 
 @pytest.fixture
+def allow_importers(settings):
+    """Add importers (dotted paths) to ``BULKADMIN["IMPORTERS"]`` for one test."""
+
+    def allow(*paths: str) -> None:
+        settings.BULKADMIN = {**settings.BULKADMIN, "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], *paths]}
+
+    return allow
+
+
+@pytest.fixture
 def users_csv(tmp_path):
     def make(count: int, *, bad: int = 0, prefix: str = "user", name: str = "users.csv", **kwargs) -> Path:
         path: Path = write_users(tmp_path / name, count, bad=bad, prefix=prefix, **kwargs)

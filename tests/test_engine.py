@@ -363,12 +363,9 @@ RECORD_IMPORTER = f"{__name__}.RecordImporter"
 
 
 @pytest.fixture
-def records(settings, write_file):
+def records(allow_importers, write_file):
     """A job of ``RecordImporter`` rows named ``names``, in chunks of ``chunk_size``."""
-    settings.BULKADMIN = {
-        **settings.BULKADMIN,
-        "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], RECORD_IMPORTER],
-    }
+    allow_importers(RECORD_IMPORTER)
 
     def make(names: list[str], chunk_size: int, user: Any = None) -> ImportJob:
         path = write_file("records.csv", "username,signal,pid\n" + "".join(f"{n},pre,1\n" for n in names))

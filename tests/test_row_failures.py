@@ -76,9 +76,9 @@ def test_a_row_imported_again_after_a_rollback_gets_its_values_afresh(write_file
     assert result["Beta"][0] == "failed" and "KeyError" not in result["Beta"][1]
 
 
-def test_an_exception_in_prepare_row_fails_that_row_alone_without_quoting_it(write_file, settings):
+def test_an_exception_in_prepare_row_fails_that_row_alone_without_quoting_it(write_file, allow_importers):
     importer = f"{__name__}.FlakyPrepareImporter"
-    settings.BULKADMIN = {**settings.BULKADMIN, "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], importer]}
+    allow_importers(importer)
     path = write_file("p.csv", "username,password\nann,\nbad-prep,Secret-Pass-777\nbob,\n")
     job = make(path, importer_path=importer)
 
@@ -96,12 +96,14 @@ class TagImporter(ModelImporter):
     key_field = "name"
 
 
-def test_an_object_whose_text_raises_fails_its_row_alone_and_no_row_is_left_pending(write_file, settings):
+def test_an_object_whose_text_raises_fails_its_row_alone_and_no_row_is_left_pending(
+    write_file, allow_importers
+):
     """A person's job writes each object's history entry, with the object's text, in the rows'
     transaction. A ``__str__`` raising there rolled the transaction back, and was logged as an
     ``on_commit`` callback failing after the commit: the chunk's rows were left pending."""
     importer = f"{__name__}.TagImporter"
-    settings.BULKADMIN = {**settings.BULKADMIN, "IMPORTERS": [*settings.BULKADMIN["IMPORTERS"], importer]}
+    allow_importers(importer)
     starter = User.objects.create_superuser("boss", "boss@example.com", "x")
     path = write_file("t.csv", "name\nalpha\nbroken-one\ngamma\n")
     job = make(path, importer_path=importer, user=starter)
