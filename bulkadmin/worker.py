@@ -6,11 +6,12 @@ transactions as possible: all its rows in one, and when a row fails, the rows be
 committed together, the failing row is recorded alone and the rest go on, so a bad row never
 undoes or blocks its neighbours. Where the database has one writer (SQLite), a transaction also
 ends when it has kept the others waiting long enough (``vendors.turn_is_over``), the rest going
-on in the next. Each transaction locks the chunk's record first and skips
-the rows it lists as done: a chunk run twice (a retry, a redelivery) does each row once. On
-SQLite the transaction and its write turn start at the first statement instead
-(``vendors.rows_turn``), so what a row does before it writes overlaps the other writers'
-turns; its first row is imported before the record is read, and rolled back if it was done.
+on in the next. Each transaction of rows reads and locks the chunk's record after its rows, and
+rolls back if one of them is listed as done there: a chunk run twice (a retry, a redelivery, a
+second runner) does each row once. Locking the record last lets parts of one chunk run side by
+side on servers with row locks, and on SQLite, where the transaction and its write turn start
+at the first statement (``vendors.rows_turn``), what a row does before it writes overlaps the
+other writers' turns. A transaction that records failures only locks the record first.
 """
 
 from __future__ import annotations
@@ -226,8 +227,8 @@ class _NotCommitted(Exception):
 
 
 class _Raced(Exception):
-    """In a deferred transaction, the first row imported was done, or its chunk finished, by
-    another worker before the chunk's record could be read."""
+    """In a deferred transaction, a row imported was done, or its chunk finished, by another
+    worker before the chunk's record could be read."""
 
 
 def _chunk_state(chunk_id: int) -> tuple[int, list[int], dict[str, str], dict[str, Any]] | None:
@@ -387,12 +388,13 @@ def _commit(
     if not ok and not failed:
         return ChunkResult()
     write = partial(_transaction, importer, job_id, chunk_id, ok, failed, rest)
-    if not (ok and rest is not None and vendors.for_alias().alone_after is not None):
+    if not (ok and rest is not None):
         return write(deferred=False)
     try:
         return write(deferred=True)
     except _Raced:  # rolled back: again, the chunk's record read first
         importer.setup()  # caches filled in the rolled-back transaction may name lost rows
+        rest.clear()
         return write(deferred=False)
 
 
@@ -430,11 +432,11 @@ def _write(
 ) -> ChunkResult:
     """``_commit``'s work inside its transaction.
 
-    ``deferred``: the transaction (and its write turn) starts at its first statement
-    (``vendors.rows_turn``), so the first row is imported before the chunk's record is read;
-    if another worker finished that row meanwhile, ``_Raced`` rolls it back. A row that ran long
-    before its first statement ends the transaction, so that the next row's time does not hold
-    the turn either (``Vendor.alone_after``).
+    ``deferred``: the rows are imported before the chunk's record is read and locked, and if
+    another worker did one of them meanwhile, ``_Raced`` rolls them back. The transaction (and
+    SQLite's write turn) starts at its first statement (``vendors.rows_turn``); a row that ran
+    long before its first statement ends the transaction, so that the next row's time does not
+    hold the turn either (``Vendor.alone_after``).
     """
     state = None if deferred else _chunk_state(chunk_id)
     if state is None and not deferred:
@@ -462,17 +464,16 @@ def _write(
             if is_database_fault(exc):
                 raise DatabaseFault(str(exc)) from exc
             raise _RowFailed(index, exc) from exc
-        if state is None:
-            state = _chunk_state(chunk_id)
-            if state is None or row.number in state[1]:
-                raise _Raced
-            done = set(state[1])
         imported[str(row.number)] = "" if obj.pk is None else str(obj.pk)
         logged.append((obj, history.action_of(importer)))
         if alone_after is not None and rest is not None and ran_before_writing() >= alone_after:
             rest += ok[index + 1 :]
             break
-    assert state is not None  # deferred: read after the first row, which ran (ok is not empty)
+    if state is None:  # deferred: the rows are in; now the record, locked until the commit
+        state = _chunk_state(chunk_id)
+        done = set(state[1]) if state is not None else set()
+        if state is None or not done.isdisjoint(int(number) for number in imported):
+            raise _Raced
     size, _, object_pks, undo = state
     failures = [
         ImportRow(
