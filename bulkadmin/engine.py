@@ -9,13 +9,12 @@ same transaction as the rows they count.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, JobStatus, Own
 from bulkadmin.notify import notify_starter
 from bulkadmin.pool import WorkerPool
 from bulkadmin.tuning import Step, ThreadTuner
+from bulkadmin.units import PROBE_ROWS, Units, pending_chunks, unit_size
 from bulkadmin.vendors import CONNECTION_ERRORS, runs_jobs, write_turn
 from bulkadmin.worker import ChunkResult, Unit, fail_rows, forget_job, import_units, pending_rows
 
@@ -187,10 +187,20 @@ class JobRunner:
         tuner = None
         if settings.threads is None:
             tuner = ThreadTuner(settings.workers, most_threads(settings.workers))
+        elif settings.threads > 1 and settings.workers > 1:  # checked: CPU-bound rows get 1
+            tuner = ThreadTuner(settings.workers, settings.threads, asked=True)
         executor = self._start_executor(settings, tuner)
         if executor is None:
             return
-        units = self._units(unit_size(settings.chunk_size, total - processed, settings.workers))
+        left = total - processed
+        threads = tuner.threads if tuner is not None else settings.threads or 1
+        units = Units(
+            self.job_id,
+            unit_size(settings.chunk_size, left, settings.workers * threads),
+            fetch=partial(_with_db_retries_of, pending_chunks),
+            probe=PROBE_ROWS if tuner is not None else 0,
+            probe_every=settings.workers,
+        )
         in_flight: dict[Future[ChunkResult], Task] = {}
         retries: list[Task] = []  # resubmitted before any new task
         suspects: list[Task] = []  # lost with a broken pool: each runs alone to find the culprit
@@ -204,7 +214,7 @@ class JobRunner:
                 stopping = self._cancelled or bool(self._stop_reason)
                 # Every active thread of every worker takes the next unit when it is free; a
                 # few more wait queued, so none idles between units.
-                threads = settings.threads or (tuner.threads if tuner else 1)
+                threads = tuner.threads if tuner is not None else settings.threads or 1
                 limit = settings.workers * threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
                 while not stopping and len(in_flight) < limit:
                     if suspects:
@@ -214,7 +224,7 @@ class JobRunner:
                     elif retries:
                         task = retries.pop(0)
                     elif not exhausted:
-                        unit = next(units, None)
+                        unit = self._next_unit(units)
                         if unit is None:
                             exhausted = True
                             continue
@@ -241,10 +251,14 @@ class JobRunner:
                         failed.append((in_flight.pop(future), exc))
                         continue
                     task = in_flight.pop(future)
+                    left -= result.processed
                     if self.on_progress:
                         self.on_progress(result)
                     if tuner is not None and not (task.breaks or task.retries):
-                        self._tune(tuner, executor, result)
+                        step = self._tune(tuner, executor, result)
+                        if step is not None:  # more threads, or the pick: units to feed them
+                            slots = settings.workers * step.threads
+                            units.resize(unit_size(settings.chunk_size, left, slots))
                 if tuner is not None and (failed or broken):
                     tuner.restart_window()  # waits and suspects run alone: not the rows' pace
                 retries += self._after_connection_errors(failed)
@@ -260,17 +274,20 @@ class JobRunner:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
 
-    def _tune(self, tuner: ThreadTuner, executor: InlineExecutor | WorkerPool, result: ChunkResult) -> None:
+    def _tune(
+        self, tuner: ThreadTuner, executor: InlineExecutor | WorkerPool, result: ChunkResult
+    ) -> Step | None:
         if not isinstance(executor, WorkerPool):  # never: one worker has its thread (Settings)
-            return
+            return None
         step = tuner.observe(result, time.monotonic())
         if step is None:
-            return
+            return None
         executor.set_threads(step.threads)
         if not step.final:
             logger.info("Job %s: trying %s threads per worker.", self.job_id, step.threads)
-            return
-        self._report_pick(step)
+        else:
+            self._report_pick(step)
+        return step
 
     def _report_pick(self, step: Step) -> None:
         """Record the pick on the job, and say it once: to the listener (the command line), else
@@ -312,12 +329,13 @@ class JobRunner:
             return None
         return executor
 
-    def _units(self, size: int) -> Iterator[Unit]:
-        """The pending work, in units of at most ``size`` rows; stops if the database stays away."""
+    def _next_unit(self, units: Units) -> Unit | None:
+        """The next unit of pending work; None at the end, or if the database stays away."""
         try:
-            yield from iter_units(self.job_id, size, fetch=partial(_with_db_retries_of, pending_chunks))
+            return next(units, None)
         except CONNECTION_ERRORS as exc:
             self._stop_reason = _database_gone(exc)
+            return None
 
     def _after_break(self, lost: list[Task]) -> list[Task]:
         """Tasks lost with a broken pool, as suspects; a culprit found alone is split or failed."""
@@ -418,16 +436,6 @@ class JobRunner:
         self._stop_reason = f"The runner was stopped ({name}); resume the job to finish it."
 
 
-def unit_size(chunk_size: int, pending: int, workers: int) -> int:
-    """Rows per unit handed to a worker: the chunk size, unless the job has fewer chunks than
-    workers; then as many as give each worker two units. A small job of slow rows (passwords
-    hashed outside the transaction, 0.24 s a row here) would otherwise run on one worker while
-    the others idle: SQLite's 500-row chunks made that any job under 1,000 rows."""
-    if pending >= chunk_size * workers:
-        return chunk_size
-    return max(1, min(chunk_size, -(-pending // (workers * 2))))
-
-
 def most_threads(workers: int) -> int:
     """The most threads per worker to try: ``MAX_AUTO_THREADS``, within half the database's
     connections (the site keeps the rest)."""
@@ -500,39 +508,5 @@ def claim_job(job_id: int, owner: Owner) -> ImportJob:
     return job
 
 
-def iter_units(
-    job_id: int, size: int, *, fetch: Callable[[int, int], list[ImportChunk]] | None = None
-) -> Iterator[Unit]:
-    """A job's pending chunks in order, each split into units of ``size`` rows if larger.
-
-    Chunks are stored at the size chosen when the job was created; a runner asked for smaller
-    chunks hands out parts of them (a chunk's record keeps each row exactly once either way).
-    """
-    fetch = fetch or pending_chunks
-    after = 0
-    while page := fetch(job_id, after):
-        after = page[-1].number
-        parts: list[list[Unit]] = []
-        for chunk in page:
-            if chunk.size <= size:
-                parts.append([Unit(chunk.pk)])
-                continue
-            numbers = chunk.row_numbers()
-            parts.append([Unit(chunk.pk, tuple(numbers[i : i + size])) for i in range(0, len(numbers), size)])
-        # Parts of one chunk lock the same record: hand out parts of different chunks side by side.
-        for round_ in itertools.zip_longest(*parts):
-            yield from (unit for unit in round_ if unit is not None)
-
-
 def _with_db_retries_of(query: Callable[..., T], *args: Any) -> T:
     return _with_db_retries(partial(query, *args))
-
-
-def pending_chunks(job_id: int, after: int, page: int = 64) -> list[ImportChunk]:
-    """The next pending chunks of a job, in order, without their rows."""
-    return list(
-        ImportChunk.objects.pending()
-        .filter(job_id=job_id, number__gt=after)
-        .order_by("number")
-        .only("pk", "number", "size")[:page]
-    )

@@ -32,11 +32,11 @@ from bulkadmin.engine import (
     beat,
     claim_job,
     end_job_hooks,
-    iter_units,
     retry_delays,
     start_job_hooks,
 )
 from bulkadmin.models import QUEUE_WORKERS, ImportChunk, ImportJob, ImportJobQuerySet, JobStatus, stale_before
+from bulkadmin.units import iter_units
 from bulkadmin.vendors import CONNECTION_ERRORS
 from bulkadmin.worker import Unit, configure_threads, forget_job, import_units
 

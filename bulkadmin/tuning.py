@@ -9,7 +9,9 @@ starts with one active thread, and the tuner:
    share of their threads' time spent on the CPU, leaving out the waits for a write turn
    (SQLite's single writer: no thread could use those), and their pace: one thread per
    worker does ``workers`` x rows / seconds. No wall clock: a unit of slow rows takes seconds,
-   and waiting for a second round of them would keep the job on one thread that much longer;
+   and waiting for a second round of them would keep the job on one thread that much longer
+   (the runner's first units are small for this: ``units.PROBE_ROWS``). Rows that kept the
+   CPU ``BUSY`` settle it at once: a start only adds waits (connecting), never CPU;
 2. if that share leaves room, tries as many threads as would fill it (30% on the CPU: 3);
 3. keeps them only if the rows per second, on the wall clock from the trial's first unit back
    (the units begun before it are at the old pace), rose by at least ``GAIN``; otherwise goes
@@ -17,6 +19,11 @@ starts with one active thread, and the tuner:
 
 A job whose rows run out during the trial keeps the trial's threads, and says so. The pick is
 final for the run.
+
+Threads chosen by the user (``asked``) are checked the same way, without a trial: rows that
+keep the CPU busy run on one thread (on SQLite, 2 workers x 4 threads took 1.6x as long as 1
+thread each on 5 ms CPU-bound rows: each process's turn at the write lock waited for the GIL),
+others on the threads asked for.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from bulkadmin.worker import ChunkResult
 MIN_WINDOW = 0.5
 #: The speed-up more threads must show to be kept.
 GAIN = 1.1
+#: A share of the time on the CPU that no start could inflate: one thread, without ``MIN_WINDOW``.
+BUSY = 0.8
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class _Window:
 class ThreadTuner:
     workers: int
     most: int
+    #: ``most`` is the user's number: kept unless the rows keep the CPU busy.
+    asked: bool = False
     threads: int = 1
     done: bool = False
     _window: _Window = field(default_factory=_Window, init=False)
@@ -83,7 +94,9 @@ class ThreadTuner:
         window = self._window
         if self.threads == 1:
             window.add(result)
-            if window.results < self.workers or window.total.seconds < MIN_WINDOW:
+            if window.results < self.workers:
+                return None
+            if window.total.seconds < MIN_WINDOW and window.cpu_share() < BUSY:
                 return None
             return self._after_single(window)
         if window.started is None:  # its rows began before the trial did
@@ -114,7 +127,12 @@ class ThreadTuner:
         share = window.cpu_share()
         guess = self.most if share <= 1 / self.most else min(self.most, int(1 / share))
         if guess <= 1:
-            return self._settle(1, f"the rows kept their thread on the CPU {share:.0%} of the time")
+            busy = f"the rows kept their thread on the CPU {share:.0%} of the time"
+            if self.asked:
+                busy += f": {self.most} threads would only take turns at it"
+            return self._settle(1, busy)
+        if self.asked:
+            return self._settle(self.most, f"as asked: the rows waited {1 - share:.0%} of the time")
         pace = self.workers * window.total.processed / window.total.seconds
         self._single_rate, self._cpu_share = pace, share
         self.threads = guess

@@ -32,6 +32,18 @@ def test_rows_that_keep_the_cpu_busy_stay_on_one_thread_without_a_trial():
     assert feed(tuner, [unit(cpu=0.01)] * 10, start=1.0, step=0.2) == []  # the pick is final
 
 
+def test_rows_that_clearly_keep_the_cpu_busy_settle_at_the_first_unit_of_each_worker():
+    # The first units are small (units.PROBE_ROWS): 0.02 s of CPU-bound rows says enough.
+    tuner = ThreadTuner(workers=2, most=16)
+    assert tuner.observe(unit(seconds=0.02, cpu=0.019), 0.1) is None  # one worker's
+    assert tuner.observe(unit(seconds=0.02, cpu=0.019), 0.1) == Step(
+        1, "the rows kept their thread on the CPU 95% of the time"
+    )
+    # Rows half on the CPU could be a start's waits: they wait for MIN_WINDOW.
+    tuner = ThreadTuner(workers=2, most=16)
+    assert feed(tuner, [unit(seconds=0.02, cpu=0.01)] * 2, start=0.0, step=0.01) == []
+
+
 def test_rows_that_wait_get_the_threads_that_fill_the_cpu_and_keep_them_when_faster():
     tuner = ThreadTuner(workers=2, most=16)
     # A quarter of the time on the CPU: four threads would fill it. One thread per worker did
@@ -54,6 +66,20 @@ def test_more_threads_that_are_not_faster_are_given_back():
     assert tuner.threads == 1
 
 
+def test_threads_the_user_chose_are_kept_without_a_trial_unless_the_rows_keep_the_cpu_busy():
+    tuner = ThreadTuner(workers=2, most=6, asked=True)
+    assert feed(tuner, [unit(cpu=0.5 * 0.1)] * 5, start=0.0, step=0.05) == [
+        Step(6, "as asked: the rows waited 50% of the time")
+    ]
+    tuner = ThreadTuner(workers=2, most=6, asked=True)
+    steps = feed(tuner, [unit(cpu=0.09)] * 5, start=0.0, step=0.05)
+    assert steps == [
+        Step(
+            1, "the rows kept their thread on the CPU 90% of the time: 6 threads would only take turns at it"
+        )
+    ]
+
+
 def test_a_job_that_ends_during_the_trial_says_what_it_ran_with():
     tuner = ThreadTuner(workers=2, most=16)
     assert tuner.conclude() is None  # too short to measure: nothing to say
@@ -73,7 +99,7 @@ def test_waiting_for_a_write_turn_is_not_time_a_thread_could_use():
 def test_a_restarted_window_forgets_the_units_before():
     # The runner waited out the database: the units before the wait do not count.
     tuner = ThreadTuner(workers=1, most=8)
-    assert feed(tuner, [unit(cpu=0.09)] * 3, start=0.0, step=0.1) == []  # 0.3 s of 0.5
+    assert feed(tuner, [unit(cpu=0.05)] * 3, start=0.0, step=0.1) == []  # 0.3 s of 0.5
     tuner.restart_window()
     assert feed(tuner, [unit(cpu=0.0)] * 4, start=10.0, step=0.1) == []  # else decided here
     assert tuner.observe(unit(cpu=0.0), 10.5) == Step(8)
@@ -133,13 +159,26 @@ def test_a_job_whose_rows_keep_the_cpu_busy_stays_on_one_thread(restaurants_job,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_threads_chosen_by_the_user_are_never_tuned(restaurants_job, knobs):
+def test_threads_chosen_by_the_user_are_kept_for_rows_that_wait(restaurants_job, knobs):
     knobs(row_wait="0.02")
     picked: list[Step] = []
     job = JobRunner(
-        restaurants_job(200).pk, workers=2, threads=2, chunk_size=5, on_threads_picked=picked.append
+        restaurants_job(200).pk, workers=2, threads=3, chunk_size=5, on_threads_picked=picked.append
     ).run()
-    assert (job.status, job.threads, picked) == (JobStatus.SUCCEEDED, 2, [])
+    assert (job.status, job.threads) == (JobStatus.SUCCEEDED, 3)
+    assert [step.threads for step in picked] == [3] and "as asked" in picked[0].reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_chosen_by_the_user_are_not_given_to_rows_that_keep_the_cpu_busy(restaurants_job, knobs):
+    knobs(row_spin="0.01")
+    picked: list[Step] = []
+    job = JobRunner(
+        restaurants_job(200).pk, workers=2, threads=4, chunk_size=5, on_threads_picked=picked.append
+    ).run()
+    assert (job.status, job.succeeded, job.threads) == (JobStatus.SUCCEEDED, 200, 1)
+    assert [step.threads for step in picked] == [1]
+    assert "4 threads would only take turns" in picked[0].reason
 
 
 @pytest.mark.django_db
