@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bulkadmin.engine import JobRunner, most_threads
 from bulkadmin.jobs import create_job
-from bulkadmin.models import JobStatus
+from bulkadmin.models import ImportJob, JobStatus
 from bulkadmin.tuning import GAIN, Step, ThreadTuner
 from bulkadmin.worker import ChunkResult
 
@@ -135,12 +137,18 @@ def restaurants_job(write_file, auto_threads):
     return make
 
 
+def run_picking(job: ImportJob, **options: Any) -> tuple[ImportJob, list[Step]]:
+    """Run a job on a pool of 2 workers (chunks of 5); with the steps it reported as picks."""
+    picked: list[Step] = []
+    options = {"workers": 2, "chunk_size": 5, **options}
+    return JobRunner(job.pk, on_threads_picked=picked.append, **options).run(), picked
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_job_whose_rows_wait_picks_more_threads_and_says_so(restaurants_job, knobs, settings):
     settings.BULKADMIN = {**settings.BULKADMIN, "MAX_AUTO_THREADS": 4}
     knobs(row_wait="0.02")  # outside the transaction: threads overlap it on SQLite too
-    picked: list[Step] = []
-    job = JobRunner(restaurants_job(600).pk, workers=2, chunk_size=5, on_threads_picked=picked.append).run()
+    job, picked = run_picking(restaurants_job(600))
     assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 600)
     assert [step.threads for step in picked] == [4], picked
     assert "threads did" in picked[0].reason
@@ -150,8 +158,7 @@ def test_a_job_whose_rows_wait_picks_more_threads_and_says_so(restaurants_job, k
 @pytest.mark.django_db(transaction=True)
 def test_a_job_whose_rows_keep_the_cpu_busy_stays_on_one_thread(restaurants_job, knobs):
     knobs(row_spin="0.01")
-    picked: list[Step] = []
-    job = JobRunner(restaurants_job(200).pk, workers=2, chunk_size=5, on_threads_picked=picked.append).run()
+    job, picked = run_picking(restaurants_job(200))
     assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 200)
     assert [step.threads for step in picked] == [1], picked
     assert "on the CPU" in picked[0].reason
@@ -161,10 +168,7 @@ def test_a_job_whose_rows_keep_the_cpu_busy_stays_on_one_thread(restaurants_job,
 @pytest.mark.django_db(transaction=True)
 def test_threads_chosen_by_the_user_are_kept_for_rows_that_wait(restaurants_job, knobs):
     knobs(row_wait="0.02")
-    picked: list[Step] = []
-    job = JobRunner(
-        restaurants_job(200).pk, workers=2, threads=3, chunk_size=5, on_threads_picked=picked.append
-    ).run()
+    job, picked = run_picking(restaurants_job(200), threads=3)
     assert (job.status, job.threads) == (JobStatus.SUCCEEDED, 3)
     assert [step.threads for step in picked] == [3] and "as asked" in picked[0].reason
 
@@ -172,10 +176,7 @@ def test_threads_chosen_by_the_user_are_kept_for_rows_that_wait(restaurants_job,
 @pytest.mark.django_db(transaction=True)
 def test_threads_chosen_by_the_user_are_not_given_to_rows_that_keep_the_cpu_busy(restaurants_job, knobs):
     knobs(row_spin="0.01")
-    picked: list[Step] = []
-    job = JobRunner(
-        restaurants_job(200).pk, workers=2, threads=4, chunk_size=5, on_threads_picked=picked.append
-    ).run()
+    job, picked = run_picking(restaurants_job(200), threads=4)
     assert (job.status, job.succeeded, job.threads) == (JobStatus.SUCCEEDED, 200, 1)
     assert [step.threads for step in picked] == [1]
     assert "4 threads would only take turns" in picked[0].reason
@@ -186,8 +187,7 @@ def test_one_worker_stays_a_plain_loop_in_the_callers_thread(restaurants_job):
     # In the test's own transaction, which another thread's connection cannot see: ``--workers
     # 1`` runs in this thread, as documented, with no threads to pick (a debugger's pause would
     # look like rows waiting on I/O).
-    picked: list[Step] = []
-    job = JobRunner(restaurants_job(30).pk, workers=1, chunk_size=5, on_threads_picked=picked.append).run()
+    job, picked = run_picking(restaurants_job(30), workers=1)
     assert (job.status, job.succeeded, job.threads, picked) == (JobStatus.SUCCEEDED, 30, 1, [])
 
 

@@ -33,7 +33,10 @@ def add_run_arguments(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
         type=positive_int,
-        help="Threads per worker, for rows that wait on I/O (default: picked from the first chunks).",
+        help=(
+            "Threads per worker, for rows that wait on I/O (default: picked from the first chunks; "
+            "rows that keep the CPU busy get 1 either way)."
+        ),
     )
     parser.add_argument("--chunk-size", type=positive_int, help="Rows per chunk (one transaction each).")
 
