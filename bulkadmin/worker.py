@@ -37,6 +37,7 @@ from django.utils.module_loading import import_string
 
 from bulkadmin import conf, crypto, history, vendors
 from bulkadmin import undo as undo_values
+from bulkadmin.bookkeeping import add_progress, read_chunk, write_chunk
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
@@ -229,18 +230,6 @@ class _NotCommitted(Exception):
 class _Raced(Exception):
     """In a deferred transaction, a row imported was done, or its chunk finished, by another
     worker before the chunk's record could be read."""
-
-
-def _chunk_state(chunk_id: int) -> tuple[int, list[int], dict[str, str], dict[str, Any]] | None:
-    """The chunk's size, done rows, objects and undo records, if it is pending; locked (row
-    locks; SQLite's IMMEDIATE transaction locks the whole database), so rows another worker
-    finished meanwhile are seen as done: exactly once."""
-    return (
-        vendors.for_alias()
-        .lock(ImportChunk.objects.filter(pk=chunk_id, status=ChunkStatus.PENDING).order_by())
-        .values_list("size", "done_rows", "object_pks", "undo")
-        .first()
-    )
 
 
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
@@ -438,7 +427,7 @@ def _write(
     long before its first statement ends the transaction, so that the next row's time does not
     hold the turn either (``Vendor.alone_after``).
     """
-    state = None if deferred else _chunk_state(chunk_id)
+    state = None if deferred else read_chunk(chunk_id)
     if state is None and not deferred:
         return ChunkResult()
     done = set(state[1] if state is not None else ())
@@ -470,7 +459,7 @@ def _write(
             rest += ok[index + 1 :]
             break
     if state is None:  # deferred: the rows are in; now the record, locked until the commit
-        state = _chunk_state(chunk_id)
+        state = read_chunk(chunk_id)
         done = set(state[1]) if state is not None else set()
         if state is None or not done.isdisjoint(int(number) for number in imported):
             raise _Raced
@@ -493,7 +482,8 @@ def _write(
     done.update(int(number) for number in imported)
     done.update(row.number for row in failures)
     finished = len(done) >= size
-    ImportChunk.objects.filter(pk=chunk_id).update(
+    write_chunk(
+        chunk_id,
         status=ChunkStatus.DONE if finished else ChunkStatus.PENDING,
         done_rows=[] if finished else sorted(done),
         object_pks={**object_pks, **imported},
@@ -501,7 +491,7 @@ def _write(
         **({"secret": ""} if finished else {}),
     )
     result = ChunkResult(len(imported) + len(failures), len(imported), len(failures))
-    ImportJob.objects.filter(pk=job_id).add_progress(result.processed, result.succeeded, result.failed)
+    add_progress(job_id, result.processed, result.succeeded, result.failed)
     return result
 
 
