@@ -169,15 +169,6 @@ class ImportJobQuerySet(models.QuerySet["ImportJob"]):
             jobs = self.owned_by(owner) if owner is not None else self
             return jobs.update(heartbeat_at=timezone.now())
 
-    def add_progress(self, processed: int, succeeded: int, failed: int) -> int:
-        """Count finished rows: called in the transaction that finished them."""
-        return self.update(
-            processed=F("processed") + processed,
-            succeeded=F("succeeded") + succeeded,
-            failed=F("failed") + failed,
-            heartbeat_at=timezone.now(),
-        )
-
     def request_cancel(self) -> int:
         """A job no runner works on ends at once; a running one is asked to stop."""
         with write_turn(self.db):
