@@ -192,11 +192,14 @@ class JobRunner:
         executor = self._start_executor(settings, tuner)
         if executor is None:
             return
+
+        def active_threads() -> int:
+            return tuner.threads if tuner is not None else settings.threads or 1
+
         left = total - processed
-        threads = tuner.threads if tuner is not None else settings.threads or 1
         units = Units(
             self.job_id,
-            unit_size(settings.chunk_size, left, settings.workers * threads),
+            unit_size(settings.chunk_size, left, settings.workers * active_threads()),
             fetch=partial(_with_db_retries_of, pending_chunks),
             probe=PROBE_ROWS if tuner is not None else 0,
             probe_every=settings.workers,
@@ -214,8 +217,7 @@ class JobRunner:
                 stopping = self._cancelled or bool(self._stop_reason)
                 # Every active thread of every worker takes the next unit when it is free; a
                 # few more wait queued, so none idles between units.
-                threads = tuner.threads if tuner is not None else settings.threads or 1
-                limit = settings.workers * threads * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
+                limit = settings.workers * active_threads() * int(conf.get("MAX_IN_FLIGHT_PER_WORKER"))
                 while not stopping and len(in_flight) < limit:
                     if suspects:
                         if in_flight:
@@ -254,11 +256,14 @@ class JobRunner:
                     left -= result.processed
                     if self.on_progress:
                         self.on_progress(result)
-                    if tuner is not None and not (task.breaks or task.retries):
-                        step = self._tune(tuner, executor, result)
-                        if step is not None:  # more threads, or the pick: units to feed them
-                            slots = settings.workers * step.threads
-                            units.resize(unit_size(settings.chunk_size, left, slots))
+                    if (
+                        tuner is not None
+                        and not (task.breaks or task.retries)
+                        and self._tune(tuner, executor, result) is not None
+                    ):
+                        # more threads, or the pick: the rest is cut for them
+                        slots = settings.workers * active_threads()
+                        units.resize(unit_size(settings.chunk_size, left, slots))
                 if tuner is not None and (failed or broken):
                     tuner.restart_window()  # waits and suspects run alone: not the rows' pace
                 retries += self._after_connection_errors(failed)

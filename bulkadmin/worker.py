@@ -16,6 +16,7 @@ other writers' turns. A transaction that records failures only locks the record 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import logging
@@ -24,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -376,7 +377,11 @@ def _commit(
     go into ``rest``, for another: set before the commit, whatever its callbacks raise."""
     if not ok and not failed:
         return ChunkResult()
-    write = partial(_transaction, importer, job_id, chunk_id, ok, failed, rest)
+
+    def write(deferred: bool) -> ChunkResult:
+        with _transaction(deferred):
+            return _write(importer, job_id, chunk_id, ok, failed, rest, deferred=deferred)
+
     if not (ok and rest is not None):
         return write(deferred=False)
     try:
@@ -387,22 +392,14 @@ def _commit(
         return write(deferred=False)
 
 
-def _transaction(
-    importer: Importer,
-    job_id: int,
-    chunk_id: int,
-    ok: list[Prepared],
-    failed: list[Failure],
-    rest: list[Prepared] | None,
-    *,
-    deferred: bool,
-) -> ChunkResult:
+@contextlib.contextmanager
+def _transaction(deferred: bool) -> Iterator[None]:
     """One transaction of ``_commit``'s, in a write turn taken at once or at its first
     statement (``deferred``). An error outside any row is ``_NotCommitted``, not taken for an
     ``on_commit`` callback's."""
     with rows_turn() if deferred else write_turn(), transaction.atomic():
         try:
-            return _write(importer, job_id, chunk_id, ok, failed, rest, deferred=deferred)
+            yield
         except (_RowFailed, DatabaseError, _Raced):
             raise
         except Exception as exc:
