@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     # Threads per worker process, each with its own database connection; they help rows that
     # wait on I/O (email, HTTP), not CPU-bound ones. None: the runner picks, from the first
     # chunks' timings, between 1 and MAX_AUTO_THREADS (Celery workers then run 1). A number is
-    # kept unless those timings show rows that keep the CPU busy: a pool then runs 1.
+    # kept unless those timings show rows that keep the CPU busy: 1 thread runs them then.
     "THREADS": None,
     "MAX_AUTO_THREADS": 16,
     # Rows handed to a worker at a time; one transaction each (SQLite may split a slow one).

@@ -187,7 +187,7 @@ class JobRunner:
         tuner = None
         if settings.threads is None:
             tuner = ThreadTuner(settings.workers, most_threads(settings.workers))
-        elif settings.threads > 1 and settings.workers > 1:  # checked: CPU-bound rows get 1
+        elif settings.threads > 1:  # checked: CPU-bound rows get 1
             tuner = ThreadTuner(settings.workers, settings.threads, asked=True)
         executor = self._start_executor(settings, tuner)
         if executor is None:
@@ -241,6 +241,9 @@ class JobRunner:
                         self._report_pick(step)
                     break
                 done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                if not done and tuner is not None and self._tune_running(tuner, executor):
+                    slots = settings.workers * active_threads()
+                    units.resize(unit_size(settings.chunk_size, left, slots))
                 broken = False
                 failed: list[tuple[Task, Exception]] = []
                 for future in done:
@@ -282,8 +285,6 @@ class JobRunner:
     def _tune(
         self, tuner: ThreadTuner, executor: InlineExecutor | WorkerPool, result: ChunkResult
     ) -> Step | None:
-        if not isinstance(executor, WorkerPool):  # never: one worker has its thread (Settings)
-            return None
         step = tuner.observe(result, time.monotonic())
         if step is None:
             return None
@@ -293,6 +294,17 @@ class JobRunner:
         else:
             self._report_pick(step)
         return step
+
+    def _tune_running(self, tuner: ThreadTuner, executor: InlineExecutor | WorkerPool) -> bool:
+        """In-process, the threads asked for, once the unit on the one thread shows rows that
+        wait: they may be waiting for rows of the units queued behind it."""
+        call = executor.longest_call() if isinstance(executor, InlineExecutor) else None
+        step = None if call is None else tuner.observe_running(*call)
+        if step is None:
+            return False
+        executor.set_threads(step.threads)
+        self._report_pick(step)
+        return True
 
     def _report_pick(self, step: Step) -> None:
         """Record the pick on the job, and say it once: to the listener (the command line), else
@@ -313,8 +325,8 @@ class JobRunner:
     ) -> InlineExecutor | WorkerPool | None:
         """A new executor whose workers are shown to start; None (and the job stops) if they cannot.
 
-        While threads are being picked, each worker starts the most it may use, all but
-        ``tuner.threads`` of them parked.
+        While threads are being picked, each worker (or this process, for one) starts the most
+        it may use, all but ``tuner.threads`` of them parked.
         """
         if tuner is None:
             threads, active = settings.threads or 1, None

@@ -34,11 +34,24 @@ T = TypeVar("T")
 
 class InlineExecutor(Executor):
     """Runs calls in this process: at once (the plain loop, for debugging), or on the worker's
-    thread gang when it has several threads, each taking the next call when it is free."""
+    thread gang when it has several threads, each taking the next call when it is free; the
+    first ``active`` of them (all by default) until ``set_threads`` says otherwise."""
 
-    def __init__(self, job_id: int, threads: int) -> None:
-        worker.configure_threads(threads)
-        worker.set_only_writer(threads <= 1)
+    def __init__(self, job_id: int, threads: int, active: int | None = None) -> None:
+        worker.configure_threads(threads, active)
+        worker.set_only_writer((threads if active is None else active) <= 1)
+
+    def set_threads(self, active: int) -> None:
+        """With one thread active, it is the job's only writer: its rows commit together."""
+        gang = worker.thread_gang()
+        if gang is not None:
+            gang.set_active(active)
+        worker.set_only_writer(active <= 1)
+
+    def longest_call(self) -> tuple[float, float] | None:
+        """The call running longest: seconds so far, and its thread's CPU seconds."""
+        gang = worker.thread_gang()
+        return gang.longest_call() if gang is not None else None
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         gang = worker.thread_gang()
@@ -80,10 +93,10 @@ def warm_up() -> None:
 def make_executor(
     job_id: int, *, workers: int, threads: int, active: int | None = None
 ) -> InlineExecutor | WorkerPool:
-    """``workers`` processes (this one for 1) of ``threads`` threads; in a pool, ``active`` of
-    them (all by default) take calls until ``set_threads`` says otherwise."""
+    """``workers`` processes (this one for 1) of ``threads`` threads, ``active`` of them (all
+    by default) taking calls until ``set_threads`` says otherwise."""
     if workers <= 1:
-        return InlineExecutor(job_id, threads)
+        return InlineExecutor(job_id, threads, active)
     connections.close_all()
     return WorkerPool(
         processes=workers,

@@ -20,8 +20,9 @@ starts with one active thread, and the tuner:
 A job whose rows run out during the trial keeps the trial's threads, and says so. The pick is
 final for the run.
 
-Threads chosen by the user (``asked``) are checked the same way, without a trial: rows that
-keep the CPU busy run on one thread (on SQLite, 2 workers x 4 threads took 1.6x as long as 1
+Threads chosen by the user (``asked``) are checked the same way, without a trial, on a pool
+or in-process (``--workers 1 --threads 4`` ran 5 ms CPU-bound rows at 0.74x of 1 thread): rows
+that keep the CPU busy run on one thread (on SQLite, 2 workers x 4 threads took 1.6x as long as 1
 thread each on 5 ms CPU-bound rows: each process's turn at the write lock waited for the GIL),
 others on the threads asked for.
 """
@@ -108,6 +109,21 @@ class ThreadTuner:
             return None
         return self._after_trial(window, now)
 
+    def observe_running(self, seconds: float, cpu: float) -> Step | None:
+        """A unit still running on the one thread (in-process, ``longest_call``): rows that have
+        waited for ``MIN_WINDOW`` get the threads asked for without it ending, since what they
+        wait for may be rows of another unit. Rows on the CPU are left to finish it."""
+        if self.done or not self.asked or self.threads != 1 or seconds < MIN_WINDOW:
+            return None
+        share = min(1.0, max(0.0, cpu) / seconds)
+        if self._filling(share) <= 1:
+            return None
+        return self._settle(self.most, f"as asked: the rows waited {1 - share:.0%} of the time")
+
+    def _filling(self, share: float) -> int:
+        """The threads that rows on the CPU ``share`` of their time would fill it with."""
+        return self.most if share <= 1 / self.most else min(self.most, int(1 / share))
+
     def conclude(self) -> Step | None:
         """The rows ran out during a trial: its threads are the pick, unproven (None if no
         trial ran: a job too short to measure says nothing)."""
@@ -125,7 +141,7 @@ class ThreadTuner:
 
     def _after_single(self, window: _Window) -> Step:
         share = window.cpu_share()
-        guess = self.most if share <= 1 / self.most else min(self.most, int(1 / share))
+        guess = self._filling(share)
         if guess <= 1:
             busy = f"the rows kept their thread on the CPU {share:.0%} of the time"
             if self.asked:

@@ -86,13 +86,16 @@ _importers_lock = threading.Lock()
 _gang: ThreadGang | None = None
 
 
-def configure_threads(threads: int) -> None:
+def configure_threads(threads: int, active: int | None = None) -> None:
+    """This process's threads for units: ``threads``, ``active`` of them (all by default)."""
     global _gang
     if _gang is not None and _gang.size != threads:
         _gang.shutdown()
         _gang = None
     if threads > 1 and _gang is None:
-        _gang = ThreadGang(threads)
+        _gang = ThreadGang(threads, active)
+    elif _gang is not None:
+        _gang.set_active(threads if active is None else active)
 
 
 def thread_gang() -> ThreadGang | None:
@@ -132,28 +135,75 @@ def forget_job(job_id: int) -> None:
 
 # ---- threads within a worker process -------------------------------------------------------
 class ThreadGang:
-    """Long-lived threads, each with its own database connection, closed when the thread ends."""
+    """Long-lived threads, each with its own database connection, closed when the thread ends.
 
-    def __init__(self, size: int) -> None:
+    Only the first ``active`` threads take calls; the others wait parked (their connections
+    closed) until ``set_active`` wakes them: the runner checks the rows on one thread before it
+    gives them the threads asked for (``tuning.ThreadTuner``), and ``longest_call`` lets it
+    see rows that wait without waiting for them.
+    """
+
+    def __init__(self, size: int, active: int | None = None) -> None:
         self.size = size
+        self._active = size if active is None else max(1, min(active, size))
+        self._stopping = False
+        self._gate = threading.Condition()
+        #: Each running call's start: wall clock, and its thread's CPU clock and time.
+        self._running: dict[int, tuple[float, int, float]] = {}
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._loop, name=f"bulkadmin-{i}", daemon=True) for i in range(size)
+            threading.Thread(target=self._loop, args=(i,), name=f"bulkadmin-{i}", daemon=True)
+            for i in range(size)
         ]
         for thread in self._threads:
             thread.start()
 
-    def _loop(self) -> None:
+    def _loop(self, index: int) -> None:
+        clock = _cpu_clock()
         try:
-            while (task := self._tasks.get()) is not None:
+            while True:
+                self._park(index)
+                task = self._tasks.get()
+                if task is None:
+                    break
                 fn, future = task
                 if future.set_running_or_notify_cancel():
+                    if clock is not None:
+                        self._running[index] = (time.perf_counter(), clock, time.clock_gettime(clock))
                     try:
                         future.set_result(fn())
                     except BaseException as exc:
                         future.set_exception(exc)
+                    finally:
+                        self._running.pop(index, None)
         finally:
             connections.close_all()
+
+    def _park(self, index: int) -> None:
+        with self._gate:
+            if index < self._active or self._stopping:
+                return
+        connections.close_all()
+        with self._gate:
+            self._gate.wait_for(lambda: index < self._active or self._stopping)
+
+    def set_active(self, active: int) -> None:
+        with self._gate:
+            self._active = max(1, min(active, self.size))
+            self._gate.notify_all()
+
+    def longest_call(self) -> tuple[float, float] | None:
+        """The call running longest: its seconds so far, and its thread's CPU seconds (None
+        where threads have no CPU clock of their own)."""
+        now = time.perf_counter()
+        calls = sorted(self._running.values())
+        if not calls:
+            return None
+        started, clock, cpu = calls[0]
+        try:
+            return now - started, time.clock_gettime(clock) - cpu
+        except OSError:  # its thread is gone: the gang is shutting down
+            return None
 
     def runs_this_thread(self) -> bool:
         return threading.current_thread() in self._threads
@@ -168,10 +218,21 @@ class ThreadGang:
         return [f.result() for f in futures]
 
     def shutdown(self) -> None:
+        with self._gate:
+            self._stopping = True
+            self._gate.notify_all()
         for _ in self._threads:
             self._tasks.put(None)
         for thread in self._threads:
             thread.join()
+
+
+def _cpu_clock() -> int | None:
+    """This thread's CPU clock, which other threads can read (POSIX)."""
+    try:
+        return time.pthread_getcpuclockid(threading.get_ident())
+    except (AttributeError, OSError):
+        return None
 
 
 # ---- one chunk -----------------------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
+from bulkadmin import worker
 from bulkadmin.engine import JobRunner, most_threads
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, JobStatus
-from bulkadmin.tuning import GAIN, Step, ThreadTuner
+from bulkadmin.tuning import GAIN, MIN_WINDOW, Step, ThreadTuner
 from bulkadmin.worker import ChunkResult
 
 
@@ -80,6 +82,17 @@ def test_threads_the_user_chose_are_kept_without_a_trial_unless_the_rows_keep_th
             1, "the rows kept their thread on the CPU 90% of the time: 6 threads would only take turns at it"
         )
     ]
+
+
+def test_a_unit_still_running_shows_rows_that_wait_but_leaves_the_cpu_bound_to_finish():
+    asked = ThreadTuner(workers=1, most=4, asked=True)
+    assert asked.observe_running(MIN_WINDOW / 2, 0.0) is None  # too early to tell
+    assert asked.observe_running(MIN_WINDOW, MIN_WINDOW * 0.9) is None  # on the CPU: let it end
+    assert asked.observe_running(MIN_WINDOW, MIN_WINDOW * 0.1) == Step(
+        4, "as asked: the rows waited 90% of the time"
+    )
+    assert asked.done and asked.observe_running(MIN_WINDOW, 0.0) is None
+    assert ThreadTuner(workers=1, most=4).observe_running(MIN_WINDOW, 0.0) is None  # a trial needs units
 
 
 def test_a_job_that_ends_during_the_trial_says_what_it_ran_with():
@@ -180,6 +193,33 @@ def test_threads_chosen_by_the_user_are_not_given_to_rows_that_keep_the_cpu_busy
     assert (job.status, job.succeeded, job.threads) == (JobStatus.SUCCEEDED, 200, 1)
     assert [step.threads for step in picked] == [1]
     assert "4 threads would only take turns" in picked[0].reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_worker_runs_rows_that_keep_the_cpu_busy_on_one_thread_whatever_was_asked(restaurants_job, knobs):
+    # In-process, 4 threads took 1.36x as long as 1 on 5 ms CPU-bound rows (SQLite, 1,000 users).
+    knobs(row_spin="0.01")
+    job, picked = run_picking(restaurants_job(60), workers=1, threads=4)
+    assert (job.status, job.succeeded, job.threads) == (JobStatus.SUCCEEDED, 60, 1)
+    assert [step.threads for step in picked] == [1]
+    assert "4 threads would only take turns" in picked[0].reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_worker_runs_rows_that_wait_on_the_threads_asked_for(restaurants_job, knobs, monkeypatch):
+    threads_seen: set[str] = set()
+    import_unit = worker._import_unit
+
+    def recording(*args: Any) -> Any:
+        threads_seen.add(threading.current_thread().name)
+        return import_unit(*args)
+
+    monkeypatch.setattr(worker, "_import_unit", recording)
+    knobs(row_wait="0.02")
+    job, picked = run_picking(restaurants_job(200), workers=1, threads=3)
+    assert (job.status, job.succeeded, job.threads) == (JobStatus.SUCCEEDED, 200, 3)
+    assert [step.threads for step in picked] == [3] and "as asked" in picked[0].reason
+    assert {f"bulkadmin-{i}" for i in range(3)} <= threads_seen
 
 
 @pytest.mark.django_db
