@@ -196,10 +196,14 @@ class JobRunner:
         def active_threads() -> int:
             return tuner.threads if tuner is not None else settings.threads or 1
 
+        def unit_rows() -> int:
+            """For all the active threads of all the workers, the rows left being ``left``."""
+            return unit_size(settings.chunk_size, left, settings.workers * active_threads())
+
         left = total - processed
         units = Units(
             self.job_id,
-            unit_size(settings.chunk_size, left, settings.workers * active_threads()),
+            unit_rows(),
             fetch=partial(_with_db_retries_of, pending_chunks),
             probe=PROBE_ROWS if tuner is not None else 0,
             probe_every=settings.workers,
@@ -242,8 +246,7 @@ class JobRunner:
                     break
                 done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 if not done and tuner is not None and self._tune_running(tuner, executor):
-                    slots = settings.workers * active_threads()
-                    units.resize(unit_size(settings.chunk_size, left, slots))
+                    units.resize(unit_rows())  # the rest is cut for the threads asked for
                 broken = False
                 failed: list[tuple[Task, Exception]] = []
                 for future in done:
@@ -264,9 +267,7 @@ class JobRunner:
                         and not (task.breaks or task.retries)
                         and self._tune(tuner, executor, result) is not None
                     ):
-                        # more threads, or the pick: the rest is cut for them
-                        slots = settings.workers * active_threads()
-                        units.resize(unit_size(settings.chunk_size, left, slots))
+                        units.resize(unit_rows())  # more threads, or the pick: cut for them
                 if tuner is not None and (failed or broken):
                     tuner.restart_window()  # waits and suspects run alone: not the rows' pace
                 retries += self._after_connection_errors(failed)

@@ -244,7 +244,7 @@ def _serve(
         traceback.print_exc()
         sys.exit(1)  # the pool sees the process die, and breaks: the runner reports it
     sending = threading.Lock()
-    gate = _Gate(active)
+    gate = Gate(active)
     threading.Thread(target=gate.follow, args=(control,), name="bulkadmin-control", daemon=True).start()
     readers = [
         threading.Thread(
@@ -260,8 +260,9 @@ def _serve(
         reader.join()
 
 
-class _Gate:
-    """How many of this process's threads take calls; the others sleep until there are more."""
+class Gate:
+    """How many of this process's threads take calls; the others sleep until there are more.
+    (Also the in-process thread gang's, ``worker.ThreadGang``.)"""
 
     def __init__(self, active: int) -> None:
         self.active = active
@@ -275,15 +276,17 @@ class _Gate:
             while index >= self.active:
                 self._changed.wait()
 
+    def set(self, active: int) -> None:
+        with self._changed:
+            self.active = active
+            self._changed.notify_all()
+
     def follow(self, control: Connection) -> None:
         """Take each new count from the parent until it closes the pipe (or dies: the orphan
         watch ends this process then)."""
         with contextlib.suppress(EOFError, OSError):
             while True:
-                active = control.recv()
-                with self._changed:
-                    self.active = active
-                    self._changed.notify_all()
+                self.set(control.recv())
 
 
 def _take_calls(
@@ -292,7 +295,7 @@ def _take_calls(
     outcomes: Connection,
     sending: threading.Lock,
     cancelling: Any,
-    gate: _Gate,
+    gate: Gate,
 ) -> None:
     from django.db import connections
 

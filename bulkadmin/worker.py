@@ -42,6 +42,7 @@ from bulkadmin.bookkeeping import add_progress, read_chunk, write_chunk
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
+from bulkadmin.pool import Gate
 from bulkadmin.vendors import (
     CONNECTION_ERRORS,
     DatabaseFault,
@@ -145,9 +146,7 @@ class ThreadGang:
 
     def __init__(self, size: int, active: int | None = None) -> None:
         self.size = size
-        self._active = size if active is None else max(1, min(active, size))
-        self._stopping = False
-        self._gate = threading.Condition()
+        self._gate = Gate(size if active is None else max(1, min(active, size)))
         #: Each running call's start: wall clock, and its thread's CPU clock and time.
         self._running: dict[int, tuple[float, int, float]] = {}
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
@@ -162,7 +161,9 @@ class ThreadGang:
         clock = _cpu_clock()
         try:
             while True:
-                self._park(index)
+                if self._gate.parks(index):  # a connection left open would idle all the while
+                    connections.close_all()
+                    self._gate.wait_turn(index)
                 task = self._tasks.get()
                 if task is None:
                     break
@@ -179,18 +180,8 @@ class ThreadGang:
         finally:
             connections.close_all()
 
-    def _park(self, index: int) -> None:
-        with self._gate:
-            if index < self._active or self._stopping:
-                return
-        connections.close_all()
-        with self._gate:
-            self._gate.wait_for(lambda: index < self._active or self._stopping)
-
     def set_active(self, active: int) -> None:
-        with self._gate:
-            self._active = max(1, min(active, self.size))
-            self._gate.notify_all()
+        self._gate.set(max(1, min(active, self.size)))
 
     def longest_call(self) -> tuple[float, float] | None:
         """The call running longest: its seconds so far, and its thread's CPU seconds (None
@@ -218,9 +209,7 @@ class ThreadGang:
         return [f.result() for f in futures]
 
     def shutdown(self) -> None:
-        with self._gate:
-            self._stopping = True
-            self._gate.notify_all()
+        self._gate.set(self.size)  # each thread, parked or not, reads its stop below
         for _ in self._threads:
             self._tasks.put(None)
         for thread in self._threads:
