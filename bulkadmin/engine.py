@@ -196,9 +196,12 @@ class JobRunner:
         def active_threads() -> int:
             return tuner.threads if tuner is not None else settings.threads or 1
 
+        def slots() -> int:
+            return settings.workers * active_threads()
+
         def unit_rows() -> int:
             """For all the active threads of all the workers, the rows left being ``left``."""
-            return unit_size(settings.chunk_size, left, settings.workers * active_threads())
+            return unit_size(settings.chunk_size, left, slots())
 
         left = total - processed
         units = Units(
@@ -207,7 +210,10 @@ class JobRunner:
             fetch=partial(_with_db_retries_of, pending_chunks),
             probe=PROBE_ROWS if tuner is not None else 0,
             probe_every=settings.workers,
+            pending=left,
+            slots=slots(),
         )
+        paced = ChunkResult()  # every unit's rows so far: their pace tapers the last units
         in_flight: dict[Future[ChunkResult], Task] = {}
         retries: list[Task] = []  # resubmitted before any new task
         suspects: list[Task] = []  # lost with a broken pool: each runs alone to find the culprit
@@ -246,7 +252,7 @@ class JobRunner:
                     break
                 done, _ = wait(in_flight, timeout=CANCEL_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 if not done and tuner is not None and self._tune_running(tuner, executor):
-                    units.resize(unit_rows())  # the rest is cut for the threads asked for
+                    units.resize(unit_rows(), slots())  # the rest is cut for the threads asked for
                 broken = False
                 failed: list[tuple[Task, Exception]] = []
                 for future in done:
@@ -260,6 +266,9 @@ class JobRunner:
                         continue
                     task = in_flight.pop(future)
                     left -= result.processed
+                    paced += result
+                    if paced.processed:
+                        units.pace(paced.seconds / paced.processed)
                     if self.on_progress:
                         self.on_progress(result)
                     if (
@@ -267,7 +276,7 @@ class JobRunner:
                         and not (task.breaks or task.retries)
                         and self._tune(tuner, executor, result) is not None
                     ):
-                        units.resize(unit_rows())  # more threads, or the pick: cut for them
+                        units.resize(unit_rows(), slots())  # more threads, or the pick: cut for them
                 if tuner is not None and (failed or broken):
                     tuner.restart_window()  # waits and suspects run alone: not the rows' pace
                 retries += self._after_connection_errors(failed)

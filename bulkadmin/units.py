@@ -8,6 +8,7 @@ each row exactly once either way.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -17,6 +18,10 @@ from bulkadmin.worker import Unit
 #: Rows in the first units while threads are picked: enough to measure, few enough that rows
 #: which wait 20 ms each give the tuner its first figures in a fraction of a second.
 PROBE_ROWS = 10
+#: Seconds of rows in the smallest unit a tapering job's last units shrink to (``Units.pace``):
+#: the most one thread may go on alone after the others ran out of work, while a unit's own
+#: cost (reading its chunk, its record, a commit: 3 to 4 ms here) stays about 1% of its rows'.
+TAIL_SECONDS = 0.25
 
 Fetch = Callable[[int, int], list[ImportChunk]]
 
@@ -69,23 +74,45 @@ class Units(Iterator[Unit]):
     ``probe``: the units begin at that many rows, doubling after every ``probe_every`` units
     until they reach ``size`` (or a ``resize``): the runner picks threads from the first units'
     timings, and learns sooner from small ones; fast rows soon reach full units.
+
+    Once the rows' pace is known (``pace``), the last units taper: each is at most the
+    ``pending`` rows not handed out yet shared among the ``slots`` threads, down to
+    ``TAIL_SECONDS`` of rows. Threads then run out of work together. With whole units to the
+    end, 4 workers x 8 threads of rows waiting 20 ms each spent 2 of their 5 seconds with
+    threads idle, while a few finished a last 100-row unit.
     Parts of one chunk lock the same record at their commit, so they are handed out side by
     side with parts of the next chunks, not one after another.
     """
 
     def __init__(
-        self, job_id: int, size: int, *, fetch: Fetch | None = None, probe: int = 0, probe_every: int = 1
+        self,
+        job_id: int,
+        size: int,
+        *,
+        fetch: Fetch | None = None,
+        probe: int = 0,
+        probe_every: int = 1,
+        pending: int = 0,
+        slots: int = 1,
     ) -> None:
         self.job_id, self.size = job_id, size
+        self.pending, self.slots = pending, slots
+        self._least = size  # no tapering until the rows' pace is known
         self._fetch = fetch or pending_chunks
         self._growing = 0 < probe < size
         self._step, self._every, self._given = probe, max(1, probe_every), 0
         self._after = 0
         self._page: deque[_Cursor] = deque()
 
-    def resize(self, size: int) -> None:
-        """Cut the units not handed out yet at ``size`` rows; ends the probe."""
+    def resize(self, size: int, slots: int | None = None) -> None:
+        """Cut the units not handed out yet at ``size`` rows, for ``slots`` threads; ends the probe."""
         self.size, self._growing = size, False
+        self.slots = slots or self.slots
+
+    def pace(self, seconds_per_row: float) -> None:
+        """How long a row takes: the last units taper down to ``TAIL_SECONDS`` of rows."""
+        if seconds_per_row > 0:
+            self._least = max(1, math.ceil(TAIL_SECONDS / seconds_per_row))
 
     def __next__(self) -> Unit:
         if not self._page:
@@ -98,11 +125,15 @@ class Units(Iterator[Unit]):
         unit = cursor.take(self._next_size())
         if not cursor.empty:
             self._page.append(cursor)
+        self.pending -= cursor.chunk.size if unit.only is None else len(unit.only)
         return unit
 
     def _next_size(self) -> int:
         if not self._growing:
-            return self.size
+            if self.pending <= 0:  # not known: whole units
+                return self.size
+            share = -(-self.pending // self.slots)
+            return max(min(self._least, self.size), min(self.size, share))
         size = self._step
         self._given += 1
         if self._given % self._every == 0:

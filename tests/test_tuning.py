@@ -169,6 +169,21 @@ def test_a_job_whose_rows_wait_picks_more_threads_and_says_so(restaurants_job, k
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_last_units_of_slow_rows_are_smaller_so_the_threads_finish_together(restaurants_job, knobs):
+    """Before, each thread took whole 20-row units to the end: with 4 workers x 8 threads of rows
+    waiting 20 ms, a few threads ran a last 100-row unit for 2 s while the others idled."""
+    knobs(row_wait="0.025")
+    finished: list[ChunkResult] = []
+    job = JobRunner(
+        restaurants_job(120).pk, workers=2, threads=1, chunk_size=20, on_progress=finished.append
+    ).run()
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 120)
+    sizes = [result.processed for result in finished]
+    assert sum(sizes) == 120 and sizes[0] == 20, sizes
+    assert min(sizes) < 20, sizes
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_job_whose_rows_keep_the_cpu_busy_stays_on_one_thread(restaurants_job, knobs):
     knobs(row_spin="0.01")
     job, picked = run_picking(restaurants_job(200))

@@ -8,7 +8,7 @@ import pytest
 
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportChunk, ImportJob
-from bulkadmin.units import Units, unit_size
+from bulkadmin.units import TAIL_SECONDS, Units, unit_size
 from bulkadmin.worker import Unit
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +79,25 @@ def test_the_probe_ends_at_the_full_size(job_of):
         (2, 30),
         (1, 10),
     ]
+
+
+def test_units_stay_whole_until_the_rows_pace_is_known(job_of):
+    job = job_of(200, chunk_size=100)
+    assert cut(job, Units(job.pk, 100, pending=200, slots=2)) == [(1, 100), (2, 100)]
+
+
+def test_the_last_units_taper_down_to_a_quarter_second_of_rows(job_of):
+    """Each unit is at most a thread's share of the rows not handed out yet, so the threads run
+    out of work together; never below TAIL_SECONDS of rows (a unit has its own cost)."""
+    job = job_of(200, chunk_size=100)
+    units = Units(job.pk, 100, pending=200, slots=2)
+    units.pace(TAIL_SECONDS / 4)  # 4 rows make the smallest unit
+    assert cut(job, units) == [(1, 100), (2, 50), (2, 25), (2, 13), (2, 6), (2, 4), (2, 2)]
+    assert units.pending == 0
+
+
+def test_fast_rows_are_not_cut_smaller_than_the_chunk_size(job_of):
+    job = job_of(200, chunk_size=100)
+    units = Units(job.pk, 100, pending=200, slots=2)
+    units.pace(TAIL_SECONDS / 1000)
+    assert cut(job, units) == [(1, 100), (2, 100)]
