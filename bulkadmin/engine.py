@@ -239,6 +239,9 @@ class JobRunner:
                         unit = self._next_unit(units)
                         if unit is None:
                             exhausted = True
+                            # From here threads run out of work: a trial would measure that.
+                            if tuner is not None and (step := tuner.conclude()) is not None:
+                                self._report_pick(step)
                             continue
                         task = Task(unit)
                     else:

@@ -48,17 +48,37 @@ def test_rows_that_clearly_keep_the_cpu_busy_settle_at_the_first_unit_of_each_wo
     assert feed(tuner, [unit(seconds=0.02, cpu=0.01)] * 2, start=0.0, step=0.01) == []
 
 
-def test_rows_that_wait_get_the_threads_that_fill_the_cpu_and_keep_them_when_faster():
+def test_rows_that_wait_get_the_threads_that_fill_the_cpu_and_twice_as_many_while_that_is_faster():
     tuner = ThreadTuner(workers=2, most=16)
     # A quarter of the time on the CPU: four threads would fill it. One thread per worker did
     # 2 workers x 50 rows / 0.5 s = 200 rows a second.
     assert feed(tuner, [unit(cpu=0.025)] * 5, start=0.0, step=0.05) == [Step(4)]
     assert not tuner.done
-    # The trial, at 600 rows a second on the clock from its first unit back.
+    clock = 1.0
+
+    def finish(units: int, per_second: float) -> list[Step]:
+        """Units of 10 rows, finishing at ``per_second`` rows a second from the clock on."""
+        nonlocal clock
+        steps = feed(tuner, [unit(cpu=0.025)] * units, start=clock, step=10 / per_second)
+        clock += units * 10 / per_second
+        return steps
+
+    # Each trial, on the clock from its first unit back: 4 threads 3x as fast, so 8 are tried;
+    # they are 2x as fast as 4, so 16 are; 16 are hardly faster than 8, which are kept.
+    assert finish(32, 600) == [Step(8)]
+    assert finish(70, 1200) == [Step(16)]
+    steps = finish(70, 1250)
+    assert steps == [Step(8, steps[0].reason)] and steps[0].final
+    assert (
+        "waited 75%" in steps[0].reason and "8 threads did 6.0x the rows of 1, 16 only 1.0" in steps[0].reason
+    )
+
+
+def test_a_trial_at_the_most_threads_that_gains_ends_the_climb():
+    tuner = ThreadTuner(workers=2, most=4)
+    assert feed(tuner, [unit(cpu=0.025)] * 5, start=0.0, step=0.05) == [Step(4)]
     steps = feed(tuner, [unit(cpu=0.025)] * 32, start=1.0, step=1 / 60)
-    assert len(steps) == 1
-    assert steps[-1].threads == 4 and steps[-1].final
-    assert "waited 75%" in steps[-1].reason and "4 threads did 3.0x" in steps[-1].reason
+    assert steps == [Step(4, steps[0].reason)] and "4 threads did 3.0x" in steps[0].reason
 
 
 def test_more_threads_that_are_not_faster_are_given_back():
