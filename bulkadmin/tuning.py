@@ -22,8 +22,8 @@ starts with one active thread, and the tuner:
    20 ms each (PostgreSQL, 4 workers) were measured at 85% waiting, so 6 threads were tried,
    where 12 took 3.7 to 4.0 s and 8 took 5.7 s.
 
-A job whose rows run out during the trial keeps the trial's threads, and says so. The pick is
-final for the run.
+A job whose rows are all handed out during a trial keeps the trial's threads, and says so:
+from then on its threads run out of work, whatever their number. The pick is final for the run.
 
 Threads chosen by the user (``asked``) are checked the same way, without a trial, on a pool
 or in-process (``--workers 1 --threads 4`` ran 5 ms CPU-bound rows at 0.74x of 1 thread): rows

@@ -78,8 +78,9 @@ class Units(Iterator[Unit]):
     Once the rows' pace is known (``pace``), the last units taper: each is at most the
     ``pending`` rows not handed out yet shared among the ``slots`` threads, down to
     ``TAIL_SECONDS`` of rows. Threads then run out of work together. With whole units to the
-    end, 4 workers x 8 threads of rows waiting 20 ms each spent 2 of their 5 seconds with
-    threads idle, while a few finished a last 100-row unit.
+    end, 4 workers x 8 threads of rows waiting 20 ms each spent their last 2 seconds of 6 with
+    most threads idle, while a few finished a last 100-row unit.
+
     Parts of one chunk lock the same record at their commit, so they are handed out side by
     side with parts of the next chunks, not one after another.
     """
