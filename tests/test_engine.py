@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -61,6 +62,27 @@ def test_groups_are_assigned(write_file):
     assert job.status == JobStatus.SUCCEEDED
     groups = {u.username: sorted(g.name for g in u.groups.all()) for u in User.objects.all()}
     assert groups == {"ann": ["Editors"], "bob": ["Editors", "Support"], "cyd": []}
+
+
+def test_the_users_importer_reads_the_groups_once_per_worker_not_once_per_unit(users_csv):
+    """Its ``setup()`` did not set up ``ModelImporter``'s cache, so ``prefetch`` set it all up
+    again for every unit: a query for every group, and the starter's grants, each time."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bulkadmin import worker
+
+    job = make_job(users_csv(30), size=10)
+    worker.get_importer(job.pk)  # set up as a worker process does, before its first unit
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            for chunk in ImportChunk.objects.filter(job=job).order_by("number"):
+                assert worker.import_units(job.pk, [worker.Unit(chunk.pk)]).succeeded == 10
+    finally:
+        worker.forget_job(job.pk)
+    groups = re.compile(r"FROM [`\"]?auth_group[`\"]?(\s|$)")
+    assert [q["sql"] for q in queries if groups.search(q["sql"])] == []
+    assert User.objects.count() == 30
 
 
 def test_a_failing_row_mid_chunk_fails_alone(write_file, knobs):

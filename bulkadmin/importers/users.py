@@ -228,6 +228,7 @@ class UserImporter(ModelImporter):
 
     # ---- import --------------------------------------------------------------------------
     def setup(self) -> None:
+        super().setup()  # without it, prefetch() found no cache and set all up again each unit
         self._groups = GroupDirectory()
         self._forbidden_groups = (
             set() if self.context.is_trusted else groups_beyond(self.context.user, set(self._groups.ids))
