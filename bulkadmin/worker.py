@@ -357,6 +357,7 @@ def _commit_all(
 ) -> ChunkResult:
     result = ChunkResult()
     batches: deque[tuple[list[Prepared], list[Failure]]] = deque([(ready, failures)])
+    again: set[int] = set()  # rows that failed at COMMIT alone, tried once more
     while batches:
         ok, failed = batches.popleft()
         rest: list[Prepared] = []  # the rows left when the write turn ran out
@@ -399,6 +400,11 @@ def _commit_all(
                 batches.extendleft(
                     reversed([([item], failed if i == 0 else []) for i, item in enumerate(tried)])
                 )
+            elif tried[0][0].number not in again:
+                # Alone already: once more, on the caches just set up afresh, since an id they
+                # kept may be the cause (a group deleted since); the row then fails as itself.
+                again.add(tried[0][0].number)
+                batches.appendleft((tried, failed))
             else:
                 row, cleaned = tried[0]
                 batches.appendleft(([], [*failed, (row, importer.explain_error(cleaned, cause))]))
