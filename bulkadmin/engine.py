@@ -213,7 +213,6 @@ class JobRunner:
             pending=left,
             slots=slots(),
         )
-        paced = ChunkResult()  # every unit's rows so far: their pace tapers the last units
         in_flight: dict[Future[ChunkResult], Task] = {}
         retries: list[Task] = []  # resubmitted before any new task
         suspects: list[Task] = []  # lost with a broken pool: each runs alone to find the culprit
@@ -269,9 +268,7 @@ class JobRunner:
                         continue
                     task = in_flight.pop(future)
                     left -= result.processed
-                    paced += result
-                    if paced.processed:
-                        units.pace(paced.seconds / paced.processed)
+                    units.finished(result)  # their pace tapers the last units
                     if self.on_progress:
                         self.on_progress(result)
                     if (

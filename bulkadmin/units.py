@@ -13,12 +13,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 from bulkadmin.models import ImportChunk
-from bulkadmin.worker import Unit
+from bulkadmin.worker import ChunkResult, Unit
 
 #: Rows in the first units while threads are picked: enough to measure, few enough that rows
 #: which wait 20 ms each give the tuner its first figures in a fraction of a second.
 PROBE_ROWS = 10
-#: Seconds of rows in the smallest unit a tapering job's last units shrink to (``Units.pace``):
+#: Seconds of rows in the smallest unit a tapering job's last units shrink to (``Units.finished``):
 #: the most one thread may go on alone after the others ran out of work, while a unit's own
 #: cost (reading its chunk, its record, a commit: 3 to 4 ms here) stays about 1% of its rows'.
 TAIL_SECONDS = 0.25
@@ -75,7 +75,7 @@ class Units(Iterator[Unit]):
     until they reach ``size`` (or a ``resize``): the runner picks threads from the first units'
     timings, and learns sooner from small ones; fast rows soon reach full units.
 
-    Once the rows' pace is known (``pace``), the last units taper: each is at most the
+    Once the rows' pace is known (``finished``), the last units taper: each is at most the
     ``pending`` rows not handed out yet shared among the ``slots`` threads, down to
     ``TAIL_SECONDS`` of rows. Threads then run out of work together. With whole units to the
     end, 4 workers x 8 threads of rows waiting 20 ms each spent their last 2 seconds of 6 with
@@ -99,6 +99,7 @@ class Units(Iterator[Unit]):
         self.job_id, self.size = job_id, size
         self.pending, self.slots = pending, slots
         self._least = size  # no tapering until the rows' pace is known
+        self._done = ChunkResult()  # every finished unit's rows: their pace
         self._fetch = fetch or pending_chunks
         self._growing = 0 < probe < size
         self._step, self._every, self._given = probe, max(1, probe_every), 0
@@ -110,10 +111,11 @@ class Units(Iterator[Unit]):
         self.size, self._growing = size, False
         self.slots = slots or self.slots
 
-    def pace(self, seconds_per_row: float) -> None:
-        """How long a row takes: the last units taper down to ``TAIL_SECONDS`` of rows."""
-        if seconds_per_row > 0:
-            self._least = max(1, math.ceil(TAIL_SECONDS / seconds_per_row))
+    def finished(self, result: ChunkResult) -> None:
+        """A unit's rows are done: their pace so far sets the last units' ``TAIL_SECONDS``."""
+        self._done += result
+        if self._done.processed and self._done.seconds > 0:
+            self._least = max(1, math.ceil(TAIL_SECONDS * self._done.processed / self._done.seconds))
 
     def __next__(self) -> Unit:
         if not self._page:

@@ -9,7 +9,7 @@ import pytest
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportChunk, ImportJob
 from bulkadmin.units import TAIL_SECONDS, Units, unit_size
-from bulkadmin.worker import Unit
+from bulkadmin.worker import ChunkResult, Unit
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,7 @@ def test_the_last_units_taper_down_to_a_quarter_second_of_rows(job_of):
     out of work together; never below TAIL_SECONDS of rows (a unit has its own cost)."""
     job = job_of(200, chunk_size=100)
     units = Units(job.pk, 100, pending=200, slots=2)
-    units.pace(TAIL_SECONDS / 4)  # 4 rows make the smallest unit
+    units.finished(ChunkResult(processed=4, seconds=TAIL_SECONDS))  # 4 rows make the smallest unit
     assert cut(job, units) == [(1, 100), (2, 50), (2, 25), (2, 13), (2, 6), (2, 4), (2, 2)]
     assert units.pending == 0
 
@@ -99,5 +99,5 @@ def test_the_last_units_taper_down_to_a_quarter_second_of_rows(job_of):
 def test_fast_rows_are_not_cut_smaller_than_the_chunk_size(job_of):
     job = job_of(200, chunk_size=100)
     units = Units(job.pk, 100, pending=200, slots=2)
-    units.pace(TAIL_SECONDS / 1000)
+    units.finished(ChunkResult(processed=1000, seconds=TAIL_SECONDS))
     assert cut(job, units) == [(1, 100), (2, 100)]
