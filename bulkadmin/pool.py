@@ -268,10 +268,14 @@ class Gate:
         self.active = active
         self._changed = threading.Condition()
 
-    def parks(self, index: int) -> bool:
-        return index >= self.active
-
     def wait_turn(self, index: int) -> None:
+        """If thread ``index`` is parked, close its connections (one left open would idle all
+        the while) and sleep until it is active again."""
+        if index < self.active:
+            return
+        from django.db import connections
+
+        connections.close_all()
         with self._changed:
             while index >= self.active:
                 self._changed.wait()
@@ -301,9 +305,7 @@ def _take_calls(
 
     try:
         while True:
-            if gate.parks(index):  # a connection left open would idle all the while
-                connections.close_all()
-                gate.wait_turn(index)
+            gate.wait_turn(index)
             if (call := calls.get()) is None:
                 break
             call_id, fn, args, kwargs = call

@@ -161,9 +161,7 @@ class ThreadGang:
         clock = _cpu_clock()
         try:
             while True:
-                if self._gate.parks(index):  # a connection left open would idle all the while
-                    connections.close_all()
-                    self._gate.wait_turn(index)
+                self._gate.wait_turn(index)
                 task = self._tasks.get()
                 if task is None:
                     break
