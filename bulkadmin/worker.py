@@ -355,7 +355,17 @@ def _commit_all(
 ) -> ChunkResult:
     result = ChunkResult()
     batches: deque[tuple[list[Prepared], list[Failure]]] = deque([(ready, failures)])
-    again: set[int] = set()  # rows that failed at COMMIT alone, tried once more
+    again: set[int] = set()  # rows that failed alone on the database, tried once more
+
+    def once_more(row: Row, exc: BaseException) -> bool:
+        """Whether a row that failed alone on the database runs once more, on the caches just
+        set up afresh: an id they kept may be the cause (a group deleted since), and the row
+        then fails as itself, or goes in."""
+        if not isinstance(exc, DatabaseError) or row.number in again:
+            return False
+        again.add(row.number)
+        return True
+
     while batches:
         ok, failed = batches.popleft()
         rest: list[Prepared] = []  # the rows left when the write turn ran out
@@ -367,6 +377,8 @@ def _commit_all(
             if index > 0:  # commit the rows before the failing one, then go on from it
                 batches.appendleft((ok[index:], []))
                 batches.appendleft((ok[:index], failed))
+            elif once_more(ok[0][0], failure.exc):
+                batches.appendleft((ok, failed))
             else:  # it ran first in a fresh transaction: the failure is its own
                 row, cleaned = ok[0]
                 errors = importer.explain_error(cleaned, failure.exc)
@@ -398,10 +410,7 @@ def _commit_all(
                 batches.extendleft(
                     reversed([([item], failed if i == 0 else []) for i, item in enumerate(tried)])
                 )
-            elif tried[0][0].number not in again:
-                # Alone already: once more, on the caches just set up afresh, since an id they
-                # kept may be the cause (a group deleted since); the row then fails as itself.
-                again.add(tried[0][0].number)
+            elif once_more(tried[0][0], cause):
                 batches.appendleft((tried, failed))
             else:
                 row, cleaned = tried[0]
