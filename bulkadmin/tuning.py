@@ -6,7 +6,8 @@ switching (2 workers x 4 threads ran CPU-bound rows at 0.87x of 1 thread each). 
 starts with one active thread, and the tuner:
 
 1. reads, over the first unit of each worker and at least ``MIN_WINDOW`` of their time, the
-   share of their threads' time spent on the CPU, leaving out the waits for a write turn
+   share of their threads' time spent on the CPU or ready for it (a busy machine's other work
+   is no wait that threads overlap: ``cpuclock``), leaving out the waits for a write turn
    (SQLite's single writer: no thread could use those), and their pace: one thread per
    worker does ``workers`` x rows / seconds. No wall clock: a unit of slow rows takes seconds,
    and waiting for a second round of them would keep the job on one thread that much longer
@@ -76,7 +77,7 @@ class _Window:
         return self.total.processed / max(self.elapsed(now), 1e-9)
 
     def cpu_share(self) -> float:
-        """The share of the threads' time on the CPU, write-turn waits left out."""
+        """The share of the threads' time on the CPU or ready for it, write-turn waits left out."""
         working = self.total.seconds - self.total.waited
         return min(1.0, self.total.cpu / working) if working > 0 else 1.0
 

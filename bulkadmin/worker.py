@@ -39,6 +39,7 @@ from django.utils.module_loading import import_string
 from bulkadmin import conf, crypto, history, vendors
 from bulkadmin import undo as undo_values
 from bulkadmin.bookkeeping import add_progress, read_chunk, write_chunk
+from bulkadmin.cpuclock import ThreadCpu
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
@@ -64,7 +65,8 @@ class ChunkResult:
     processed: int = 0
     succeeded: int = 0
     failed: int = 0
-    #: The worker thread's time on these rows: in all, on its CPU, and waiting for a write turn.
+    #: The worker thread's time on these rows: in all, on a CPU or ready for one (``cpuclock``),
+    #: and waiting for a write turn.
     #: The runner's thread tuning reads them (``tuning.ThreadTuner``).
     seconds: float = 0.0
     cpu: float = 0.0
@@ -148,7 +150,7 @@ class ThreadGang:
         self.size = size
         self._gate = Gate(size if active is None else max(1, min(active, size)))
         #: Each running call's start: wall clock, and its thread's CPU clock and time.
-        self._running: dict[int, tuple[float, int, float]] = {}
+        self._running: dict[int, tuple[float, ThreadCpu, float]] = {}
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._loop, args=(i,), name=f"bulkadmin-{i}", daemon=True)
@@ -158,7 +160,7 @@ class ThreadGang:
             thread.start()
 
     def _loop(self, index: int) -> None:
-        clock = _cpu_clock()
+        clock = ThreadCpu()
         try:
             while True:
                 self._gate.wait_turn(index)
@@ -167,8 +169,8 @@ class ThreadGang:
                     break
                 fn, future = task
                 if future.set_running_or_notify_cancel():
-                    if clock is not None:
-                        self._running[index] = (time.perf_counter(), clock, time.clock_gettime(clock))
+                    if (cpu := clock.wanted()) is not None:
+                        self._running[index] = (time.perf_counter(), clock, cpu)
                     try:
                         future.set_result(fn())
                     except BaseException as exc:
@@ -182,17 +184,17 @@ class ThreadGang:
         self._gate.set(max(1, min(active, self.size)))
 
     def longest_call(self) -> tuple[float, float] | None:
-        """The call running longest: its seconds so far, and its thread's CPU seconds (None
-        where threads have no CPU clock of their own)."""
+        """The call running longest: its seconds so far, and the CPU its thread wanted in them
+        (``cpuclock``); None where threads have no CPU clock of their own."""
         now = time.perf_counter()
-        calls = sorted(self._running.values())
+        calls = list(self._running.values())
         if not calls:
             return None
-        started, clock, cpu = calls[0]
-        try:
-            return now - started, time.clock_gettime(clock) - cpu
-        except OSError:  # its thread is gone: the gang is shutting down
+        started, clock, cpu = min(calls, key=lambda call: call[0])
+        wanted = clock.wanted()
+        if wanted is None:  # its thread is gone: the gang is shutting down
             return None
+        return now - started, wanted - cpu
 
     def runs_this_thread(self) -> bool:
         return threading.current_thread() in self._threads
@@ -212,14 +214,6 @@ class ThreadGang:
             self._tasks.put(None)
         for thread in self._threads:
             thread.join()
-
-
-def _cpu_clock() -> int | None:
-    """This thread's CPU clock, which other threads can read (POSIX)."""
-    try:
-        return time.pthread_getcpuclockid(threading.get_ident())
-    except (AttributeError, OSError):
-        return None
 
 
 # ---- one chunk -----------------------------------------------------------------------------
@@ -282,15 +276,17 @@ class _Raced(Exception):
 
 
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
-    started, cpu, waited = time.perf_counter(), time.thread_time(), turn_waits()
+    clock = ThreadCpu()
+    started, cpu, waited = time.perf_counter(), clock.wanted() or 0.0, turn_waits()
     try:
         rows = pending_rows(unit)
         ready, failures = _prepare(job_id, importer, rows)
         result = _commit_all(importer, job_id, unit.chunk_id, ready, failures)
+        seconds = time.perf_counter() - started
         return replace(
             result,
-            seconds=time.perf_counter() - started,
-            cpu=time.thread_time() - cpu,
+            seconds=seconds,
+            cpu=max(0.0, (clock.wanted() or cpu + seconds) - cpu),  # unreadable: as if busy
             waited=turn_waits() - waited,
         )
     except DatabaseError as exc:

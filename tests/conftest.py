@@ -93,6 +93,28 @@ def write_file(tmp_path):
     return make
 
 
+@pytest.fixture
+def busy_machine():
+    """More processes keeping a CPU busy than the machine has cores, for the test's length: the
+    machine's other work (another job, the web server) while ours runs."""
+    hogs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "print('busy', flush=True)\nwhile True: pass"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range((os.cpu_count() or 2) + 1)
+    ]
+    try:
+        for hog in hogs:
+            assert hog.stdout is not None and hog.stdout.readline() == "busy\n"
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.communicate()
+
+
 def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.05, what: str = "a condition") -> Any:
     """Poll ``predicate`` until it returns something true; fail loudly at the deadline."""
     deadline = time.monotonic() + timeout

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from bulkadmin import worker
+from bulkadmin.cpuclock import ThreadCpu
 from bulkadmin.engine import JobRunner, most_threads
 from bulkadmin.jobs import create_job
 from bulkadmin.models import ImportJob, JobStatus
@@ -211,6 +213,32 @@ def test_a_job_whose_rows_keep_the_cpu_busy_stays_on_one_thread(restaurants_job,
     assert [step.threads for step in picked] == [1], picked
     assert "on the CPU" in picked[0].reason
     assert job.threads == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_that_keep_the_cpu_busy_stay_on_one_thread_while_the_machine_is_busy_too(
+    restaurants_job, knobs, busy_machine
+):
+    """Before, the time the rows' threads were ready but other processes had the cores read as
+    the rows waiting: 2, 6 and 15 threads were given to rows that spin."""
+    knobs(row_spin="0.01")
+    job, picked = run_picking(restaurants_job(120))
+    assert (job.status, job.succeeded) == (JobStatus.SUCCEEDED, 120)
+    assert [step.threads for step in picked] == [1], picked
+    assert "on the CPU" in picked[0].reason
+
+
+def test_a_threads_time_ready_for_a_busy_cpu_counts_as_wanting_it_and_its_sleep_does_not(busy_machine):
+    clock = ThreadCpu()
+    started, wanted = time.perf_counter(), clock.wanted()
+    spin_until = time.thread_time() + 0.3
+    while time.thread_time() < spin_until:
+        pass
+    spun = time.perf_counter() - started
+    time.sleep(0.2)
+    assert wanted is not None and (now := clock.wanted()) is not None
+    assert spun > 0.4, "the other processes did not take their share of the cores"  # 0.3 s of CPU
+    assert 0.9 * spun <= now - wanted <= spun + 0.05
 
 
 @pytest.mark.django_db(transaction=True)
