@@ -9,6 +9,7 @@ locked" after the timeout); they now leave the database free for a moment every 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from django.db import connection
 
 from bulkadmin.engine import JobRunner
 from bulkadmin.models import ImportJob, JobStatus
-from bulkadmin.vendors.sqlite import _STAMPS, lock_path, others_in
+from bulkadmin.vendors.sqlite import _STAMPS, lock_path, others_connected, others_in, runners_path
 from tests.conftest import spawn, wait_until
 from tests.test_engine import make_job
 from tests.test_faults import start_runner
@@ -195,3 +196,23 @@ SHM, RUNNERS = "fe:00:100", "fe:00:200"
 )
 def test_who_else_has_the_database_open_is_read_from_the_lock_list(listing, others):
     assert others_in(listing, shm=SHM, runners=RUNNERS, me="10") is others
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_database_no_job_has_run_on_is_known_to_have_no_one_else_on_it(tmp_path, settings):
+    """Before, a missing runners file read as "cannot tell": validating a big file paused for
+    other writers every ``YIELD_EVERY`` (0.12 s of each 0.8 s) with nobody else there."""
+    settings.BULKADMIN = {**settings.BULKADMIN, "SQLITE_ONE_CONTAINER": True}
+    database = tmp_path / "fresh.sqlite3"
+    alone = sqlite3.connect(database)
+    try:
+        alone.execute("PRAGMA journal_mode=WAL")
+        alone.execute("CREATE TABLE t (x)")  # the -shm file, and this process's lock on it
+        assert not runners_path(database).exists()
+        assert others_connected(database) is False
+        other = sqlite3.connect(database)  # another connection of this process: still no one else
+        other.execute("SELECT * FROM t").fetchall()
+        other.close()
+        assert others_connected(database) is False
+    finally:
+        alone.close()

@@ -90,8 +90,13 @@ def others_connected(database: Path) -> bool:
     if not (conf.get("SQLITE_ONE_CONTAINER") or _in_initial_pid_namespace()):
         return True
     try:
-        shm, runners = (_file_id(Path(f"{database}-shm")), _file_id(runners_path(database)))
-        listing = Path("/proc/locks").read_text()
+        shm, listing = _file_id(Path(f"{database}-shm")), Path("/proc/locks").read_text()
+    except OSError:
+        return True
+    try:
+        runners = _file_id(runners_path(database))
+    except FileNotFoundError:  # no job has run on it: none runs now (validating a file, say)
+        runners = ""
     except OSError:
         return True
     return others_in(listing, shm=shm, runners=runners, me=str(os.getpid()))
