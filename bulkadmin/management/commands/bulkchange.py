@@ -8,7 +8,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import models
 
 from bulkadmin import changes
@@ -16,7 +16,7 @@ from bulkadmin.importers.base import Importer, RowInvalid
 from bulkadmin.importers.fields import parse_bool, split_list
 from bulkadmin.importers.registry import get_importer_class, importer_paths
 from bulkadmin.jobs import starter_context
-from bulkadmin.management.commands._running import add_run_arguments, run_or_follow
+from bulkadmin.management.commands._running import JobCommand, add_run_arguments, run_or_follow
 from bulkadmin.models import error_text
 
 
@@ -27,7 +27,7 @@ def assignment(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = (
         "Change the objects of a model that match --filter, each loaded, changed and saved "
         "through save() (signals fire), in chunks, on the engine, with a progress bar. The "

@@ -8,20 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from bulkadmin import columns
 from bulkadmin.executors import warm_up
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.jobs import create_job, delete_job
 from bulkadmin.launch import get_launcher, runs_in_foreground
-from bulkadmin.management.commands._running import add_run_arguments, run_or_follow
+from bulkadmin.management.commands._running import JobCommand, add_run_arguments, run_or_follow
 from bulkadmin.validation import Report
 
 ERRORS_SHOWN = 200
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = (
         "Import a CSV, TSV, XLSX or JSON file. Every row is validated first; with any invalid "
         "row nothing is imported (exit 2) unless --skip-invalid. Exits 0 when every row "

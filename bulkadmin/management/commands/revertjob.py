@@ -6,14 +6,14 @@ import sys
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from bulkadmin.management.commands._running import add_run_arguments, exit_code, run_or_follow
+from bulkadmin.management.commands._running import JobCommand, add_run_arguments, exit_code, run_or_follow
 from bulkadmin.models import ImportJob
 from bulkadmin.reverts import NotRevertible, plan, start_revert
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = (
         "Revert a finished import or bulk change: delete the objects it created (through "
         "delete()) and give the objects it changed their earlier values (through save()), "

@@ -7,12 +7,10 @@ import sys
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
-from bulkadmin.management.commands._running import add_run_arguments, exit_code, run_job
+from bulkadmin.management.commands._running import JobCommand, add_run_arguments, exit_code, run_job
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Run or resume an import job's pending rows. Exits 0 when all succeeded, 1 when some failed."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
