@@ -1,13 +1,17 @@
-"""A thread's demand for the CPU: its time on one, and its time ready for one while the machine
-ran other work.
+"""A thread's time on a CPU, and its time ready for one while the cores ran something else.
 
-The thread tuning (``tuning.ThreadTuner``) reads a unit's wall time less this as the rows'
-waiting, which more threads would overlap. A thread's CPU clock alone leaves out the time it
-was ready to run but the machine's cores were busy elsewhere (another job, the web server, the
-database): with three other busy processes on this 2-core machine, rows spinning 10 ms each
-measured 62% to 94% waiting, and the tuner gave them 2, 6, then 15 threads. Linux counts that
-time per thread (``/proc/<pid>/task/<tid>/schedstat``: on the CPU, then runnable, in ns).
-Elsewhere this is the thread's CPU clock alone.
+The thread tuning (``tuning.ThreadTuner``) needs both. A thread's CPU clock alone leaves out
+the time it was ready to run but the machine's cores were busy elsewhere (another job, the web
+server, the database): with three other busy processes on this 2-core machine, rows spinning
+10 ms each measured 62% to 94% waiting, and the tuner gave them 2, 6, then 15 threads. So
+whether rows keep the CPU busy is read from both. How many threads to try is read from the time
+on the CPU alone: a job's own processes make each other wait for the cores too, and counting
+that (4,000 users waiting 20 ms each, PostgreSQL, 4 workers on 2 cores: 73% waiting instead of
+85%) made the first trial 3 threads instead of 6, which twice in six runs gained too little to
+be kept and left the job on one thread (17 s instead of 5 s).
+
+Linux counts both per thread (``/proc/<pid>/task/<tid>/schedstat``: on the CPU, then runnable,
+in ns). Elsewhere the time ready is 0, and the time on the CPU is the thread's CPU clock.
 """
 
 from __future__ import annotations
@@ -16,6 +20,17 @@ import contextlib
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
+
+
+class CpuTimes(NamedTuple):
+    """Seconds on a CPU, and ready for one."""
+
+    on_cpu: float
+    ready: float
+
+    def since(self, start: CpuTimes) -> CpuTimes:
+        return CpuTimes(max(0.0, self.on_cpu - start.on_cpu), max(0.0, self.ready - start.ready))
 
 
 class ThreadCpu:
@@ -30,23 +45,23 @@ class ThreadCpu:
             with contextlib.suppress(AttributeError, OSError):  # no clock: only it reads its time
                 self._clock = time.pthread_getcpuclockid(self._ident)
 
-    def wanted(self) -> float | None:
-        """Seconds the thread has been on a CPU or ready for one; None once it is gone, or
-        when another thread asks and the platform gives threads no clock of their own."""
+    def times(self) -> CpuTimes | None:
+        """The thread's times so far; None once it is gone, or when another thread asks and the
+        platform gives threads no clock of their own."""
         if self._schedstat is not None:
             return self._read_schedstat()
         if self._clock is None:
-            return time.thread_time() if threading.get_ident() == self._ident else None
+            return CpuTimes(time.thread_time(), 0.0) if threading.get_ident() == self._ident else None
         try:
-            return time.clock_gettime(self._clock)
+            return CpuTimes(time.clock_gettime(self._clock), 0.0)
         except OSError:
             return None
 
-    def _read_schedstat(self) -> float | None:
+    def _read_schedstat(self) -> CpuTimes | None:
         if self._schedstat is None:
             return None
         try:
-            on_cpu, runnable = self._schedstat.read_bytes().split()[:2]
-            return (int(on_cpu) + int(runnable)) / 1e9
+            on_cpu, ready = self._schedstat.read_bytes().split()[:2]
+            return CpuTimes(int(on_cpu) / 1e9, int(ready) / 1e9)
         except (OSError, ValueError):
             return None

@@ -6,14 +6,16 @@ switching (2 workers x 4 threads ran CPU-bound rows at 0.87x of 1 thread each). 
 starts with one active thread, and the tuner:
 
 1. reads, over the first unit of each worker and at least ``MIN_WINDOW`` of their time, the
-   share of their threads' time spent on the CPU or ready for it (a busy machine's other work
-   is no wait that threads overlap: ``cpuclock``), leaving out the waits for a write turn
+   share of their threads' time spent on the CPU, leaving out the waits for a write turn
    (SQLite's single writer: no thread could use those), and their pace: one thread per
    worker does ``workers`` x rows / seconds. No wall clock: a unit of slow rows takes seconds,
    and waiting for a second round of them would keep the job on one thread that much longer
    (the runner's first units are small for this: ``units.PROBE_ROWS``). Rows that kept the
-   CPU ``BUSY`` settle it at once: a start only adds waits (connecting), never CPU;
-2. if that share leaves room, tries as many threads as would fill it (30% on the CPU: 3);
+   CPU ``BUSY`` settle it at once: a start only adds waits (connecting), never CPU. Whether
+   rows keep the CPU busy counts the time they were ready for it while the cores ran other
+   work (another job, the web server: ``cpuclock``), which no added thread would overlap;
+2. if that leaves room, tries as many threads as the share on the CPU alone would fill
+   (30% on it: 3);
 3. keeps them only if the rows per second, on the wall clock from the trial's first unit back
    (the units begun before it are at the old pace), rose by at least ``GAIN``; otherwise goes
    back to 1;
@@ -77,9 +79,16 @@ class _Window:
         return self.total.processed / max(self.elapsed(now), 1e-9)
 
     def cpu_share(self) -> float:
-        """The share of the threads' time on the CPU or ready for it, write-turn waits left out."""
+        """The share of the threads' time on the CPU, write-turn waits left out."""
+        return self._share(self.total.cpu)
+
+    def busy_share(self) -> float:
+        """The share on the CPU or ready for it: what no added thread would overlap."""
+        return self._share(self.total.cpu + self.total.ready)
+
+    def _share(self, seconds: float) -> float:
         working = self.total.seconds - self.total.waited
-        return min(1.0, self.total.cpu / working) if working > 0 else 1.0
+        return min(1.0, seconds / working) if working > 0 else 1.0
 
 
 @dataclass
@@ -106,7 +115,7 @@ class ThreadTuner:
             window.add(result)
             if window.results < self.workers:
                 return None
-            if window.total.seconds < MIN_WINDOW and window.cpu_share() < BUSY:
+            if window.total.seconds < MIN_WINDOW and window.busy_share() < BUSY:
                 return None
             return self._after_single(window)
         if window.started is None:  # its rows began before the trial did
@@ -149,13 +158,13 @@ class ThreadTuner:
         self._window = _Window()
 
     def _after_single(self, window: _Window) -> Step:
-        share = window.cpu_share()
-        guess = self._filling(share)
-        if guess <= 1:
-            busy = f"the rows kept their thread on the CPU {share:.0%} of the time"
+        share, busy = window.cpu_share(), window.busy_share()
+        if self._filling(busy) <= 1:
+            reason = f"the rows kept their thread on the CPU {busy:.0%} of the time"
             if self.asked:
-                busy += f": {self.most} threads would only take turns at it"
-            return self._settle(1, busy)
+                reason += f": {self.most} threads would only take turns at it"
+            return self._settle(1, reason)
+        guess = self._filling(share)  # more than 1: share <= busy
         if self.asked:
             return self._settle(self.most, f"as asked: the rows waited {1 - share:.0%} of the time")
         pace = self.workers * window.total.processed / window.total.seconds

@@ -39,7 +39,7 @@ from django.utils.module_loading import import_string
 from bulkadmin import conf, crypto, history, vendors
 from bulkadmin import undo as undo_values
 from bulkadmin.bookkeeping import add_progress, read_chunk, write_chunk
-from bulkadmin.cpuclock import ThreadCpu
+from bulkadmin.cpuclock import CpuTimes, ThreadCpu
 from bulkadmin.importers.base import Cleaned, Errors, Importer, RowInvalid
 from bulkadmin.jobs import importer_for
 from bulkadmin.models import ChunkStatus, ImportChunk, ImportJob, ImportRow
@@ -65,12 +65,13 @@ class ChunkResult:
     processed: int = 0
     succeeded: int = 0
     failed: int = 0
-    #: The worker thread's time on these rows: in all, on a CPU or ready for one (``cpuclock``),
-    #: and waiting for a write turn.
+    #: The worker thread's time on these rows: in all, on a CPU, ready for one while the cores
+    #: ran something else (``cpuclock``), and waiting for a write turn.
     #: The runner's thread tuning reads them (``tuning.ThreadTuner``).
     seconds: float = 0.0
     cpu: float = 0.0
     waited: float = 0.0
+    ready: float = 0.0
 
     def __add__(self, other: ChunkResult) -> ChunkResult:
         return ChunkResult(
@@ -80,6 +81,7 @@ class ChunkResult:
             self.seconds + other.seconds,
             self.cpu + other.cpu,
             self.waited + other.waited,
+            self.ready + other.ready,
         )
 
 
@@ -150,7 +152,7 @@ class ThreadGang:
         self.size = size
         self._gate = Gate(size if active is None else max(1, min(active, size)))
         #: Each running call's start: wall clock, and its thread's CPU clock and time.
-        self._running: dict[int, tuple[float, ThreadCpu, float]] = {}
+        self._running: dict[int, tuple[float, ThreadCpu, CpuTimes]] = {}
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._loop, args=(i,), name=f"bulkadmin-{i}", daemon=True)
@@ -169,8 +171,8 @@ class ThreadGang:
                     break
                 fn, future = task
                 if future.set_running_or_notify_cancel():
-                    if (cpu := clock.wanted()) is not None:
-                        self._running[index] = (time.perf_counter(), clock, cpu)
+                    if (times := clock.times()) is not None:
+                        self._running[index] = (time.perf_counter(), clock, times)
                     try:
                         future.set_result(fn())
                     except BaseException as exc:
@@ -184,17 +186,18 @@ class ThreadGang:
         self._gate.set(max(1, min(active, self.size)))
 
     def longest_call(self) -> tuple[float, float] | None:
-        """The call running longest: its seconds so far, and the CPU its thread wanted in them
-        (``cpuclock``); None where threads have no CPU clock of their own."""
+        """The call running longest: its seconds so far, and its thread's seconds on a CPU or
+        ready for one in them (``cpuclock``); None where threads have no CPU clock of their own."""
         now = time.perf_counter()
         calls = list(self._running.values())
         if not calls:
             return None
-        started, clock, cpu = min(calls, key=lambda call: call[0])
-        wanted = clock.wanted()
-        if wanted is None:  # its thread is gone: the gang is shutting down
+        started, clock, begun = min(calls, key=lambda call: call[0])
+        times = clock.times()
+        if times is None:  # its thread is gone: the gang is shutting down
             return None
-        return now - started, wanted - cpu
+        spent = times.since(begun)
+        return now - started, spent.on_cpu + spent.ready
 
     def runs_this_thread(self) -> bool:
         return threading.current_thread() in self._threads
@@ -277,17 +280,15 @@ class _Raced(Exception):
 
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
     clock = ThreadCpu()
-    started, cpu, waited = time.perf_counter(), clock.wanted() or 0.0, turn_waits()
+    started, begun, waited = time.perf_counter(), clock.times(), turn_waits()
     try:
         rows = pending_rows(unit)
         ready, failures = _prepare(job_id, importer, rows)
         result = _commit_all(importer, job_id, unit.chunk_id, ready, failures)
-        seconds = time.perf_counter() - started
+        seconds, ended = time.perf_counter() - started, clock.times()
+        spent = ended.since(begun) if ended and begun else CpuTimes(seconds, 0.0)  # unread: busy
         return replace(
-            result,
-            seconds=seconds,
-            cpu=max(0.0, (clock.wanted() or cpu + seconds) - cpu),  # unreadable: as if busy
-            waited=turn_waits() - waited,
+            result, seconds=seconds, cpu=spent.on_cpu, ready=spent.ready, waited=turn_waits() - waited
         )
     except DatabaseError as exc:
         if not is_database_fault(exc):
