@@ -58,24 +58,6 @@ def test_success_exits_0_with_a_progress_bar(users_csv):
     assert job.status == JobStatus.SUCCEEDED
 
 
-def test_the_command_ends_as_the_interpreter_would_without_its_teardown(users_csv, tmp_path):
-    """``JobCommand`` skips freeing everything at exit; multiprocessing's exit handlers still
-    run (its temp directory goes), and the output and exit code are whole."""
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    result = manage(
-        "bulkimport", str(users_csv(120)), "--workers", "2", "--no-progress", env={"TMPDIR": str(temp)}
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.rstrip().endswith("rows/s)."), result.stdout
-    assert list(temp.iterdir()) == []
-    refused = manage(
-        "bulkimport", str(users_csv(3, bad=1, prefix="other", name="bad.csv")), env={"TMPDIR": str(temp)}
-    )
-    assert refused.returncode == 2 and "nothing imported" in refused.stderr, refused.stderr
-    assert list(temp.iterdir()) == []
-
-
 def test_rows_failing_at_import_exit_1(write_file):
     path = write_file("u.csv", "username\nann\nboom1\nbob\nkaboom\n")
     result = manage("bulkimport", str(path), "--workers", "1", "--no-progress")
