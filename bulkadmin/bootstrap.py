@@ -28,9 +28,10 @@ def initialize_worker(job_id: int) -> None:
     django.setup()
     from bulkadmin import vendors, worker
 
-    worker.get_importer(job_id)
-    # After the importer's setup() and SETUP_HOOK, which may write outside write turns.
+    # Before this process opens the database (the importer's setup): others in the job's
+    # turns look for processes that are not theirs, and would pause for this one.
     _held.enter_context(vendors.runs_jobs())
+    worker.get_importer(job_id)
     freeze_what_lives_on()
 
 

@@ -118,16 +118,21 @@ def set_only_writer(only: bool) -> None:
 
 
 def get_importer(job_id: int) -> Importer:
-    """The job's importer for this process, set up on first use (once per process)."""
+    """The job's importer for this process, set up on first use (once per process).
+
+    Its ``setup()`` and ``SETUP_HOOK`` write, if they do, in a write turn: a process that runs
+    jobs (``vendors.runs_jobs``) writes only in turns, so no one pauses for it.
+    """
     with _importers_lock:
         importer = _importers.get(job_id)
         if importer is None:
             job = ImportJob.objects.select_related("created_by").get(pk=job_id)
             importer = importer_for(job)
-            importer.setup()
-            hook = conf.get("SETUP_HOOK")
-            if hook:
-                import_string(hook)(importer)
+            with vendors.writes_turn():
+                importer.setup()
+                hook = conf.get("SETUP_HOOK")
+                if hook:
+                    import_string(hook)(importer)
             _importers[job_id] = importer
         return importer
 

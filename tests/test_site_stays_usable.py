@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, connections
 
 from bulkadmin.engine import JobRunner
 from bulkadmin.models import ImportJob, JobStatus
-from bulkadmin.vendors.sqlite import _STAMPS, lock_path, others_connected, others_in, runners_path
+from bulkadmin.vendors import write_turn, writes_turn
+from bulkadmin.vendors.sqlite import _STAMPS, _file_id, lock_path, others_connected, others_in, runners_path
 from tests.conftest import spawn, wait_until
 from tests.test_engine import make_job
 from tests.test_faults import start_runner
+from tests.test_tuning import RESTAURANTS
+from tests.testapp.models import Tag
 
 User = get_user_model()
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,6 +169,76 @@ def test_a_pool_of_workers_makes_no_pause_when_nobody_else_has_the_database_open
         paused, looked = read_stamps(gate)
         assert looked > before[1], "the writers should have looked for other processes"
         assert paused == before[0], "no pause: only the job's processes had the database open"
+
+
+def test_a_worker_slow_to_set_up_makes_no_pause_for_the_others(write_file, knobs, tmp_path):
+    """A worker has the database open from its importer's setup on, so it counts as the job's
+    from before then: it used to count as another process while it set up. Its setup's writes
+    take a turn; its wait holds up no one."""
+    marker = tmp_path / "slow-setup"
+    marker.touch()
+    knobs(setup_wait_file=str(marker), setup_wait="2", setup_writes="1", row_wait="0.01")
+    body = "".join(f"R{n},Rome\n" for n in range(200))
+    job = make_job(write_file("r.csv", "name,city\n" + body), importer_path=RESTAURANTS)
+    gate = lock_path(connection) if connection.vendor == "sqlite" else None
+    before = read_stamps(gate)
+
+    finished = JobRunner(job.pk, workers=2, threads=1, chunk_size=5).run()
+
+    assert finished.status == JobStatus.SUCCEEDED
+    assert not marker.exists(), "one worker should have set up slowly"
+    assert Tag.objects.filter(name__startswith="setup-").count() == 2  # written in turns
+    if gate is not None:
+        paused, looked = read_stamps(gate)
+        assert looked > before[1], "the writers should have looked for other processes"
+        assert paused == before[0], "no pause: only the job's processes had the database open"
+
+
+def test_code_that_may_write_waits_for_a_turn_only_at_its_first_write():
+    """``writes_turn``, as an importer's ``setup()`` runs: what reads overlaps the job's turns;
+    its first write waits for one (where the database has a single writer)."""
+    holding, release, read, wrote = (threading.Event() for _ in range(4))
+
+    def hold_a_turn() -> None:
+        try:
+            with write_turn():
+                holding.set()
+                assert release.wait(60)
+        finally:
+            connections.close_all()
+
+    def set_up() -> None:
+        try:
+            with writes_turn():
+                Tag.objects.count()
+                read.set()
+                Tag.objects.create(name="written in setup")
+            wrote.set()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=hold_a_turn), threading.Thread(target=set_up)]
+    threads[0].start()
+    try:
+        wait_until(holding.is_set, 30, what="a turn held")
+        threads[1].start()
+        wait_until(read.is_set, 30, what="the read, while another thread holds the turn")
+        if connection.vendor == "sqlite":
+            gate = _file_id(lock_path(connection))
+            wait_until(lambda: waits_for(gate), 30, what="the write waiting for the turn")
+            assert not wrote.is_set()
+        else:  # row locks: no turns
+            wait_until(wrote.is_set, 30, what="the write")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(60)
+    assert wrote.is_set() and Tag.objects.filter(name="written in setup").exists()
+
+
+def waits_for(file: str) -> bool:
+    """Whether a lock request on the file is blocked (``->`` in ``/proc/locks``)."""
+    return any("->" in line and file in line.split() for line in Path("/proc/locks").read_text().splitlines())
 
 
 def read_stamps(gate: Path | None) -> tuple[float, float]:

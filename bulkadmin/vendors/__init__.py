@@ -73,6 +73,17 @@ def rows_turn(alias: str = "default") -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def writes_turn(alias: str = "default") -> Iterator[None]:
+    """``write_turn`` for code that may write, or not (an importer's ``setup()``): where the
+    database has one writer, the turn is taken at its first statement that may write, and held
+    to its end. Before it, reading or waiting (a client warmed over the network) holds up no one.
+    """
+    vendor, connection = for_alias(alias), connections[alias]
+    with vendor.turn_at_first_write(connection, partial(_turn, vendor, connection)):
+        yield
+
+
+@contextlib.contextmanager
 def _turn(vendor: Vendor, connection: BaseDatabaseWrapper) -> Iterator[None]:
     started = time.perf_counter()
     with vendor.write_turn(connection):
@@ -136,4 +147,5 @@ __all__ = [
     "turn_is_over",
     "turn_waits",
     "write_turn",
+    "writes_turn",
 ]

@@ -78,6 +78,11 @@ class Vendor:
             yield
 
     @contextlib.contextmanager
+    def turn_at_first_write(self, connection: BaseDatabaseWrapper, turn: Turn) -> Iterator[None]:
+        """``vendors.writes_turn``: here no turn is needed."""
+        yield
+
+    @contextlib.contextmanager
     def runs_jobs(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
         """Within it, this process runs jobs and writes only in write turns: where writers pause
         for other processes (SQLite), they need not pause for this one."""

@@ -279,6 +279,35 @@ class SQLite(Vendor):
             del connection._start_transaction_under_autocommit  # type: ignore[attr-defined]
 
     @contextlib.contextmanager
+    def turn_at_first_write(self, connection: BaseDatabaseWrapper, turn: Turn) -> Iterator[None]:
+        """Statements run outside turns until one may write (anything but a ``SELECT`` in
+        autocommit, ``atomic()``'s ``BEGIN`` included); from it to the end, the turn is held. So
+        code that reads, or waits, overlaps other writers' turns, and one that writes does not
+        contend with them for SQLite's lock."""
+        if database_path(connection) is None:
+            yield
+            return
+        taken = contextlib.ExitStack()
+        held = taking = False
+
+        def take_at_first_write(
+            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+        ) -> Any:
+            nonlocal held, taking
+            reads = not connection.in_atomic_block and sql.lstrip()[:6].upper() == "SELECT"
+            if not (held or taking or reads):
+                taking = True  # taking the turn reads through this connection too
+                try:
+                    taken.enter_context(turn())
+                    held = True
+                finally:
+                    taking = False
+            return execute(sql, params, many, context)
+
+        with taken, connection.execute_wrapper(take_at_first_write):
+            yield
+
+    @contextlib.contextmanager
     def runs_jobs(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
         database = database_path(connection)
         if database is None:

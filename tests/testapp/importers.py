@@ -9,6 +9,7 @@ from bulkadmin.importers import Column, Importer, ModelImporter, RowInvalid
 from bulkadmin.importers.fields import parse_text, split_list
 from bulkadmin.importers.resource import ResourceImporter
 from tests.testapp.models import Author, Book, Knob, Restaurant, SignalRecord, Tag
+from tests.testapp.receivers import consume
 
 #: How long a slow row waits for the others before it fails the test loudly.
 SLOW_ROW_DEADLINE = 20.0
@@ -49,6 +50,14 @@ class RestaurantImporter(Importer):
         # keeps the CPU busy, outside any transaction, for the thread tuning's tests.
         self.row_wait = float(Knob.get("row_wait") or 0)
         self.row_spin = float(Knob.get("row_spin") or 0)
+        # Knobs ``setup_wait_file`` and ``setup_wait``: the first process to find that file
+        # deletes it and takes that many seconds over its setup (one slow worker to start).
+        marker = Knob.get("setup_wait_file")
+        if marker and consume(marker):
+            time.sleep(float(Knob.get("setup_wait") or 0))
+        # Knob ``setup_writes``: each process's setup writes a tag (``setup-<pid>``).
+        if Knob.get("setup_writes"):
+            Tag.objects.create(name=f"setup-{os.getpid()}")
 
     def prepare_row(self, cleaned):
         time.sleep(self.row_wait)

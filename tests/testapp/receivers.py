@@ -28,7 +28,7 @@ def on_pre_save(sender, instance, raw=False, **kwargs):
         raise RuntimeError(f"receiver refused {instance.username}")
     if "die" in instance.username:
         marker = Knob.get("die_file")
-        if Knob.get("always_die") or (marker and _consume(marker)):
+        if Knob.get("always_die") or (marker and consume(marker)):
             os._exit(17)
     delay = float(Knob.get("row_delay") or 0)
     if delay:
@@ -57,7 +57,8 @@ def on_post_delete(sender, instance, **kwargs):
     SignalRecord.objects.create(username=name, signal="delete", pid=os.getpid())
 
 
-def _consume(path):
+def consume(path):
+    """Delete the file: whether this process was the one to do it."""
     try:
         os.unlink(path)
     except FileNotFoundError:
