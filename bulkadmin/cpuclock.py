@@ -33,12 +33,24 @@ class CpuTimes(NamedTuple):
         return CpuTimes(max(0.0, self.on_cpu - start.on_cpu), max(0.0, self.ready - start.ready))
 
 
+_yours = threading.local()
+
+
 class ThreadCpu:
     """Made in the thread it measures; read from any thread while that thread lives."""
 
+    @classmethod
+    def current(cls) -> ThreadCpu:
+        """This thread's, made once: each chunk a thread imports reads its times."""
+        native = threading.get_native_id()
+        clock: ThreadCpu | None = getattr(_yours, "clock", None)
+        if clock is None or clock._native != native:  # a forked child's copy of its parent's
+            clock = _yours.clock = cls()
+        return clock
+
     def __init__(self) -> None:
-        self._ident = threading.get_ident()
-        self._schedstat: Path | None = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+        self._ident, self._native = threading.get_ident(), threading.get_native_id()
+        self._schedstat: Path | None = Path(f"/proc/self/task/{self._native}/schedstat")
         self._clock: int | None = None
         if self._read_schedstat() is None:
             self._schedstat = None

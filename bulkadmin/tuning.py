@@ -164,9 +164,9 @@ class ThreadTuner:
             if self.asked:
                 reason += f": {self.most} threads would only take turns at it"
             return self._settle(1, reason)
-        guess = min(self.most, 2 * self._filling(share))  # more than 1: share <= busy
         if self.asked:
             return self._settle(self.most, f"as asked: the rows waited {1 - share:.0%} of the time")
+        guess = min(self.most, 2 * self._filling(share))  # more than 1: share <= busy
         pace = self.workers * window.total.processed / window.total.seconds
         self._single_rate, self._cpu_share = pace, share
         self._kept_rate = pace

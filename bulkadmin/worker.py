@@ -156,7 +156,7 @@ class ThreadGang:
     def __init__(self, size: int, active: int | None = None) -> None:
         self.size = size
         self._gate = Gate(size if active is None else max(1, min(active, size)))
-        #: Each running call's start: wall clock, and its thread's CPU clock and time.
+        #: Each running call's start: wall clock, and its thread's clock and CPU times then.
         self._running: dict[int, tuple[float, ThreadCpu, CpuTimes]] = {}
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._threads = [
@@ -167,7 +167,7 @@ class ThreadGang:
             thread.start()
 
     def _loop(self, index: int) -> None:
-        clock = ThreadCpu()
+        clock = ThreadCpu.current()
         try:
             while True:
                 self._gate.wait_turn(index)
@@ -284,7 +284,7 @@ class _Raced(Exception):
 
 
 def _import_unit(importer: Importer, job_id: int, unit: Unit) -> ChunkResult:
-    clock = ThreadCpu()
+    clock = ThreadCpu.current()
     started, begun, waited = time.perf_counter(), clock.times(), turn_waits()
     try:
         rows = pending_rows(unit)

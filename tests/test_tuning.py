@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -257,6 +259,26 @@ def test_a_threads_time_ready_for_a_busy_cpu_is_counted_apart_and_its_sleep_is_n
     assert spun > 0.4, "the other processes did not take their share of the cores"  # 0.3 s of CPU
     assert 0.29 <= spent.on_cpu <= 0.35
     assert 0.9 * spun <= spent.on_cpu + spent.ready <= spun + 0.05
+
+
+def test_each_thread_has_one_clock_and_a_forked_child_gets_its_own():
+    mine = ThreadCpu.current()
+    assert ThreadCpu.current() is mine
+    theirs: list[ThreadCpu] = []
+    other = threading.Thread(target=lambda: theirs.append(ThreadCpu.current()))
+    other.start()
+    other.join()
+    assert theirs[0] is not mine
+    # A forked child's thread has another id, where its parent's clock reads nothing. Forked
+    # from a process of one thread, as a pool's forkserver is: this one may have several.
+    forks = (
+        "import os; from bulkadmin.cpuclock import ThreadCpu; mine = ThreadCpu.current()\n"
+        "if (child := os.fork()) == 0:\n"
+        "    clock = ThreadCpu.current()\n"
+        "    os._exit(0 if clock is not mine and clock.times() is not None else 1)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))\n"
+    )
+    assert subprocess.run([sys.executable, "-c", forks], timeout=60).returncode == 0
 
 
 @pytest.mark.django_db(transaction=True)
