@@ -224,7 +224,9 @@ def test_code_that_may_write_waits_for_a_turn_only_at_its_first_write():
         threads[1].start()
         wait_until(read.is_set, 30, what="the read, while another thread holds the turn")
         if connection.vendor == "sqlite":
-            gate = _file_id(lock_path(connection))
+            path = lock_path(connection)
+            assert path is not None
+            gate = _file_id(path)
             wait_until(lambda: waits_for(gate), 30, what="the write waiting for the turn")
             assert not wrote.is_set()
         else:  # row locks: no turns
