@@ -69,8 +69,7 @@ def source_of(values: dict[str, str], columns: Collection[str]) -> Source | None
 
 def is_template_row(cells: list[str]) -> bool:
     """The template's help or example row, left in the file: not data."""
-    filled = [cell for cell in cells if cell.strip()]
-    return bool(filled) and (
-        all(cell.startswith(HELP_PREFIX) for cell in filled)
-        or all(cell.startswith(EXAMPLE_PREFIX) for cell in filled)
-    )
+    filled = (cell for cell in cells if cell.strip())
+    first = next(filled, None)  # most rows are data: their first cell settles it
+    prefix = next((p for p in (HELP_PREFIX, EXAMPLE_PREFIX) if first and first.startswith(p)), None)
+    return prefix is not None and all(cell.startswith(prefix) for cell in filled)

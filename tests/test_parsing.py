@@ -13,6 +13,7 @@ import pytest
 from django.test import override_settings
 
 from bulkadmin import conf, parsing
+from bulkadmin.fixit import is_template_row
 from bulkadmin.parsing import ParseError, detect_format, normalize_header, open_table
 
 COLUMNS = ["username", "email", "first_name", "last_name", "password", "is_active", "groups"]
@@ -491,3 +492,19 @@ def test_json_bom_numbers_and_limits(tmp_path, settings):
     path.write_text("[" + ",".join(["{}"] * (2 + parsing.BLANK_ROWS_ALLOWANCE + 1)) + "]")
     with pytest.raises(ParseError, match="blank rows count too"):
         read(path)
+
+
+@pytest.mark.parametrize(
+    ("cells", "template"),
+    [
+        (["(help) Required.", "", "(help) An e-mail address."], True),
+        (["e.g. ada", "e.g. ada@example.com", ""], True),
+        (["", "e.g. ada@example.com"], True),
+        (["ada", "e.g. ada@example.com"], False),  # data, whatever its later cells say
+        (["e.g. ada", "ada@example.com"], False),
+        (["(help) Required.", "e.g. ada@example.com"], False),
+        (["", " "], False),
+    ],
+)
+def test_the_templates_help_and_example_rows_are_told_from_data(cells, template):
+    assert is_template_row(cells) is template
