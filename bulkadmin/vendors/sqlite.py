@@ -213,6 +213,35 @@ def _write_stamps(handle: BinaryIO, paused: float, looked: float) -> None:
     handle.flush()
 
 
+def _before_first(
+    connection: BaseDatabaseWrapper,
+    wanted: Callable[[str], bool],
+    take: Callable[[], object],
+    each: Callable[[], None] | None = None,
+) -> contextlib.AbstractContextManager[None]:
+    """An ``execute_wrapper`` that calls ``take()`` before the first statement ``wanted``
+    accepts, until it once succeeds (and ``each()`` before every statement). Taking a turn
+    reads through the same connection: those statements pass straight through."""
+    done = taking = False
+
+    def wrapper(
+        execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+    ) -> Any:
+        nonlocal done, taking
+        if each is not None:
+            each()
+        if not (done or taking) and wanted(sql):
+            taking = True
+            try:
+                take()
+                done = True
+            finally:
+                taking = False
+        return execute(sql, params, many, context)
+
+    return connection.execute_wrapper(wrapper)
+
+
 class SQLite(Vendor):
     name = "sqlite"
     chunk_size = 500
@@ -249,31 +278,22 @@ class SQLite(Vendor):
                 yield
             return
         taken = contextlib.ExitStack()
-        begun = taking = False
 
-        def begin_at_first_statement(
-            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
-        ) -> Any:
-            nonlocal begun, taking
-            saw()  # before any wait for the turn: that wait is not the row's doing
-            if not (begun or taking) and connection.in_atomic_block:
-                taking = True  # taking the turn reads through this connection too
-                try:
-                    with contextlib.ExitStack() as held:
-                        held.enter_context(turn())
-                        with connection.wrap_database_errors:
-                            connection.connection.execute("BEGIN IMMEDIATE")
-                        taken.push(held.pop_all())  # held until the transaction ends
-                    begun = True  # not if BEGIN failed: no statement runs outside it
-                finally:
-                    taking = False
-            return execute(sql, params, many, context)
+        def begin() -> None:
+            with contextlib.ExitStack() as held:
+                held.enter_context(turn())
+                with connection.wrap_database_errors:
+                    connection.connection.execute("BEGIN IMMEDIATE")
+                taken.push(held.pop_all())  # held until the transaction ends
 
+        # If BEGIN fails, the next statement tries again: none runs outside the transaction.
+        # ``saw`` comes before any wait for the turn: that wait is not the row's doing.
+        first_statement = _before_first(connection, lambda sql: connection.in_atomic_block, begin, each=saw)
         connection.ensure_connection()
         # Django's SQLite backend begins atomic()'s transaction here; the wrapper does instead.
         connection._start_transaction_under_autocommit = lambda: None  # type: ignore[attr-defined]
         try:
-            with taken, connection.execute_wrapper(begin_at_first_statement):
+            with taken, first_statement:
                 yield
         finally:
             del connection._start_transaction_under_autocommit  # type: ignore[attr-defined]
@@ -288,23 +308,11 @@ class SQLite(Vendor):
             yield
             return
         taken = contextlib.ExitStack()
-        held = taking = False
 
-        def take_at_first_write(
-            execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
-        ) -> Any:
-            nonlocal held, taking
-            reads = not connection.in_atomic_block and sql.lstrip()[:6].upper() == "SELECT"
-            if not (held or taking or reads):
-                taking = True  # taking the turn reads through this connection too
-                try:
-                    taken.enter_context(turn())
-                    held = True
-                finally:
-                    taking = False
-            return execute(sql, params, many, context)
+        def may_write(sql: str) -> bool:
+            return connection.in_atomic_block or sql.lstrip()[:6].upper() != "SELECT"
 
-        with taken, connection.execute_wrapper(take_at_first_write):
+        with taken, _before_first(connection, may_write, lambda: taken.enter_context(turn())):
             yield
 
     @contextlib.contextmanager
