@@ -118,23 +118,25 @@ def set_only_writer(only: bool) -> None:
 
 
 def get_importer(job_id: int) -> Importer:
-    """The job's importer for this process, set up on first use (once per process).
-
-    Its ``setup()`` and ``SETUP_HOOK`` write, if they do, in a write turn: a process that runs
-    jobs (``vendors.runs_jobs``) writes only in turns, so no one pauses for it.
-    """
+    """The job's importer for this process, set up on first use (once per process)."""
     with _importers_lock:
         importer = _importers.get(job_id)
         if importer is None:
             job = ImportJob.objects.select_related("created_by").get(pk=job_id)
             importer = importer_for(job)
-            with vendors.writes_turn():
-                importer.setup()
-                hook = conf.get("SETUP_HOOK")
-                if hook:
-                    import_string(hook)(importer)
+            _set_up(importer, conf.get("SETUP_HOOK"))
             _importers[job_id] = importer
         return importer
+
+
+def _set_up(importer: Importer, hook: str | None = None) -> None:
+    """The importer's ``setup()`` (and the hook), on a worker's start or after a rollback. What
+    they write, if anything, is written in a write turn: a process that runs jobs
+    (``vendors.runs_jobs``) writes only in turns, so no one pauses for it."""
+    with vendors.writes_turn():
+        importer.setup()
+        if hook:
+            import_string(hook)(importer)
 
 
 def forget_job(job_id: int) -> None:
@@ -374,7 +376,7 @@ def _commit_all(
         try:
             result += _commit(importer, job_id, chunk_id, ok, failed, rest)
         except _RowFailed as failure:
-            importer.setup()  # caches filled in the rolled-back transaction may name lost rows
+            _set_up(importer)  # caches filled in the rolled-back transaction may name lost rows
             index = failure.index
             if index > 0:  # commit the rows before the failing one, then go on from it
                 batches.appendleft((ok[index:], []))
@@ -404,7 +406,7 @@ def _commit_all(
                     type(cause).__name__,
                 )
                 continue
-            importer.setup()
+            _set_up(importer)
             tried = ok[: len(ok) - len(rest)]  # the rest never ran: one batch again, after
             if rest:
                 batches.appendleft((rest, []))
@@ -452,7 +454,7 @@ def _commit(
     try:
         return write(deferred=True)
     except _Raced:  # rolled back: again, the chunk's record read first
-        importer.setup()  # caches filled in the rolled-back transaction may name lost rows
+        _set_up(importer)  # caches filled in the rolled-back transaction may name lost rows
         rest.clear()
         return write(deferred=False)
 

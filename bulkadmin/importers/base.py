@@ -275,8 +275,8 @@ class Importer:
         Called again after a chunk's transaction rolls back (a row failed), so that a cache
         never names an object created in the transaction that was undone. Read here; a write
         belongs in ``before_job``, or in a ``vendors.write_turn()``: on SQLite the job's other
-        processes make way only for writers outside the job. (The first call, and
-        ``SETUP_HOOK``, run in ``vendors.writes_turn()``, so a write there waits for a turn.)
+        processes make way only for writers outside the job. (The engine calls it, and
+        ``SETUP_HOOK``, in ``vendors.writes_turn()``, so a write there waits for a turn.)
         """
 
     def prepare_row(self, cleaned: Cleaned) -> Cleaned:

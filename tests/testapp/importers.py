@@ -57,7 +57,7 @@ class RestaurantImporter(Importer):
             time.sleep(float(Knob.get("setup_wait") or 0))
         # Knob ``setup_writes``: each process's setup writes a tag (``setup-<pid>``).
         if Knob.get("setup_writes"):
-            Tag.objects.create(name=f"setup-{os.getpid()}")
+            Tag.objects.get_or_create(name=f"setup-{os.getpid()}")  # setup() runs again after a rollback
 
     def prepare_row(self, cleaned):
         time.sleep(self.row_wait)
