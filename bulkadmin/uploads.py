@@ -128,9 +128,13 @@ def _refuse_when_full(owner: Any) -> None:
 
 def _create(path: Path) -> SealedWriter:
     """Open a new owner-only sealed file in its owner's owner-only directory, made if need be
-    (again, if a clean-up removed it, empty, in between)."""
+    (again, if ``cleanup_stale`` removed it, empty and idle, in between: once made, it is not
+    idle, so one more try is enough)."""
     for _attempt in range(3):
-        path.parent.mkdir(exist_ok=True, mode=0o700)
+        # Not ``Path.mkdir(exist_ok=True)``: if the directory goes between its mkdir and its
+        # check that one is there, that raises "File exists".
+        with contextlib.suppress(FileExistsError):
+            path.parent.mkdir(mode=0o700)
         try:
             return sealed_files.create(path)
         except FileNotFoundError:
@@ -168,10 +172,13 @@ def confirmed_path(upload_id: str) -> Path:
     return path / _issued(upload_id)
 
 
-def _remove_if_empty(directory: Path) -> None:
-    """Tidy a user's directory away once their last upload is gone (``_create`` makes it again)."""
+def _remove_if_idle(directory: Path, cutoff: float) -> None:
+    """Tidy away a user's directory that has been empty since before ``cutoff``. Never one that
+    was just emptied: another upload of theirs may be making it again at that moment (``_create``
+    makes it again should a clean-up win that race)."""
     with contextlib.suppress(OSError):  # not empty, or gone already
-        directory.rmdir()
+        if directory.stat().st_mtime < cutoff:
+            directory.rmdir()
 
 
 def take(upload_id: str, owner: Any) -> Path:
@@ -182,7 +189,6 @@ def take(upload_id: str, owner: Any) -> Path:
         source.replace(target)
     except FileNotFoundError as exc:
         raise UploadExpired("The uploaded file is gone.") from exc
-    _remove_if_empty(source.parent)
     return target
 
 
@@ -199,7 +205,6 @@ def discard(upload_id: str, owner: Any) -> bool:
         path.unlink()
     except (UploadExpired, FileNotFoundError):
         return False
-    _remove_if_empty(path.parent)
     return True
 
 
@@ -212,7 +217,6 @@ def discard_all(owner: Any) -> int:
             with contextlib.suppress(FileNotFoundError):  # confirmed or cancelled meanwhile
                 path.unlink()
                 removed += 1
-    _remove_if_empty(directory)
     return removed
 
 
@@ -228,16 +232,17 @@ def abandoned(now: float | None = None, *, root: Path | None = None) -> Iterator
 
 
 def cleanup_stale(now: float | None = None) -> int:
-    """Delete uploads nobody confirmed, then the users' directories left empty; cheap enough to
-    run on every upload."""
+    """Delete uploads nobody confirmed, and the users' directories empty for as long; cheap
+    enough to run on every upload."""
     removed = 0
     for path in list(abandoned(now)):
         with contextlib.suppress(FileNotFoundError):  # a concurrent request removed it
             path.unlink()
             removed += 1
+    cutoff = _cutoff(now)
     for path in _listing(uploads_dir()):
         if _OWNER_NAME.fullmatch(path.name):
-            _remove_if_empty(path)
+            _remove_if_idle(path, cutoff)
     return removed
 
 

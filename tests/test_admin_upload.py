@@ -175,7 +175,7 @@ def test_a_file_error_is_a_form_error_with_no_confirm(staff_client, content, nam
     html = response.content.decode()
     assert "errornote" in html
     assert "confirm_form" not in html
-    assert not list(uploads.uploads_dir().iterdir())  # nothing kept
+    assert not [path for path in uploads.uploads_dir().rglob("*") if path.is_file()]  # nothing kept
 
 
 def test_superuser_may_upload_staff_rows(super_client):

@@ -4,6 +4,7 @@ more than the cap is refused before anything is stored; a confirm or a cancel fr
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -108,7 +109,7 @@ def test_confirming_or_cancelling_a_report_frees_a_slot(
     cancelled = staff_client.post(url("discard"), {"token": token_of(report), "_cancel": "Cancel"})
     assert cancelled.status_code == 302
     assert cancelled["Location"].startswith(url("add") + "?") and "workers=2" in cancelled["Location"]
-    assert files_of(importer_user) == [] and not uploads.owner_dir(importer_user.pk).exists()
+    assert files_of(importer_user) == []
     follow = staff_client.get(cancelled["Location"])
     assert any(
         "The upload “users.csv” is deleted; nothing was imported." in str(m)
@@ -170,3 +171,26 @@ def test_an_upload_id_never_leaves_its_owners_directory(importer_user, settings)
 
     settings.SECRET_KEY = "another-secret-key-0123456789abcdef-0123456789abcdef"
     assert uploads.owner_dir(importer_user.pk) != directory  # keyed: a pk alone does not name it
+
+
+def test_one_users_uploads_and_cancels_at_once_never_trip_over_their_directory(importer_user):
+    """Each cancel removes the user's directory once it is empty, while another upload of theirs
+    may be making it: an upload must then make it again, never fail with "File exists"."""
+    rounds, errors = 400, []
+
+    def upload_and_cancel() -> None:
+        try:
+            for _round in range(rounds):
+                upload_id = uploads.save_chunks([b"username\nada\n"], owner=importer_user.pk)
+                assert uploads.discard(upload_id, importer_user.pk)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=upload_and_cancel) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not any(worker.is_alive() for worker in workers)
+    assert not errors, errors
+    assert files_of(importer_user) == []
