@@ -17,6 +17,7 @@ from typing import IO
 from bulkadmin import conf, fixit
 from bulkadmin.fixit import escape_formula
 from bulkadmin.importers.base import Importer
+from bulkadmin.keyset import in_batches
 from bulkadmin.models import ImportJob, error_text
 from bulkadmin.parsing import ColumnMap, RawRow
 from bulkadmin.validation import validate_file
@@ -34,9 +35,9 @@ def failed_rows_table(job: ImportJob, importer: Importer) -> Iterator[list[str]]
     secret = importer.secret_columns()
     columns = [c for c in importer.column_names() if c not in secret]
     own = fixit.bookkeeping(importer.column_names())
-    rows = job.rows.open().order_by("number")  # a row in a rerun already is not offered again
+    rows = job.rows.open()  # a row in a rerun already is not offered again
     present: set[str] = set()
-    for values in rows.values_list("values", flat=True).iterator(chunk_size=EXPORT_BATCH):
+    for _number, values in in_batches(rows.values_list("number", "values"), "number", EXPORT_BATCH):
         present.update(values)
     headers = [c for c in columns if c in present]
     numbered, errors_column, job_column = (name in own for name in fixit.COLUMNS)
@@ -48,7 +49,7 @@ def failed_rows_table(job: ImportJob, importer: Importer) -> Iterator[list[str]]
     )
     # Plain tuples: model instances here cost a query per row (deferred fields reloaded).
     rows_values = rows.values_list("number", "values", "errors")
-    for number, values, errors in rows_values.iterator(chunk_size=EXPORT_BATCH):
+    for number, values, errors in in_batches(rows_values, "number", EXPORT_BATCH):
         yield (
             [str(number)] * numbered
             + [escape_formula(values.get(c, "")) for c in headers]

@@ -20,6 +20,7 @@ from django.db.models import F
 from bulkadmin import columns, conf, crypto, fixit, uploads
 from bulkadmin.importers.base import ImportContext, Importer
 from bulkadmin.importers.registry import get_importer_class
+from bulkadmin.keyset import in_batches
 from bulkadmin.models import ImportChunk, ImportJob, ImportRow, JobKind, JobStatus, StartedVia
 from bulkadmin.parsing import ColumnMap, RawRow
 from bulkadmin.validation import Report, validate_file
@@ -447,8 +448,8 @@ TAKE_BATCH = 2000
 def _taken_rows(rerun: ImportJob) -> Iterator[RawRow]:
     # Plain tuples: model instances from a related manager's iterator() with only() reload
     # their job_id, one query per row.
-    rows = ImportRow.objects.filter(rerun=rerun).order_by("number").values_list("number", "values", "secret")
-    for number, values, secret in rows.iterator(chunk_size=ROWS_PER_TRANSACTION):
+    rows = ImportRow.objects.filter(rerun=rerun).values_list("number", "values", "secret")
+    for number, values, secret in in_batches(rows, "number", ROWS_PER_TRANSACTION):
         yield RawRow(number, {**values, **crypto.unseal_for_import(secret)}, {})
 
 

@@ -22,6 +22,7 @@ from bulkadmin.importers.base import Importer
 from bulkadmin.importers.registry import get_importer_class
 from bulkadmin.importers.revert import DELETE, RESTORE
 from bulkadmin.jobs import batched, fill_job
+from bulkadmin.keyset import in_batches
 from bulkadmin.models import ImportChunk, ImportJob, JobKind, JobStatus, StartedVia, Statuses
 from bulkadmin.parsing import RawRow
 from bulkadmin.vendors import write_turn
@@ -86,8 +87,8 @@ class RevertPlan:
 def _rows(job: ImportJob) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """``(row number, object pk, undo record)`` of each row that left an object, chunk by chunk;
     the record is ``{}`` when the row's importer did not say what it did."""
-    chunks = ImportChunk.objects.filter(job=job).order_by("number").values_list("object_pks", "undo")
-    for object_pks, undo in chunks.iterator(chunk_size=50):
+    chunks = ImportChunk.objects.filter(job=job).values_list("number", "object_pks", "undo")
+    for _chunk, object_pks, undo in in_batches(chunks, "number", 50):
         for number, pk in sorted(object_pks.items(), key=lambda item: int(item[0])):
             if pk:  # (an importer's row that deleted its object leaves none)
                 yield int(number), pk, undo.get(number) or {}

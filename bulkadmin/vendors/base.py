@@ -37,6 +37,10 @@ class Vendor:
     #: The longest, in seconds, one of bulkadmin's writing transactions should keep others from
     #: writing: a chunk whose rows take longer commits in several. None: rows lock rows only.
     longest_turn: float | None = None
+    #: Whether ``QuerySet.iterator()`` reads a result as it goes (a server-side cursor, SQLite
+    #: stepping through it). Where the driver fetches all of it first (mysqlclient), a large
+    #: result is read by key instead (``keyset.in_batches``), as it is for a vendor not known.
+    streams_results = False
 
     def lock(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Lock the rows a query selects (not the rows it joins), until the transaction ends."""

@@ -16,6 +16,7 @@ READ_ONLY = "25006"
 
 class PostgreSQL(Vendor):
     name = "postgresql"
+    streams_results = True
 
     def lock(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         # of=self: a join (an ordering by a relation, say) must never lock the job's row,

@@ -245,6 +245,7 @@ def _before_first(
 class SQLite(Vendor):
     name = "sqlite"
     chunk_size = 500
+    streams_results = True
     longest_turn = LONGEST_TURN
     alone_after = ALONE_AFTER
 
