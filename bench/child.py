@@ -28,6 +28,10 @@ def main() -> None:
         from bench.extras import run_confirm
 
         result = run_confirm(Path(spec["csv"]))
+    elif spec["mode"] == "export":
+        from bench.extras import run_export
+
+        result = run_export(int(spec["rows"]))
     elif spec["mode"] == "validation":
         from bench.extras import run_validation
 

@@ -1,9 +1,11 @@
-"""The two measurements beside the table: memory of a large job, and validation speed."""
+"""The measurements beside the table: memory of a large job, validation speed, the admin's
+confirm, and the failed-row downloads."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,61 @@ def run_confirm(path: Path) -> dict[str, Any]:
         "rows": job.total,
         "longest_outside_wait": max(waits, default=0.0),
     }
+
+
+def run_export(rows: int) -> dict[str, Any]:
+    """A finished job whose ``rows`` rows all failed, then its failed-row downloads as a
+    superuser's browser asks for them (the admin's view through the test client), CSV and then
+    XLSX, each read to its last byte. Each is its own phase, for its peak memory."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from bench.contenders import reset_database
+    from bulkadmin.importers.users import UserImporter
+    from bulkadmin.models import ImportJob, ImportRow, JobStatus
+    from mysite.sampledata import user_rows
+
+    reset_database()
+    staff = get_user_model().objects.create_superuser("export-staff")
+    job = ImportJob.objects.create(
+        importer=UserImporter.dotted_path(),
+        source_name=f"export-{rows}.csv",
+        status=JobStatus.SUCCEEDED,
+        created_by=staff,
+        total=rows,
+        processed=rows,
+        failed=rows,
+        finished_at=timezone.now(),
+    )
+    errors = {"email": ["Enter a valid email address. Found “x”."]}
+    batch: list[ImportRow] = []
+    for number, values in enumerate(user_rows(rows, prefix="exp"), start=2):
+        values = {k: v for k, v in values.items() if k != "password"}
+        batch.append(ImportRow(job=job, number=number, values=values, errors=errors))
+        if len(batch) >= INSERT_BATCH:
+            ImportRow.objects.bulk_create(batch)
+            batch = []
+    ImportRow.objects.bulk_create(batch)
+    client = Client()
+    client.force_login(staff)
+    timings: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    for file_format in ("csv", "xlsx"):
+        phase(file_format)
+        started = time.perf_counter()
+        response = client.get(reverse("admin:bulkadmin_importjob_download", args=(job.pk, file_format)))
+        parts: Iterable[bytes] = getattr(response, "streaming_content")  # noqa: B009 - untyped
+        size = 0
+        for part in parts:  # read as a browser does, never held whole
+            size += len(part)
+        response.close()
+        timings[file_format] = time.perf_counter() - started
+        if response.status_code != 200 or size == 0:
+            raise RuntimeError(f"export {file_format}: status {response.status_code}, {size} bytes")
+        sizes[file_format] = size
+    return {"timings": timings, "bytes": sizes}
 
 
 def _users_importer() -> str:
