@@ -892,15 +892,9 @@ def run_validation(args: argparse.Namespace, db: Database) -> None:
     met = "MET" if median <= 3 * rows / 100_000 else "NOT MET"
     verdict = f"median {median:.2f}s for {rows:,} rows → {met} (≤ 3 s per 100,000 rows)"
     print(verdict)
-    name = args.name or f"latest-{db.kind}-validation"
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{name}.md").write_text(
-        f"# bulkadmin validation: {db.kind}\n\nCommand: `{command_line()}`\n\n"
-        f"{environment(db)}. bulkadmin.validation.validate_file with the users importer, "
-        f"runs: {', '.join(f'{t:.2f}s' for t in times)}.\n\n- Target: {verdict}\n",
-        encoding="utf-8",
-    )
-    print(f"Wrote {args.results_dir / f'{name}.md'}")
+    runs = ", ".join(f"{t:.2f}s" for t in times)
+    about = f"bulkadmin.validation.validate_file with the users importer, runs: {runs}."
+    write_results(args, db, "validation", about, [f"- Target: {verdict}"])
 
 
 def run_confirm(args: argparse.Namespace, db: Database) -> None:
@@ -918,17 +912,12 @@ def run_confirm(args: argparse.Namespace, db: Database) -> None:
         )
         print(line, flush=True)
         lines.append(f"- {line}")
-    name = args.name or f"latest-{db.kind}-confirm"
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{name}.md").write_text(
-        f"# bulkadmin confirm: {db.kind}\n\nCommand: `{command_line()}`\n\n"
-        f"{environment(db)}. bulkadmin.jobs.confirm_upload (what the admin's Import button "
-        "runs), then bulkadmin.jobs.prepare_job (what its runner runs first: the rows checked "
-        "again and saved in chunks), while another connection updates a user's last_login "
-        "every 20 ms.\n\n" + "\n".join(lines) + "\n",
-        encoding="utf-8",
+    about = (
+        "bulkadmin.jobs.confirm_upload (what the admin's Import button runs), then "
+        "bulkadmin.jobs.prepare_job (what its runner runs first: the rows checked again and saved "
+        "in chunks), while another connection updates a user's last_login every 20 ms."
     )
-    print(f"Wrote {args.results_dir / f'{name}.md'}")
+    write_results(args, db, "confirm", about, lines)
 
 
 def run_export(args: argparse.Namespace, db: Database) -> None:
@@ -945,14 +934,25 @@ def run_export(args: argparse.Namespace, db: Database) -> None:
             )
             print(line, flush=True)
             lines.append(f"- {line}")
-    name = args.name or f"latest-{db.kind}-export"
+    about = (
+        "A finished job whose rows all failed; its failed-row download (the admin's view, as a "
+        "superuser, through django.test.Client), read to its last byte: CSV streamed row by row, "
+        "then XLSX through a write-only workbook. Peak RSS is the measuring process's, during "
+        "that download."
+    )
+    write_results(args, db, "export", about, lines, title="failed-row downloads")
+
+
+def write_results(
+    args: argparse.Namespace, db: Database, kind: str, about: str, lines: list[str], title: str = ""
+) -> None:
+    """One measurement's results file (``latest-<database>-<kind>.md`` unless ``--name``): the
+    command, the machine, what was measured, then a line per figure."""
+    name = args.name or f"latest-{db.kind}-{kind}"
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{name}.md").write_text(
-        f"# bulkadmin failed-row downloads: {db.kind}\n\nCommand: `{command_line()}`\n\n"
-        f"{environment(db)}. A finished job whose rows all failed; its failed-row download "
-        "(the admin's view, as a superuser, through django.test.Client), read to its last byte: "
-        "CSV streamed row by row, then XLSX through a write-only workbook. Peak RSS is the "
-        "measuring process's, during that download.\n\n" + "\n".join(lines) + "\n",
+        f"# bulkadmin {title or kind}: {db.kind}\n\nCommand: `{command_line()}`\n\n"
+        f"{environment(db)}. {about}\n\n" + "\n".join(lines) + "\n",
         encoding="utf-8",
     )
     print(f"Wrote {args.results_dir / f'{name}.md'}")
