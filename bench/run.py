@@ -833,7 +833,7 @@ def run_table(args: argparse.Namespace, db: Database) -> None:
 
 def run_memory(args: argparse.Namespace, db: Database) -> None:
     started = time.monotonic()
-    lines = []
+    lines: list[str] = []
     peaks: dict[int, int] = {}
     workers = args.memory_workers or os.cpu_count() or 1
     for rows in args.memory_rows:
@@ -845,8 +845,7 @@ def run_memory(args: argparse.Namespace, db: Database) -> None:
             f"{m.phase_peaks['run'] / 2**20:,.0f} MiB (insert {m.timings['insert']:.1f}s, "
             f"peak {m.phase_peaks.get('setup', 0) / 2**20:,.0f} MiB)"
         )
-        print(line, flush=True)
-        lines.append(f"- {line}")
+        report(lines, line)
     small, large = min(peaks), max(peaks)
     if small != large:
         growth = peaks[large] / peaks[small]
@@ -900,7 +899,7 @@ def run_validation(args: argparse.Namespace, db: Database) -> None:
 def run_confirm(args: argparse.Namespace, db: Database) -> None:
     """The admin's confirm on big files, its runner's reading of the rows, and how long another
     writer waits meanwhile."""
-    lines = []
+    lines: list[str] = []
     for rows in args.confirm_rows:
         path = csv_for(rows)
         m = measure({"mode": "confirm", "csv": str(path)}, child_env(db.fresh(), "W0"))
@@ -910,8 +909,7 @@ def run_confirm(args: argparse.Namespace, db: Database) -> None:
             f"them in {m.timings['reading']:.1f}s, peak {m.phase_peaks['run'] / 2**20:,.0f} MiB; "
             f"another connection's longest write wait meanwhile {wait:.2f}s"
         )
-        print(line, flush=True)
-        lines.append(f"- {line}")
+        report(lines, line)
     about = (
         "bulkadmin.jobs.confirm_upload (what the admin's Import button runs), then "
         "bulkadmin.jobs.prepare_job (what its runner runs first: the rows checked again and saved "
@@ -923,7 +921,7 @@ def run_confirm(args: argparse.Namespace, db: Database) -> None:
 def run_export(args: argparse.Namespace, db: Database) -> None:
     """The failed-row downloads of jobs whose rows all failed: time and peak memory, CSV and
     XLSX, at each size (the issue's target: 100,000 rows as CSV in at most 3 s, memory flat)."""
-    lines = []
+    lines: list[str] = []
     for rows in args.export_rows:
         m = measure({"mode": "export", "rows": rows}, child_env(db.fresh(), "W0"))
         for file_format in ("csv", "xlsx"):
@@ -932,8 +930,7 @@ def run_export(args: argparse.Namespace, db: Database) -> None:
                 f"{int(m.extra['bytes'][file_format]) / 2**20:,.2f} MiB written, peak RSS "
                 f"{m.phase_peaks[file_format] / 2**20:,.0f} MiB"
             )
-            print(line, flush=True)
-            lines.append(f"- {line}")
+            report(lines, line)
     about = (
         "A finished job whose rows all failed; its failed-row download (the admin's view, as a "
         "superuser, through django.test.Client), read to its last byte: CSV streamed row by row, "
@@ -941,6 +938,12 @@ def run_export(args: argparse.Namespace, db: Database) -> None:
         "that download."
     )
     write_results(args, db, "export", about, lines, title="failed-row downloads")
+
+
+def report(lines: list[str], line: str) -> None:
+    """Show a figure as it is measured, and keep it for the results file."""
+    print(line, flush=True)
+    lines.append(f"- {line}")
 
 
 def write_results(

@@ -4,6 +4,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,27 @@ def wait_until(predicate: Any, timeout: float = 60, interval: float = 0.05, what
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def in_threads(target: Any, count: int, timeout: float = 60) -> list[BaseException]:
+    """Run ``target`` in ``count`` threads at once, all started before any is waited for;
+    fail loudly if one is still running at the deadline. Returns what they raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert not any(thread.is_alive() for thread in threads), f"threads still running after {timeout:g} s"
+    return errors
 
 
 def spawn(args: list[str], *, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen[Any]:

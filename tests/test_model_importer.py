@@ -16,6 +16,7 @@ from bulkadmin.importers import ImportContext
 from bulkadmin.jobs import create_job
 from bulkadmin.models import JobStatus
 from bulkadmin.validation import validate_file
+from tests.conftest import in_threads
 from tests.testapp.importers import BookImporter, RestaurantModelImporter
 from tests.testapp.models import Author, Book, Place, Restaurant, SignalRecord, Tag
 
@@ -160,16 +161,9 @@ def test_threads_sharing_a_fresh_importer_all_clean_their_first_rows():
 
             def clean(importer=importer, start=start) -> None:
                 start.wait(timeout=30)
-                try:
-                    importer.clean_row(row)
-                except BaseException as exc:
-                    failures.append(exc)
+                importer.clean_row(row)
 
-            threads = [threading.Thread(target=clean) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=30)
+            failures += in_threads(clean, 8, timeout=30)
     finally:
         sys.setswitchinterval(previous)
     assert failures == []
