@@ -447,8 +447,11 @@ TAKE_BATCH = 2000
 
 def _taken_rows(rerun: ImportJob) -> Iterator[RawRow]:
     # Plain tuples: model instances from a related manager's iterator() with only() reload
-    # their job_id, one query per row.
-    rows = ImportRow.objects.filter(rerun=rerun).values_list("number", "values", "secret")
+    # their job_id, one query per row. By the job they failed in too: its rows' numbers are
+    # unique, and indexed for reading them by key.
+    rows = ImportRow.objects.filter(job=rerun.parent_id, rerun=rerun).values_list(
+        "number", "values", "secret"
+    )
     for number, values, secret in in_batches(rows, "number", ROWS_PER_TRANSACTION):
         yield RawRow(number, {**values, **crypto.unseal_for_import(secret)}, {})
 
